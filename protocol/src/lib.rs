@@ -5,8 +5,29 @@
 //! the model checkers and the fuzzers all drive these same structs: there is no second copy of
 //! the protocol anywhere.
 //!
-//! - [`message`]: the arbiter <-> worker wire messages and their codec.
-#![forbid(unsafe_code)]
+//! | module | what |
+//! |---|---|
+//! | [`message`] | the arbiter <-> worker wire messages and their codec |
+//! | [`arbiter`] | the arbiter: worker table, signals, liveness, recycling, stop |
+//! | [`worker`] | the worker: ask, accept, serve, heartbeat, recycle, drain |
+//! | [`dispatch`] | which idle worker gets the next `ACCEPT:<socket>` |
+//! | [`signals`] | the async-signal-safe signal queue and its wakeup contract |
+//! | [`registry`] | registry-sequence coherence and the shared-memory store |
+//! | [`invariants`] | the invariants of ARCHITECTURE.md as checkers over the cores |
+//! | [`time`], [`rng`] | time as a number passed in; the seeded generator |
+//!
+//! Every core follows one shape: `handle*(now, input)`, then drain `poll_action()` until `None`,
+//! then `poll_timeout()`. Every state is `Clone + Eq + Hash + Debug`.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
+pub mod arbiter;
+pub mod dispatch;
+pub mod invariants;
 pub mod message;
+pub mod registry;
+pub mod rng;
+pub mod signals;
+mod sync;
+pub mod time;
+pub mod worker;

@@ -1,0 +1,964 @@
+//! The arbiter core: the worker table, signal handling, liveness, recycling, accept dispatch and
+//! stopping, as a sans-IO state machine.
+//!
+//! It is not the process that forks: it says *what* to do ([`Action`]) and is told what happened
+//! ([`Input`]). The runtime, the simulator, the models and the fuzzers all drive it the same way.
+//!
+//! # Driving it
+//!
+//! Methods come in four kinds, as in quinn-proto: getters ([`Arbiter::workers`], ...); `handle*`
+//! for what happened ([`Arbiter::handle`], [`Arbiter::handle_timeout`]); the constructor; and
+//! `poll*` for what to do ([`Arbiter::poll_action`], [`Arbiter::poll_timeout`]).
+//!
+//! **The drain rule.** After [`Arbiter::new`] and after every `handle*` call the caller MUST call
+//! [`Arbiter::poll_action`] until it returns `None`, carrying out each action in order, and then
+//! read [`Arbiter::poll_timeout`]: it MUST call [`Arbiter::handle_timeout`] no later than that
+//! instant (earlier is harmless). Times passed in MUST NOT go backwards; an earlier time is taken
+//! as the latest seen, so a clock that steps back can never make a worker look late (B05).
+//!
+//! # Semantics (gunicorn's, with its known bugs fixed; see docs/protocol.md)
+//!
+//! - TTIN: +1 worker; TTOU: -1, never below one; WINCH: stop all workers, keep the arbiter;
+//!   HUP: a new generation of `workers` (the configured count, as gunicorn) replaces the old, each
+//!   old worker asked to stop exactly once, and only as its replacements come up.
+//! - USR2: re-exec; at most one child arbiter at a time (B07). USR1: reopen logs. CHLD: reap.
+//! - TERM: graceful stop (TERM to workers, KILL what is left at `graceful_timeout`, B19); INT and
+//!   QUIT: fast stop (QUIT, then KILL at `graceful_timeout`).
+//! - A worker silent for `timeout` (by the arbiter's own receive time) gets ABRT, then KILL after
+//!   `kill_grace`. A worker exit code 3 (boot error) or 4 (app load error) halts the server; a
+//!   death by signal never does (B09). Workers that die before their first message are respawned
+//!   one at a time with exponential backoff.
+//! - A worker that sends a malformed frame or a frame illegal in its state is killed at once and
+//!   never trusted again.
+
+use crate::dispatch::Dispatcher;
+use crate::message::{ArbiterMsg, ByeReason, DecodeError, ListenerId, WorkerMsg};
+use crate::rng::Rng;
+use crate::signals::Sig;
+use crate::time::Instant;
+use core::fmt;
+use core::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
+
+/// The most workers the arbiter will run at once, whatever TTIN says.
+pub const MAX_WORKERS: u32 = 1024;
+/// Exit code of a worker that could not boot: halts the server.
+pub const WORKER_BOOT_ERROR: i32 = 3;
+/// Exit code of a worker that could not load the application: halts the server.
+pub const APP_LOAD_ERROR: i32 = 4;
+
+/// A worker, as the arbiter names it. Ids are never reused, so nothing about a dead worker can be
+/// mistaken for its successor (B20); the runtime maps ids to pids and pidfds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub u64);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "w{}", self.0)
+    }
+}
+
+/// How connections reach workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AcceptMode {
+    /// Every worker accepts on the shared listeners itself; the kernel balances.
+    Shared,
+    /// The arbiter watches the listeners and wakes one idle worker per connection (ticket #792).
+    Signaled,
+    /// Signaled while workers are idle; a worker that finishes a request first tries to accept
+    /// directly, so under load the signaling is bypassed.
+    Auto,
+}
+
+impl AcceptMode {
+    /// Does the arbiter dispatch connections in this mode?
+    pub fn dispatches(self) -> bool {
+        !matches!(self, AcceptMode::Shared)
+    }
+}
+
+/// The arbiter's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Workers to run (`--workers`).
+    pub workers: u32,
+    /// Silence after which a worker is killed (`--timeout`).
+    pub timeout: Duration,
+    /// How long a stopping worker may take before it is killed (`--graceful-timeout`).
+    pub graceful_timeout: Duration,
+    /// Time between the soft kill (ABRT) of a late worker and the hard kill (KILL).
+    pub kill_grace: Duration,
+    /// Requests a worker serves before it is recycled; 0 = never (`--max-requests`).
+    pub max_requests: u32,
+    /// Up to this many more, chosen per worker (`--max-requests-jitter`).
+    pub max_requests_jitter: u32,
+    /// How connections reach workers.
+    pub accept_mode: AcceptMode,
+    /// Number of listeners (`--bind` given this many times).
+    pub listeners: u16,
+    /// First respawn delay after a worker died before booting; doubles per failure.
+    pub spawn_backoff: Duration,
+    /// Upper bound of that delay.
+    pub spawn_backoff_max: Duration,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: 1,
+            timeout: Duration::from_secs(30),
+            graceful_timeout: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(1),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            accept_mode: AcceptMode::Signaled,
+            listeners: 1,
+            spawn_backoff: Duration::from_millis(100),
+            spawn_backoff_max: Duration::from_secs(10),
+            seed: 0,
+        }
+    }
+}
+
+/// A configuration the arbiter refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `workers` was 0 or above [`MAX_WORKERS`].
+    #[error("workers must be between 1 and {MAX_WORKERS}, got {0}")]
+    Workers(u32),
+    /// `timeout` was zero.
+    #[error("timeout must be greater than zero")]
+    Timeout,
+    /// No listener in a mode that dispatches connections.
+    #[error("accept mode {0:?} needs at least one listener")]
+    NoListener(AcceptMode),
+}
+
+impl Config {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            return Err(ConfigError::Workers(self.workers));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Timeout);
+        }
+        if self.listeners == 0 && self.accept_mode.dispatches() {
+            return Err(ConfigError::NoListener(self.accept_mode));
+        }
+        Ok(())
+    }
+}
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// It was terminated by this signal number.
+    Signaled(i32),
+}
+
+/// An exact command from the control socket (unlike signals, never coalesced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Add this many workers.
+    Incr(u32),
+    /// Remove this many workers (never below one).
+    Decr(u32),
+    /// As HUP.
+    Reload,
+    /// Stop; graceful as TERM, else as QUIT.
+    Stop {
+        /// TERM-like if true.
+        graceful: bool,
+    },
+    /// As USR2.
+    Upgrade,
+}
+
+/// Something that happened, for [`Arbiter::handle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// A signal taken from the signal queue.
+    Signal(Sig),
+    /// A control command.
+    Control(Command),
+    /// A frame decoded from a worker's pipe. The sender is the pipe, not a claim in the frame.
+    Message {
+        /// The worker whose pipe it came from.
+        from: WorkerId,
+        /// The message.
+        msg: WorkerMsg,
+    },
+    /// A worker's pipe carried a malformed frame.
+    Malformed {
+        /// The worker whose pipe it came from.
+        from: WorkerId,
+        /// What was wrong.
+        error: DecodeError,
+    },
+    /// A worker process was reaped.
+    Exited {
+        /// Which worker.
+        id: WorkerId,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The runtime could not start a worker it was told to spawn (fork failed).
+    SpawnFailed {
+        /// Which worker.
+        id: WorkerId,
+    },
+    /// A watched listener has connections waiting.
+    Ready {
+        /// Which listener.
+        socket: ListenerId,
+        /// How many are queued, if known (`TCP_INFO`), else 1.
+        queued: u32,
+    },
+    /// The re-executed child arbiter was reaped (or could not be started).
+    ReexecEnded,
+}
+
+/// Why the arbiter signals a worker; carried in [`Action::Kill`] for logs and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KillReason {
+    /// TTOU, WINCH, or replaced by a new generation.
+    Retire,
+    /// The server is stopping.
+    Stop,
+    /// Silent for longer than `timeout`.
+    Timeout,
+    /// It did not exit within its grace after being asked.
+    GraceExpired,
+    /// It sent a malformed or illegal frame.
+    Protocol,
+}
+
+/// A signal the arbiter sends to a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KillSignal {
+    /// Finish the current request, then exit.
+    Term,
+    /// Exit now.
+    Quit,
+    /// Abort (soft kill of a late worker; it may dump state).
+    Abrt,
+    /// SIGKILL.
+    Kill,
+}
+
+/// What to do, from [`Arbiter::poll_action`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Fork a worker.
+    Spawn {
+        /// Its id.
+        id: WorkerId,
+        /// Its generation (bumped by each reload).
+        generation: u32,
+        /// Its request budget, jitter included; 0 = unlimited.
+        max_requests: u32,
+    },
+    /// Write a frame to a worker's pipe.
+    Send {
+        /// The worker.
+        to: WorkerId,
+        /// The message.
+        msg: ArbiterMsg,
+    },
+    /// Signal a worker (through its pidfd: a recycled pid is never hit).
+    Kill {
+        /// The worker.
+        id: WorkerId,
+        /// The signal.
+        signal: KillSignal,
+        /// Why.
+        reason: KillReason,
+    },
+    /// Start reporting readiness of this listener.
+    Watch(ListenerId),
+    /// Stop reporting readiness of this listener.
+    Unwatch(ListenerId),
+    /// Reap: `waitpid(-1, WNOHANG)` until there is nothing left, reporting each worker.
+    Reap,
+    /// Fork and exec a new arbiter that inherits the listeners.
+    Reexec,
+    /// Reopen log files.
+    ReopenLogs,
+    /// Exit the arbiter process. The last action ever.
+    Exit {
+        /// The process exit code.
+        code: i32,
+        /// Whether unix sockets may be unlinked: false while a child arbiter uses them (B08).
+        unlink_sockets: bool,
+    },
+}
+
+/// Where a worker is in its life, as the arbiter sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Life {
+    /// Counted towards the target; may be given work.
+    Active,
+    /// Asked to stop (TERM/QUIT sent, or it said BYE); KILL at `kill_at`.
+    Stopping {
+        /// When it is killed if still there.
+        kill_at: Instant,
+    },
+    /// Soft-killed for silence (ABRT sent); KILL at `kill_at`.
+    Killing {
+        /// When it is killed if still there.
+        kill_at: Instant,
+    },
+    /// SIGKILL sent; waiting to reap it.
+    Killed,
+}
+
+/// Where a worker is in the accept protocol, as the arbiter sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Accepting {
+    /// Not asking for work (booting, serving, or shared mode).
+    Busy,
+    /// Sent `ACCEPT`, waiting to be dispatched.
+    Idle,
+    /// Sent `ACCEPT:<socket>`, waiting for `ACCEPTED` or `EMPTY`.
+    Dispatched(ListenerId),
+}
+
+/// One row of the worker table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkerEntry {
+    /// Its generation.
+    pub generation: u32,
+    /// When it was spawned.
+    pub spawned_at: Instant,
+    /// When the arbiter last received anything from it (or spawned it).
+    pub last_seen: Instant,
+    /// Whether it has sent anything yet (it booted).
+    pub booted: bool,
+    /// Its life state.
+    pub life: Life,
+    /// Its accept state.
+    pub accepting: Accepting,
+    /// Connections it reported accepting when dispatched.
+    pub requests: u64,
+    /// Its request budget (0 = unlimited).
+    pub max_requests: u32,
+    /// Whether a stop signal (TERM or QUIT) was sent to it; each at most once.
+    pub asked: Option<KillSignal>,
+}
+
+/// Counters, for status output and checkers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stats {
+    /// Workers spawned.
+    pub spawns: u64,
+    /// Workers reaped.
+    pub deaths: u64,
+    /// Workers soft-killed for silence.
+    pub timeouts: u64,
+    /// Workers that left after their budget (`BYE:recycle`).
+    pub recycles: u64,
+    /// `ACCEPT:<socket>` frames sent.
+    pub dispatches: u64,
+    /// Workers killed for malformed or illegal frames.
+    pub protocol_errors: u64,
+    /// Workers that died before booting, or could not be forked.
+    pub boot_failures: u64,
+}
+
+/// The arbiter's phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Serving.
+    Running,
+    /// Stopping: workers were asked to stop; whatever remains at `deadline` is killed.
+    Stopping {
+        /// TERM (true) or QUIT (false) sent.
+        graceful: bool,
+        /// When the rest is killed.
+        deadline: Instant,
+        /// The exit code once every worker is gone.
+        code: i32,
+    },
+    /// `Exit` was emitted.
+    Exited,
+}
+
+/// The arbiter core. See the module documentation for the drain rule.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Arbiter {
+    config: Config,
+    now: Instant,
+    phase: Phase,
+    target: u32,
+    generation: u32,
+    next_id: u64,
+    workers: BTreeMap<WorkerId, WorkerEntry>,
+    dispatcher: Dispatcher,
+    /// Consecutive workers that died before booting.
+    boot_failures: u32,
+    /// No spawn before this instant (backoff after boot failures).
+    spawn_not_before: Instant,
+    reexec_running: bool,
+    rng: Rng,
+    stats: Stats,
+    actions: VecDeque<Action>,
+}
+
+impl Arbiter {
+    /// A new arbiter at time `now`. Its first actions (watch the listeners, spawn the workers) are
+    /// waiting in [`Arbiter::poll_action`].
+    pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut a = Arbiter {
+            target: config.workers,
+            rng: Rng::new(config.seed),
+            dispatcher: Dispatcher::new(if config.accept_mode.dispatches() {
+                config.listeners
+            } else {
+                0
+            }),
+            config,
+            now,
+            phase: Phase::Running,
+            generation: 0,
+            next_id: 0,
+            workers: BTreeMap::new(),
+            boot_failures: 0,
+            spawn_not_before: now,
+            reexec_running: false,
+            stats: Stats::default(),
+            actions: VecDeque::new(),
+        };
+        a.settle();
+        Ok(a)
+    }
+
+    // ---- getters ----
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// The worker table.
+    pub fn workers(&self) -> &BTreeMap<WorkerId, WorkerEntry> {
+        &self.workers
+    }
+    /// The number of workers it aims to run.
+    pub fn target(&self) -> u32 {
+        self.target
+    }
+    /// The current generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+    /// The dispatcher (idle queue and listener books).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+    /// Whether a re-executed child arbiter is running.
+    pub fn reexec_running(&self) -> bool {
+        self.reexec_running
+    }
+    /// The latest time seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    /// Workers counted towards the target.
+    pub fn active(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.life == Life::Active)
+            .count()
+    }
+
+    // ---- polls ----
+
+    /// The next action to carry out, in order. Drain until `None` after every call that changes
+    /// state.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Arbiter::handle_timeout`] must be called next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Exited {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for w in self.workers.values() {
+            match w.life {
+                Life::Active => at(w.last_seen + self.config.timeout),
+                Life::Stopping { kill_at } | Life::Killing { kill_at } => at(kill_at),
+                Life::Killed => {}
+            }
+        }
+        if let Phase::Stopping { deadline, .. } = self.phase {
+            at(deadline);
+        }
+        if self.phase == Phase::Running && self.wants_spawn() && self.spawn_not_before > self.now {
+            at(self.spawn_not_before);
+        }
+        next
+    }
+
+    // ---- handlers ----
+
+    /// Handles one input at `now`.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.advance(now);
+        if self.phase == Phase::Exited {
+            return;
+        }
+        match input {
+            Input::Signal(sig) => self.on_signal(sig),
+            Input::Control(cmd) => self.on_command(cmd),
+            Input::Message { from, msg } => self.on_message(from, msg),
+            Input::Malformed { from, .. } => self.violation(from),
+            Input::Exited { id, status } => self.on_exit(id, Some(status)),
+            Input::SpawnFailed { id } => self.on_exit(id, None),
+            Input::Ready { socket, queued } => {
+                if self.phase == Phase::Running {
+                    self.dispatcher.ready(socket, queued);
+                }
+            }
+            Input::ReexecEnded => self.reexec_running = false,
+        }
+        self.settle();
+    }
+
+    /// Handles the passage of time: kills late workers, spawns after backoff, ends a stop.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        if self.phase == Phase::Exited {
+            return;
+        }
+        let now = self.now;
+        let (timeout, grace) = (self.config.timeout, self.config.kill_grace);
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            let Some(w) = self.workers.get(&id) else {
+                continue;
+            };
+            match w.life {
+                Life::Active if w.last_seen + timeout <= now => {
+                    self.stats.timeouts += 1;
+                    self.set_life(
+                        id,
+                        Life::Killing {
+                            kill_at: now + grace,
+                        },
+                    );
+                    self.kill(id, KillSignal::Abrt, KillReason::Timeout);
+                }
+                Life::Stopping { kill_at } | Life::Killing { kill_at } if kill_at <= now => {
+                    self.hard_kill(id, KillReason::GraceExpired);
+                }
+                _ => {}
+            }
+        }
+        if let Phase::Stopping { deadline, .. } = self.phase
+            && deadline <= now
+        {
+            let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+            for id in ids {
+                self.hard_kill(id, KillReason::GraceExpired);
+            }
+        }
+        self.settle();
+    }
+
+    fn advance(&mut self, now: Instant) {
+        // Time never goes backwards for the core.
+        self.now = self.now.max(now);
+    }
+
+    fn on_signal(&mut self, sig: Sig) {
+        match sig {
+            Sig::Chld => self.actions.push_back(Action::Reap),
+            Sig::Usr1 => self.actions.push_back(Action::ReopenLogs),
+            Sig::Ttin => self.on_command(Command::Incr(1)),
+            Sig::Ttou => self.on_command(Command::Decr(1)),
+            Sig::Hup => self.on_command(Command::Reload),
+            Sig::Usr2 => self.on_command(Command::Upgrade),
+            Sig::Term => self.on_command(Command::Stop { graceful: true }),
+            Sig::Int | Sig::Quit => self.on_command(Command::Stop { graceful: false }),
+            Sig::Winch => {
+                if self.phase == Phase::Running {
+                    self.target = 0;
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Stop { graceful } => return self.stop(graceful, 0),
+            _ if self.phase != Phase::Running => return,
+            Command::Incr(n) => self.target = self.target.saturating_add(n).min(MAX_WORKERS),
+            // Never below one by TTOU; a target of zero (after WINCH) stays zero.
+            Command::Decr(n) => self.target = self.target.saturating_sub(n).max(self.target.min(1)),
+            Command::Reload => {
+                self.generation += 1;
+                self.target = self.config.workers;
+            }
+            Command::Upgrade => {
+                if !self.reexec_running {
+                    self.reexec_running = true;
+                    self.actions.push_back(Action::Reexec);
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: WorkerId, msg: WorkerMsg) {
+        let now = self.now;
+        let dispatches = self.config.accept_mode.dispatches();
+        let running = self.phase == Phase::Running;
+        let Some(w) = self.workers.get_mut(&from) else {
+            return;
+        };
+        if w.life == Life::Killed {
+            return; // Nothing it says matters any more.
+        }
+        w.last_seen = now;
+        if !w.booted {
+            w.booted = true;
+            self.boot_failures = 0;
+        }
+        let active = w.life == Life::Active;
+        match (msg, w.accepting) {
+            (WorkerMsg::Alive { .. }, _) => {}
+            (WorkerMsg::Accept, Accepting::Busy) if dispatches => {
+                if active && running {
+                    w.accepting = Accepting::Idle;
+                    self.dispatcher.push_idle(from);
+                }
+            }
+            (WorkerMsg::Accepted { socket }, Accepting::Dispatched(s)) if socket == s => {
+                w.accepting = Accepting::Busy;
+                w.requests += 1;
+                self.dispatcher.answered(s);
+            }
+            (WorkerMsg::Empty { socket }, Accepting::Dispatched(s)) if socket == s => {
+                self.dispatcher.answered(s);
+                if active && running {
+                    w.accepting = Accepting::Idle;
+                    self.dispatcher.push_idle(from);
+                } else {
+                    w.accepting = Accepting::Busy;
+                }
+            }
+            (WorkerMsg::Bye { reason }, _) => {
+                if reason == ByeReason::Recycle {
+                    self.stats.recycles += 1;
+                }
+                if w.life == Life::Active {
+                    w.life = Life::Stopping {
+                        kill_at: now + self.config.graceful_timeout,
+                    };
+                }
+                self.release(from);
+            }
+            _ => self.violation(from),
+        }
+    }
+
+    fn on_exit(&mut self, id: WorkerId, status: Option<ExitStatus>) {
+        self.release(id);
+        let Some(w) = self.workers.remove(&id) else {
+            return;
+        };
+        if let Accepting::Dispatched(s) = w.accepting {
+            self.dispatcher.voided(s);
+        }
+        match status {
+            Some(_) => self.stats.deaths += 1,
+            None => self.stats.boot_failures += 1,
+        }
+        let halting = matches!(
+            status,
+            Some(ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR))
+        );
+        if halting && self.phase == Phase::Running {
+            let code = match status {
+                Some(ExitStatus::Code(c)) => c,
+                _ => unreachable!(),
+            };
+            return self.stop(false, code);
+        }
+        if !w.booted && w.life == Life::Active {
+            if status.is_some() {
+                self.stats.boot_failures += 1;
+            }
+            self.boot_failures = self.boot_failures.saturating_add(1);
+            let shift = (self.boot_failures - 1).min(16);
+            let delay = self.config.spawn_backoff.saturating_mul(1 << shift);
+            self.spawn_not_before = self.now + delay.min(self.config.spawn_backoff_max);
+        }
+    }
+
+    /// Stop serving: ask every worker to stop once, kill what is left at the deadline.
+    fn stop(&mut self, graceful: bool, code: i32) {
+        let now = self.now;
+        let deadline = match self.phase {
+            Phase::Running => now + self.config.graceful_timeout,
+            // A second TERM changes nothing; INT/QUIT during a graceful stop escalates.
+            Phase::Stopping {
+                graceful: false, ..
+            } => return,
+            Phase::Stopping { graceful: true, .. } if graceful => return,
+            Phase::Stopping { deadline, .. } => deadline,
+            Phase::Exited => return,
+        };
+        let code = match self.phase {
+            Phase::Stopping { code: c, .. } => c,
+            _ => code,
+        };
+        self.phase = Phase::Stopping {
+            graceful,
+            deadline,
+            code,
+        };
+        self.dispatcher.close();
+        let signal = if graceful {
+            KillSignal::Term
+        } else {
+            KillSignal::Quit
+        };
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            self.ask(id, signal, KillReason::Stop, deadline);
+        }
+    }
+
+    /// Sends a stop signal (TERM or QUIT) to a worker at most once per signal, and bounds its life.
+    fn ask(&mut self, id: WorkerId, signal: KillSignal, reason: KillReason, kill_at: Instant) {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if w.life == Life::Killed || w.asked == Some(signal) || w.asked == Some(KillSignal::Quit) {
+            return;
+        }
+        w.asked = Some(signal);
+        w.life = match w.life {
+            Life::Stopping { kill_at: k } | Life::Killing { kill_at: k } => Life::Stopping {
+                kill_at: k.min(kill_at),
+            },
+            _ => Life::Stopping { kill_at },
+        };
+        self.release(id);
+        self.kill(id, signal, reason);
+    }
+
+    fn hard_kill(&mut self, id: WorkerId, reason: KillReason) {
+        if self
+            .workers
+            .get(&id)
+            .is_some_and(|w| w.life != Life::Killed)
+        {
+            self.set_life(id, Life::Killed);
+            self.kill(id, KillSignal::Kill, reason);
+        }
+    }
+
+    /// A malformed or illegal frame: kill at once, never trust again.
+    fn violation(&mut self, id: WorkerId) {
+        if self
+            .workers
+            .get(&id)
+            .is_some_and(|w| w.life != Life::Killed)
+        {
+            self.stats.protocol_errors += 1;
+            self.hard_kill(id, KillReason::Protocol);
+        }
+    }
+
+    fn set_life(&mut self, id: WorkerId, life: Life) {
+        if let Some(w) = self.workers.get_mut(&id) {
+            w.life = life;
+        }
+        if life != Life::Active {
+            self.release(id);
+        }
+    }
+
+    fn kill(&mut self, id: WorkerId, signal: KillSignal, reason: KillReason) {
+        self.actions.push_back(Action::Kill { id, signal, reason });
+    }
+
+    /// The worker takes no more work: out of the idle queue. A dispatch it has not answered stays
+    /// booked: a leaving worker may still accept and answer it, and if it dies first the
+    /// connection goes back to the backlog when it is reaped (B15).
+    fn release(&mut self, id: WorkerId) {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if w.accepting == Accepting::Idle {
+            self.dispatcher.remove_idle(id);
+            w.accepting = Accepting::Busy;
+        }
+    }
+
+    fn wants_spawn(&self) -> bool {
+        self.current_active() < self.target as usize
+    }
+
+    fn current_active(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.life == Life::Active && w.generation == self.generation)
+            .count()
+    }
+
+    /// After every input: converge the worker count, dispatch, watch, finish a stop.
+    fn settle(&mut self) {
+        match self.phase {
+            Phase::Running => {
+                self.manage_workers();
+                self.dispatch();
+                let changes: Vec<_> = self.dispatcher.sync_watches(true).collect();
+                self.push_watches(changes);
+            }
+            Phase::Stopping { code, .. } => {
+                let changes: Vec<_> = self.dispatcher.sync_watches(false).collect();
+                self.push_watches(changes);
+                if self.workers.is_empty() {
+                    self.phase = Phase::Exited;
+                    self.actions.push_back(Action::Exit {
+                        code,
+                        unlink_sockets: !self.reexec_running,
+                    });
+                }
+            }
+            Phase::Exited => {}
+        }
+    }
+
+    fn push_watches(&mut self, changes: Vec<(ListenerId, bool)>) {
+        for (s, watch) in changes {
+            self.actions.push_back(if watch {
+                Action::Watch(s)
+            } else {
+                Action::Unwatch(s)
+            });
+        }
+    }
+
+    fn manage_workers(&mut self) {
+        let now = self.now;
+        // Spawn up to the target; after boot failures, one probe at a time and not before the
+        // backoff ends.
+        while self.wants_spawn() && now >= self.spawn_not_before {
+            let probing = self.boot_failures > 0;
+            if probing
+                && self
+                    .workers
+                    .values()
+                    .any(|w| !w.booted && w.life == Life::Active)
+            {
+                break;
+            }
+            self.spawn();
+            if probing {
+                break;
+            }
+        }
+        // Retire the oldest current-generation workers above the target (TTOU, WINCH).
+        let cur = self.generation;
+        let mut current: Vec<WorkerId> =
+            self.ids_where(|w| w.life == Life::Active && w.generation == cur);
+        while current.len() > self.target as usize {
+            let id = current.remove(0);
+            self.retire(id);
+        }
+        // Retire old-generation workers as their replacements come up (HUP).
+        let ready_new = self
+            .workers
+            .values()
+            .filter(|w| w.life == Life::Active && w.generation == cur && w.booted)
+            .count();
+        let allowed_old = (self.target as usize).saturating_sub(ready_new);
+        let mut old: Vec<WorkerId> =
+            self.ids_where(|w| w.life == Life::Active && w.generation < cur);
+        while old.len() > allowed_old {
+            let id = old.remove(0);
+            self.retire(id);
+        }
+    }
+
+    /// Ids matching `f`, oldest first (ids grow with age).
+    fn ids_where(&self, f: impl Fn(&WorkerEntry) -> bool) -> Vec<WorkerId> {
+        self.workers
+            .iter()
+            .filter(|(_, w)| f(w))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    fn retire(&mut self, id: WorkerId) {
+        let kill_at = self.now + self.config.graceful_timeout;
+        self.ask(id, KillSignal::Term, KillReason::Retire, kill_at);
+    }
+
+    fn spawn(&mut self) {
+        let id = WorkerId(self.next_id);
+        self.next_id += 1;
+        let max_requests = match self.config.max_requests {
+            0 => 0,
+            n => n.saturating_add(self.rng.up_to(self.config.max_requests_jitter)),
+        };
+        self.workers.insert(
+            id,
+            WorkerEntry {
+                generation: self.generation,
+                spawned_at: self.now,
+                last_seen: self.now,
+                booted: false,
+                life: Life::Active,
+                accepting: Accepting::Busy,
+                requests: 0,
+                max_requests,
+                asked: None,
+            },
+        );
+        self.stats.spawns += 1;
+        self.actions.push_back(Action::Spawn {
+            id,
+            generation: self.generation,
+            max_requests,
+        });
+    }
+
+    fn dispatch(&mut self) {
+        while let Some((to, socket)) = self.dispatcher.next() {
+            if let Some(w) = self.workers.get_mut(&to) {
+                w.accepting = Accepting::Dispatched(socket);
+            }
+            self.stats.dispatches += 1;
+            self.actions.push_back(Action::Send {
+                to,
+                msg: ArbiterMsg::Accept { socket },
+            });
+        }
+    }
+}
+
+#[cfg(all(test, not(herd_loom)))]
+mod tests;

@@ -1,0 +1,521 @@
+//! The invariants of ARCHITECTURE.md as checkers over the arbiter core, shared by the proptests,
+//! the fuzzers, the simulator and the explorer (one copy, not one per harness).
+//!
+//! [`Monitor`] watches an [`Arbiter`] from outside: it sees every input and action and keeps its
+//! own books (who is alive, when each worker was last heard from, what each was sent), so a bug in
+//! the arbiter's bookkeeping cannot vouch for itself. [`Checked`] bundles an arbiter with its
+//! monitor and follows the drain rule.
+//!
+//! What needs the world outside the arbiter (how many connections really wait in the kernel,
+//! which registry a request really ran on, whether the count *converges*) is checked by the
+//! simulator and the explorer, with the same [`Invariant`] names.
+
+use crate::arbiter::{
+    APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input,
+    KillSignal, Life, Phase, WORKER_BOOT_ERROR, WorkerId,
+};
+use crate::message::{ArbiterMsg, WorkerMsg};
+use crate::signals::Sig;
+use crate::time::Instant;
+use core::fmt;
+use core::time::Duration;
+use std::collections::BTreeMap;
+
+/// The invariants, named as in ARCHITECTURE.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Invariant {
+    /// A pending connection is handed to an idle worker within a bounded time; no signal is left
+    /// unhandled while the arbiter sleeps.
+    NoLostWakeup,
+    /// In signaled mode at most one worker is woken per ready connection.
+    SingleWakeup,
+    /// A request that starts after a registry change was signalled runs on a registry at least
+    /// that new.
+    NoStaleRegistry,
+    /// A worker serves at most its budget, then drains and exits; budgets are jittered.
+    Recycling,
+    /// A silent worker is killed; a worker that is heard from is never killed for timeout.
+    LivenessKill,
+    /// The live count stays at or converges to the target.
+    WorkerCount,
+    /// Every dead child is reaped; nothing is signalled or sent that the arbiter does not own.
+    Reaping,
+    /// A stop ends within `graceful_timeout`; each worker is asked to stop once.
+    GracefulStop,
+    /// At most one re-executed child arbiter at a time, and its sockets are left alone.
+    SingleChildMaster,
+    /// The arbiter's own books agree with each other.
+    Consistency,
+}
+
+impl Invariant {
+    /// The kebab-case name used in docs and reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Invariant::NoLostWakeup => "no-lost-wakeup",
+            Invariant::SingleWakeup => "single-wakeup",
+            Invariant::NoStaleRegistry => "no-stale-registry",
+            Invariant::Recycling => "recycling",
+            Invariant::LivenessKill => "liveness-kill",
+            Invariant::WorkerCount => "worker-count",
+            Invariant::Reaping => "reaping",
+            Invariant::GracefulStop => "graceful-stop",
+            Invariant::SingleChildMaster => "single-child-master",
+            Invariant::Consistency => "consistency",
+        }
+    }
+
+    /// Every invariant.
+    pub const ALL: [Invariant; 10] = [
+        Invariant::NoLostWakeup,
+        Invariant::SingleWakeup,
+        Invariant::NoStaleRegistry,
+        Invariant::Recycling,
+        Invariant::LivenessKill,
+        Invariant::WorkerCount,
+        Invariant::Reaping,
+        Invariant::GracefulStop,
+        Invariant::SingleChildMaster,
+        Invariant::Consistency,
+    ];
+}
+
+/// A broken invariant, with what showed it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// What happened, for the report.
+    pub detail: String,
+}
+
+impl Violation {
+    /// A violation of `invariant`.
+    pub fn new(invariant: Invariant, detail: impl Into<String>) -> Self {
+        Violation {
+            invariant,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant.name(), self.detail)
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// The monitor's view of one worker.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Seen {
+    last_heard: Instant,
+    /// Asked to go (TERM/QUIT/ABRT sent, or it said BYE): must be SIGKILLed by this time if still
+    /// there.
+    kill_by: Option<Instant>,
+    term_sent: bool,
+    quit_sent: bool,
+    killed: bool,
+    /// Sent ACCEPT (or EMPTY) and not dispatched since.
+    idle: bool,
+}
+
+/// Watches one arbiter; see the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Monitor {
+    timeout: Duration,
+    graceful_timeout: Duration,
+    kill_grace: Duration,
+    max_requests: u32,
+    jitter: u32,
+    now: Instant,
+    alive: BTreeMap<WorkerId, Seen>,
+    /// A stop was requested (signal, command, or a worker exit code 3/4).
+    stop_requested: bool,
+    reexec_outstanding: u32,
+    exited: bool,
+}
+
+impl Monitor {
+    /// A monitor for an arbiter with this configuration.
+    pub fn new(arbiter: &Arbiter) -> Self {
+        let c = arbiter.config();
+        Monitor {
+            timeout: c.timeout,
+            graceful_timeout: c.graceful_timeout,
+            kill_grace: c.kill_grace,
+            max_requests: c.max_requests,
+            jitter: c.max_requests_jitter,
+            now: arbiter.now(),
+            alive: BTreeMap::new(),
+            stop_requested: false,
+            reexec_outstanding: 0,
+            exited: false,
+        }
+    }
+
+    /// Records an input before it is handed to the arbiter.
+    pub fn on_input(&mut self, now: Instant, input: &Input) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        match *input {
+            Input::Message { from, msg } => {
+                if let Some(s) = self.alive.get_mut(&from).filter(|s| !s.killed) {
+                    s.last_heard = now;
+                    match msg {
+                        WorkerMsg::Accept | WorkerMsg::Empty { .. } => s.idle = true,
+                        WorkerMsg::Bye { .. } => {
+                            s.idle = false;
+                            let by = now + self.graceful_timeout;
+                            s.kill_by = Some(s.kill_by.map_or(by, |k| k.min(by)));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Input::Malformed { from, .. } => {
+                if let Some(s) = self.alive.get_mut(&from) {
+                    s.last_heard = now;
+                }
+            }
+            Input::Exited { id, status } => {
+                self.alive.remove(&id);
+                if let ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR) = status {
+                    self.stop_requested = true;
+                }
+            }
+            Input::SpawnFailed { id } => {
+                self.alive.remove(&id);
+            }
+            Input::Signal(Sig::Term | Sig::Int | Sig::Quit)
+            | Input::Control(Command::Stop { .. }) => self.stop_requested = true,
+            Input::ReexecEnded => {
+                self.reexec_outstanding = self.reexec_outstanding.saturating_sub(1)
+            }
+            _ => {}
+        }
+    }
+
+    /// Records the time before [`Arbiter::handle_timeout`] is called.
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Checks one action as it is drained.
+    pub fn on_action(&mut self, action: &Action) -> Result<(), Violation> {
+        use Invariant::*;
+        if self.exited {
+            return Err(Violation::new(Reaping, format!("{action:?} after Exit")));
+        }
+        let now = self.now;
+        match *action {
+            Action::Spawn {
+                id, max_requests, ..
+            } => {
+                if self.alive.contains_key(&id) {
+                    return Err(Violation::new(Consistency, format!("{id} spawned twice")));
+                }
+                let (lo, hi) = (
+                    self.max_requests,
+                    self.max_requests.saturating_add(self.jitter),
+                );
+                if (self.max_requests == 0 && max_requests != 0)
+                    || (self.max_requests > 0 && !(lo..=hi).contains(&max_requests))
+                {
+                    return Err(Violation::new(
+                        Recycling,
+                        format!("{id} budget {max_requests} outside {lo}..={hi}"),
+                    ));
+                }
+                self.alive.insert(
+                    id,
+                    Seen {
+                        last_heard: now,
+                        kill_by: None,
+                        term_sent: false,
+                        quit_sent: false,
+                        killed: false,
+                        idle: false,
+                    },
+                );
+            }
+            Action::Send {
+                to,
+                msg: ArbiterMsg::Accept { socket },
+            } => {
+                let Some(s) = self.alive.get_mut(&to) else {
+                    return Err(Violation::new(
+                        Reaping,
+                        format!("ACCEPT:{socket} sent to dead {to}"),
+                    ));
+                };
+                if !s.idle || s.killed || s.kill_by.is_some() {
+                    return Err(Violation::new(
+                        SingleWakeup,
+                        format!("ACCEPT:{socket} sent to {to}, which had not asked for work"),
+                    ));
+                }
+                s.idle = false;
+            }
+            Action::Kill { id, signal, reason } => {
+                let timeout = self.timeout;
+                let Some(s) = self.alive.get_mut(&id) else {
+                    return Err(Violation::new(
+                        Reaping,
+                        format!("{signal:?} sent to dead or unknown {id}"),
+                    ));
+                };
+                s.idle = false;
+                let bound = match signal {
+                    KillSignal::Term => {
+                        if s.term_sent {
+                            return Err(Violation::new(
+                                GracefulStop,
+                                format!("{id} sent TERM twice"),
+                            ));
+                        }
+                        s.term_sent = true;
+                        Some(self.graceful_timeout)
+                    }
+                    KillSignal::Quit => {
+                        if s.quit_sent {
+                            return Err(Violation::new(
+                                GracefulStop,
+                                format!("{id} sent QUIT twice"),
+                            ));
+                        }
+                        s.quit_sent = true;
+                        Some(self.graceful_timeout)
+                    }
+                    KillSignal::Abrt => {
+                        if s.last_heard + timeout > now {
+                            return Err(Violation::new(
+                                LivenessKill,
+                                format!(
+                                    "{id} killed for {reason:?} at {now:?}, heard from at {:?} (timeout {timeout:?})",
+                                    s.last_heard
+                                ),
+                            ));
+                        }
+                        Some(self.kill_grace)
+                    }
+                    KillSignal::Kill => {
+                        s.killed = true;
+                        None
+                    }
+                };
+                if let Some(b) = bound {
+                    let by = now + b;
+                    s.kill_by = Some(s.kill_by.map_or(by, |k| k.min(by)));
+                }
+            }
+            Action::Reexec => {
+                self.reexec_outstanding += 1;
+                if self.reexec_outstanding > 1 {
+                    return Err(Violation::new(
+                        SingleChildMaster,
+                        "a second child arbiter forked",
+                    ));
+                }
+            }
+            Action::Exit {
+                code,
+                unlink_sockets,
+            } => {
+                self.exited = true;
+                if !self.stop_requested {
+                    return Err(Violation::new(
+                        Reaping,
+                        format!("exit {code} without a stop or a halting exit code"),
+                    ));
+                }
+                if unlink_sockets && self.reexec_outstanding > 0 {
+                    return Err(Violation::new(
+                        SingleChildMaster,
+                        "exit unlinks unix sockets the child arbiter uses",
+                    ));
+                }
+                if !self.alive.is_empty() {
+                    return Err(Violation::new(Reaping, "exit with workers not reaped"));
+                }
+            }
+            Action::Watch(_) | Action::Unwatch(_) | Action::Reap | Action::ReopenLogs => {}
+        }
+        Ok(())
+    }
+
+    /// Checks the arbiter's state after its actions were drained. `after_timeout` says whether the
+    /// last call was [`Arbiter::handle_timeout`] (time-based duties are due only then).
+    pub fn check(&self, a: &Arbiter, after_timeout: bool) -> Result<(), Violation> {
+        use Invariant::*;
+        let now = self.now;
+        // The monitor's view of who is alive matches the arbiter's table.
+        if a.workers().len() != self.alive.len()
+            || a.workers().keys().any(|id| !self.alive.contains_key(id))
+        {
+            return Err(Violation::new(
+                Consistency,
+                format!(
+                    "table {:?} vs alive {:?}",
+                    a.workers().keys().collect::<Vec<_>>(),
+                    self.alive.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
+        if after_timeout {
+            for (id, s) in &self.alive {
+                if s.killed {
+                    continue;
+                }
+                match s.kill_by {
+                    Some(by) if by <= now => {
+                        return Err(Violation::new(
+                            GracefulStop,
+                            format!("{id} still not killed at {now:?}, due by {by:?}"),
+                        ));
+                    }
+                    None if s.last_heard + self.timeout <= now => {
+                        return Err(Violation::new(
+                            LivenessKill,
+                            format!(
+                                "{id} silent since {:?}, not killed at {now:?}",
+                                s.last_heard
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !self.stop_requested && !matches!(a.phase(), Phase::Running) {
+            return Err(Violation::new(
+                Reaping,
+                format!("phase {:?} without a stop", a.phase()),
+            ));
+        }
+        let d = a.dispatcher();
+        // Idle queue and table agree.
+        let idle: Vec<WorkerId> = d.idle().iter().copied().collect();
+        let marked: Vec<WorkerId> = a
+            .workers()
+            .iter()
+            .filter(|(_, w)| w.accepting == Accepting::Idle)
+            .map(|(&id, _)| id)
+            .collect();
+        let mut sorted = idle.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != idle.len() || sorted != marked {
+            return Err(Violation::new(
+                Consistency,
+                format!("idle queue {idle:?} vs table {marked:?}"),
+            ));
+        }
+        for (i, b) in d.books().iter().enumerate() {
+            let n = a
+                .workers()
+                .values()
+                .filter(
+                    |w| matches!(w.accepting, Accepting::Dispatched(s) if usize::from(s.0) == i),
+                )
+                .count();
+            if n as u32 != b.outstanding {
+                return Err(Violation::new(
+                    Consistency,
+                    format!("listener {i}: {n} dispatched, books say {}", b.outstanding),
+                ));
+            }
+            if b.backlog > 0 && !idle.is_empty() {
+                return Err(Violation::new(
+                    NoLostWakeup,
+                    format!(
+                        "listener {i} has {} waiting while {idle:?} are idle",
+                        b.backlog
+                    ),
+                ));
+            }
+            let open = a.phase() == Phase::Running;
+            if b.watched != (open && b.backlog == 0 && b.outstanding == 0) {
+                return Err(Violation::new(
+                    if b.watched {
+                        SingleWakeup
+                    } else {
+                        NoLostWakeup
+                    },
+                    format!(
+                        "listener {i} watched={} with {b:?} in {:?}",
+                        b.watched,
+                        a.phase()
+                    ),
+                ));
+            }
+        }
+        if a.phase() == Phase::Running {
+            let current = a
+                .workers()
+                .values()
+                .filter(|w| w.life == Life::Active && w.generation == a.generation())
+                .count();
+            if current > a.target() as usize {
+                return Err(Violation::new(
+                    WorkerCount,
+                    format!("{current} active for a target of {}", a.target()),
+                ));
+            }
+        } else if a.workers().values().any(|w| w.life == Life::Active) {
+            return Err(Violation::new(
+                GracefulStop,
+                "stopping with a worker not asked to stop",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An arbiter and its monitor, driven by the drain rule; every step is checked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Checked {
+    /// The arbiter under check.
+    pub arbiter: Arbiter,
+    /// Its monitor.
+    pub monitor: Monitor,
+}
+
+impl Checked {
+    /// A checked arbiter, with the actions of its start.
+    pub fn new(
+        config: crate::arbiter::Config,
+        now: Instant,
+    ) -> Result<(Self, Vec<Action>), ConfigError> {
+        let arbiter = Arbiter::new(config, now)?;
+        let monitor = Monitor::new(&arbiter);
+        let mut c = Checked { arbiter, monitor };
+        let actions = c.drain(false).expect("a fresh arbiter breaks no invariant");
+        Ok((c, actions))
+    }
+
+    /// Hands `input` to the arbiter; returns its actions or the first broken invariant.
+    pub fn step(&mut self, now: Instant, input: Input) -> Result<Vec<Action>, Violation> {
+        self.monitor.on_input(now, &input);
+        self.arbiter.handle(now, input);
+        self.drain(false)
+    }
+
+    /// Calls `handle_timeout(now)`; returns the actions or the first broken invariant.
+    pub fn tick(&mut self, now: Instant) -> Result<Vec<Action>, Violation> {
+        self.monitor.on_timeout(now);
+        self.arbiter.handle_timeout(now);
+        self.drain(true)
+    }
+
+    fn drain(&mut self, after_timeout: bool) -> Result<Vec<Action>, Violation> {
+        let mut out = Vec::new();
+        while let Some(a) = self.arbiter.poll_action() {
+            self.monitor.on_action(&a)?;
+            out.push(a);
+        }
+        self.monitor.check(&self.arbiter, after_timeout)?;
+        Ok(out)
+    }
+}

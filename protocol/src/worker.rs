@@ -1,0 +1,300 @@
+//! The worker core: ask for work, accept, serve, heartbeat, recycle, drain — as a sans-IO state
+//! machine. The runtime's worker process, the simulator's workers and the models drive it.
+//!
+//! # Driving it
+//!
+//! Call [`Worker::start`] once after fork, then [`Worker::handle`] for each event and
+//! [`Worker::handle_timeout`] when [`Worker::poll_timeout`] says. **Drain rule:** after each of
+//! these calls, call [`Worker::poll_action`] until `None` and carry the actions out in order.
+//!
+//! # The cycle
+//!
+//! Boot: send `ALIVE` (the arbiter learns it booted). Then, by accept mode:
+//! - signaled: send `ACCEPT`, wait for `ACCEPT:<socket>`, try one non-blocking accept on that
+//!   listener, answer `ACCEPTED:<socket>` (then serve) or `EMPTY:<socket>` (idle again);
+//! - shared: try a non-blocking accept on any listener; when there is nothing, wait for the
+//!   listeners to be readable ([`Worker::waits_on_listeners`]) and try again;
+//! - auto: try a direct accept first; only when there is nothing, send `ACCEPT` and proceed as
+//!   signaled. Under load the workers never wait for the arbiter.
+//!
+//! [`Action::Serve`] means: read the registry sequences, run the registry check
+//! ([`crate::registry::Registry::before_request`]), then run the handler on the connection; report
+//! [`Input::RequestDone`] when it returns. The request budget is checked *after* each request
+//! (B18): a worker with budget n serves exactly n requests, then says `BYE:recycle` and exits.
+//! While not serving it sends `ALIVE` at least every `timeout / 2`. TERM lets the current request
+//! finish; QUIT and INT exit at once; a changed parent means exit at the next idle point.
+
+use crate::arbiter::AcceptMode;
+use crate::message::{ArbiterMsg, ByeReason, ListenerId, WorkerMsg};
+use crate::time::Instant;
+use core::time::Duration;
+use std::collections::VecDeque;
+
+/// Exit code of a worker that stopped on purpose.
+pub const EXIT_OK: i32 = 0;
+/// Exit code of a worker that received an illegal frame from its arbiter.
+pub const EXIT_PROTOCOL: i32 = 1;
+
+/// A worker's configuration (from its `Spawn` action and the server's config).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkerConfig {
+    /// How connections reach it.
+    pub accept_mode: AcceptMode,
+    /// The arbiter's silence timeout; heartbeats go out at least every half of it.
+    pub timeout: Duration,
+    /// Requests to serve before recycling; 0 = unlimited.
+    pub max_requests: u32,
+}
+
+/// Signals a worker acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkerSignal {
+    /// Finish the current request, then exit.
+    Term,
+    /// Exit now (QUIT or INT).
+    Quit,
+}
+
+/// Something that happened to the worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// A frame from the arbiter.
+    Message(ArbiterMsg),
+    /// The arbiter's pipe carried a malformed frame.
+    Malformed,
+    /// The accept asked for took a connection from this listener.
+    Accepted(ListenerId),
+    /// The accept asked for found nothing.
+    AcceptEmpty,
+    /// A listener became readable (shared mode, while waiting on the listeners).
+    ListenersReadable,
+    /// The handler returned.
+    RequestDone,
+    /// A signal.
+    Signal(WorkerSignal),
+    /// The parent is no longer the arbiter this worker was born to.
+    ParentChanged,
+}
+
+/// What the worker must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Write this frame to the arbiter.
+    Send(WorkerMsg),
+    /// Try one non-blocking accept: on this listener, or on any (`None`). Report
+    /// [`Input::Accepted`] or [`Input::AcceptEmpty`].
+    Accept(Option<ListenerId>),
+    /// Check the registry, then run the handler on the accepted connection; report
+    /// [`Input::RequestDone`].
+    Serve(ListenerId),
+    /// Exit the process with this code.
+    Exit(i32),
+}
+
+/// Where the worker is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not started.
+    Booting,
+    /// Sent `ACCEPT` (or `EMPTY`), waiting for `ACCEPT:<socket>`.
+    Idle,
+    /// An accept is under way; `Some` if the arbiter told us which listener.
+    Accepting(Option<ListenerId>),
+    /// Shared mode: nothing to accept, waiting for a listener to become readable.
+    Waiting,
+    /// Running the handler.
+    Serving,
+    /// Exit was emitted.
+    Exited,
+}
+
+/// The worker core.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Worker {
+    config: WorkerConfig,
+    state: State,
+    now: Instant,
+    last_alive: Instant,
+    requests: u64,
+    /// Leave at the next idle point, with this reason.
+    leaving: Option<ByeReason>,
+    actions: VecDeque<Action>,
+}
+
+impl Worker {
+    /// A worker that has not started.
+    pub fn new(config: WorkerConfig, now: Instant) -> Self {
+        Worker {
+            config,
+            state: State::Booting,
+            now,
+            last_alive: now,
+            requests: 0,
+            leaving: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Where it is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Requests served.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Whether the runtime should wait for the listeners to become readable (shared mode).
+    pub fn waits_on_listeners(&self) -> bool {
+        self.state == State::Waiting
+    }
+
+    /// The next action. Drain until `None` after every call that changes state.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When the next heartbeat is due (none while serving: a sync worker cannot heartbeat in the
+    /// middle of a request, which is what makes the arbiter's timeout a request timeout).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Serving | State::Exited | State::Booting => None,
+            _ => Some(self.last_alive + self.config.timeout / 2),
+        }
+    }
+
+    /// Boots: announce liveness and start asking for work.
+    pub fn start(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self.state == State::Booting {
+            self.alive();
+            self.ask_for_work();
+        }
+    }
+
+    /// Sends a heartbeat if one is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.alive();
+        }
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        match (self.state, input) {
+            (State::Exited, _) => {}
+            (_, Input::Signal(WorkerSignal::Quit)) => self.exit(EXIT_OK),
+            (_, Input::Malformed) => self.exit(EXIT_PROTOCOL),
+            (State::Serving | State::Accepting(_), Input::Signal(WorkerSignal::Term)) => {
+                self.leaving.get_or_insert(ByeReason::Stop);
+            }
+            (State::Serving | State::Accepting(_), Input::ParentChanged) => {
+                self.leaving.get_or_insert(ByeReason::Parent);
+            }
+            (_, Input::Signal(WorkerSignal::Term)) => self.bye(ByeReason::Stop),
+            (_, Input::ParentChanged) => self.bye(ByeReason::Parent),
+            (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
+                self.state = State::Accepting(Some(socket));
+                self.actions.push_back(Action::Accept(Some(socket)));
+            }
+            (State::Accepting(told), Input::Accepted(socket)) => {
+                if told.is_some() {
+                    self.send(WorkerMsg::Accepted { socket });
+                }
+                self.state = State::Serving;
+                self.actions.push_back(Action::Serve(socket));
+            }
+            (State::Accepting(Some(socket)), Input::AcceptEmpty) => {
+                // Idle again; the arbiter re-queues us on EMPTY, no new ACCEPT (B16).
+                self.send(WorkerMsg::Empty { socket });
+                self.idle_point(State::Idle);
+            }
+            (State::Accepting(None), Input::AcceptEmpty) => match self.config.accept_mode {
+                AcceptMode::Shared => {
+                    self.idle_point(State::Waiting);
+                }
+                _ => {
+                    if self.idle_point(State::Idle) {
+                        self.send(WorkerMsg::Accept);
+                    }
+                }
+            },
+            (State::Waiting, Input::ListenersReadable) => {
+                self.state = State::Accepting(None);
+                self.actions.push_back(Action::Accept(None));
+            }
+            (State::Serving, Input::RequestDone) => {
+                self.requests += 1;
+                let budget = u64::from(self.config.max_requests);
+                if budget > 0 && self.requests >= budget {
+                    self.bye(ByeReason::Recycle);
+                } else if let Some(reason) = self.leaving {
+                    self.bye(reason);
+                } else {
+                    self.ask_for_work();
+                }
+            }
+            // ACCEPT:<socket> while not idle: the arbiter broke the protocol; never trust it.
+            (_, Input::Message(_)) => self.exit(EXIT_PROTOCOL),
+            // Results that do not fit the state (a spurious readiness, a stray report) change
+            // nothing.
+            _ => {}
+        }
+    }
+
+    /// Enters an idle state, or leaves if asked to. Returns false if it left.
+    fn idle_point(&mut self, state: State) -> bool {
+        match self.leaving {
+            Some(reason) => {
+                self.bye(reason);
+                false
+            }
+            None => {
+                self.state = state;
+                true
+            }
+        }
+    }
+
+    fn ask_for_work(&mut self) {
+        match self.config.accept_mode {
+            AcceptMode::Signaled => {
+                self.state = State::Idle;
+                self.send(WorkerMsg::Accept);
+            }
+            AcceptMode::Shared | AcceptMode::Auto => {
+                self.state = State::Accepting(None);
+                self.actions.push_back(Action::Accept(None));
+            }
+        }
+    }
+
+    fn alive(&mut self) {
+        self.last_alive = self.now;
+        self.send(WorkerMsg::Alive {
+            timestamp: self.now.as_millis(),
+        });
+    }
+
+    fn send(&mut self, msg: WorkerMsg) {
+        self.actions.push_back(Action::Send(msg));
+    }
+
+    fn bye(&mut self, reason: ByeReason) {
+        self.send(WorkerMsg::Bye { reason });
+        self.exit(EXIT_OK);
+    }
+
+    fn exit(&mut self, code: i32) {
+        self.state = State::Exited;
+        self.actions.push_back(Action::Exit(code));
+    }
+}
+
+#[cfg(all(test, not(herd_loom)))]
+mod tests;

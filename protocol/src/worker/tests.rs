@@ -1,0 +1,260 @@
+use super::*;
+
+const MS: u64 = 1_000_000;
+
+fn worker(mode: AcceptMode, max_requests: u32) -> Worker {
+    Worker::new(
+        WorkerConfig {
+            accept_mode: mode,
+            timeout: Duration::from_secs(10),
+            max_requests,
+        },
+        Instant::ZERO,
+    )
+}
+
+fn drain(w: &mut Worker) -> Vec<Action> {
+    std::iter::from_fn(|| w.poll_action()).collect()
+}
+
+fn step(w: &mut Worker, ms: u64, input: Input) -> Vec<Action> {
+    w.handle(Instant(ms * MS), input);
+    drain(w)
+}
+
+const L0: ListenerId = ListenerId(0);
+
+fn send(m: WorkerMsg) -> Action {
+    Action::Send(m)
+}
+
+#[test]
+fn signaled_cycle_asks_accepts_answers_serves() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    assert_eq!(
+        drain(&mut w),
+        vec![
+            send(WorkerMsg::Alive { timestamp: 0 }),
+            send(WorkerMsg::Accept)
+        ]
+    );
+    assert_eq!(
+        step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 })),
+        vec![Action::Accept(Some(L0))]
+    );
+    assert_eq!(
+        step(&mut w, 1, Input::Accepted(L0)),
+        vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
+    );
+    assert_eq!(w.poll_timeout(), None, "no heartbeat while serving");
+    assert_eq!(
+        step(&mut w, 2, Input::RequestDone),
+        vec![send(WorkerMsg::Accept)]
+    );
+    assert_eq!(w.requests(), 1);
+}
+
+#[test]
+fn b16_spurious_wakeup_answers_empty_and_stays_idle() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    assert_eq!(
+        step(&mut w, 1, Input::AcceptEmpty),
+        vec![send(WorkerMsg::Empty { socket: L0 })]
+    );
+    assert_eq!(w.state(), State::Idle);
+    // The arbiter re-queued it: the next dispatch is taken without a new ACCEPT.
+    assert_eq!(
+        step(&mut w, 2, Input::Message(ArbiterMsg::Accept { socket: L0 })),
+        vec![Action::Accept(Some(L0))]
+    );
+}
+
+#[test]
+fn b18_budget_is_checked_after_the_request_exactly_n_served() {
+    for budget in 1..5u32 {
+        let mut w = worker(AcceptMode::Shared, budget);
+        w.start(Instant::ZERO);
+        drain(&mut w);
+        let mut served = 0;
+        loop {
+            let acts = step(&mut w, 1, Input::Accepted(L0));
+            assert_eq!(acts, vec![Action::Serve(L0)]);
+            served += 1;
+            let acts = step(&mut w, 2, Input::RequestDone);
+            if acts.contains(&Action::Exit(EXIT_OK)) {
+                assert_eq!(
+                    acts,
+                    vec![
+                        send(WorkerMsg::Bye {
+                            reason: ByeReason::Recycle
+                        }),
+                        Action::Exit(EXIT_OK)
+                    ]
+                );
+                break;
+            }
+            assert!(served < 10, "never recycled");
+        }
+        assert_eq!(served, budget);
+    }
+}
+
+#[test]
+fn term_finishes_the_request_then_exits_quit_exits_now() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 1, Input::Accepted(L0));
+    assert_eq!(step(&mut w, 2, Input::Signal(WorkerSignal::Term)), vec![]);
+    assert_eq!(
+        step(&mut w, 3, Input::RequestDone),
+        vec![
+            send(WorkerMsg::Bye {
+                reason: ByeReason::Stop
+            }),
+            Action::Exit(EXIT_OK)
+        ]
+    );
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 1, Input::Accepted(L0));
+    assert_eq!(
+        step(&mut w, 2, Input::Signal(WorkerSignal::Quit)),
+        vec![Action::Exit(EXIT_OK)]
+    );
+    assert_eq!(
+        step(&mut w, 3, Input::RequestDone),
+        vec![],
+        "nothing after exit"
+    );
+}
+
+#[test]
+fn term_during_accept_still_serves_a_taken_connection() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    assert_eq!(step(&mut w, 1, Input::Signal(WorkerSignal::Term)), vec![]);
+    assert_eq!(
+        step(&mut w, 1, Input::Accepted(L0)),
+        vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
+    );
+    assert_eq!(
+        step(&mut w, 2, Input::RequestDone).last(),
+        Some(&Action::Exit(EXIT_OK))
+    );
+}
+
+#[test]
+fn heartbeat_at_half_the_timeout_while_idle() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    assert_eq!(w.poll_timeout(), Some(Instant(5_000 * MS)));
+    w.handle_timeout(Instant(4_999 * MS));
+    assert_eq!(drain(&mut w), vec![]);
+    w.handle_timeout(Instant(5_000 * MS));
+    assert_eq!(
+        drain(&mut w),
+        vec![send(WorkerMsg::Alive { timestamp: 5_000 })]
+    );
+    assert_eq!(w.poll_timeout(), Some(Instant(10_000 * MS)));
+}
+
+#[test]
+fn shared_mode_waits_on_listeners_and_never_talks_accept() {
+    let mut w = worker(AcceptMode::Shared, 0);
+    w.start(Instant::ZERO);
+    assert_eq!(
+        drain(&mut w),
+        vec![
+            send(WorkerMsg::Alive { timestamp: 0 }),
+            Action::Accept(None)
+        ]
+    );
+    assert_eq!(step(&mut w, 1, Input::AcceptEmpty), vec![]);
+    assert!(w.waits_on_listeners());
+    assert_eq!(
+        step(&mut w, 2, Input::ListenersReadable),
+        vec![Action::Accept(None)]
+    );
+    assert_eq!(
+        step(&mut w, 2, Input::Accepted(L0)),
+        vec![Action::Serve(L0)]
+    );
+}
+
+#[test]
+fn auto_mode_accepts_directly_and_falls_back_to_signaling() {
+    let mut w = worker(AcceptMode::Auto, 0);
+    w.start(Instant::ZERO);
+    assert_eq!(
+        drain(&mut w),
+        vec![
+            send(WorkerMsg::Alive { timestamp: 0 }),
+            Action::Accept(None)
+        ]
+    );
+    // Under load the direct accept wins: no message to the arbiter.
+    assert_eq!(
+        step(&mut w, 1, Input::Accepted(L0)),
+        vec![Action::Serve(L0)]
+    );
+    assert_eq!(
+        step(&mut w, 2, Input::RequestDone),
+        vec![Action::Accept(None)]
+    );
+    // Idle: nothing to take, so it asks the arbiter.
+    assert_eq!(
+        step(&mut w, 3, Input::AcceptEmpty),
+        vec![send(WorkerMsg::Accept)]
+    );
+    assert_eq!(w.state(), State::Idle);
+}
+
+#[test]
+fn parent_change_exits_at_the_next_idle_point() {
+    let mut w = worker(AcceptMode::Shared, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Accepted(L0));
+    assert_eq!(step(&mut w, 2, Input::ParentChanged), vec![]);
+    assert_eq!(
+        step(&mut w, 3, Input::RequestDone),
+        vec![
+            send(WorkerMsg::Bye {
+                reason: ByeReason::Parent
+            }),
+            Action::Exit(EXIT_OK)
+        ]
+    );
+}
+
+#[test]
+fn illegal_or_malformed_frames_from_the_arbiter_end_the_worker() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 1, Input::Accepted(L0));
+    // A dispatch while serving: the arbiter broke the protocol.
+    assert_eq!(
+        step(&mut w, 2, Input::Message(ArbiterMsg::Accept { socket: L0 })),
+        vec![Action::Exit(EXIT_PROTOCOL)]
+    );
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    assert_eq!(
+        step(&mut w, 1, Input::Malformed),
+        vec![Action::Exit(EXIT_PROTOCOL)]
+    );
+}
