@@ -7,28 +7,17 @@ fn mix() -> Vec<WorkerMsg> {
     (0..1000u64)
         .map(|i| match i % 5 {
             0 => WorkerMsg::Accept,
-            1 => WorkerMsg::Alive {
-                timestamp: 1_732_000_000_000 + i,
-            },
-            2 => WorkerMsg::Accepted {
-                socket: ListenerId((i % 4) as u16),
-            },
-            3 => WorkerMsg::Empty {
-                socket: ListenerId(1),
-            },
-            _ => WorkerMsg::Bye {
-                reason: ByeReason::Recycle,
-            },
+            1 => WorkerMsg::Alive { timestamp: 1_732_000_000_000 + i },
+            2 => WorkerMsg::Accepted { socket: ListenerId((i % 4) as u16) },
+            3 => WorkerMsg::Empty { socket: ListenerId(1) },
+            _ => WorkerMsg::Bye { reason: ByeReason::Recycle },
         })
         .collect()
 }
 
 fn bench(c: &mut Criterion) {
     let msgs = mix();
-    let stream: Vec<u8> = msgs
-        .iter()
-        .flat_map(|m| m.encode().as_bytes().to_vec())
-        .collect();
+    let stream: Vec<u8> = msgs.iter().flat_map(|m| m.encode().as_bytes().to_vec()).collect();
     let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(msgs.len() as u64));
     g.bench_function("encode", |b| {

@@ -40,6 +40,18 @@ use core::fmt;
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
 
+/// `bug!(self, B10)`: is this BUGS.md row re-introduced in this instance? The constant `false`
+/// without the `mutants` feature, so the mutant's code path compiles away.
+macro_rules! bug {
+    ($self:ident, $id:ident) => {{
+        #[cfg(feature = "mutants")]
+        let on = $self.bug(crate::mutants::Mutant::$id);
+        #[cfg(not(feature = "mutants"))]
+        let on = false;
+        on
+    }};
+}
+
 /// The most workers the arbiter will run at once, whatever TTIN says.
 pub const MAX_WORKERS: u32 = 1024;
 /// Exit code of a worker that could not boot: halts the server.
@@ -213,12 +225,13 @@ pub enum Input {
         /// Which worker.
         id: WorkerId,
     },
-    /// A watched listener has connections waiting.
+    /// A watched listener has connections waiting (reported on each arrival, and after
+    /// [`Action::Poll`] if any are waiting).
     Ready {
         /// Which listener.
         socket: ListenerId,
-        /// How many are queued, if known (`TCP_INFO`), else 1.
-        queued: u32,
+        /// The kernel's accept-queue length, if known (`TCP_INFO`); `None` for unix sockets.
+        queued: Option<u32>,
     },
     /// The re-executed child arbiter was reaped (or could not be started).
     ReexecEnded,
@@ -280,10 +293,14 @@ pub enum Action {
         /// Why.
         reason: KillReason,
     },
-    /// Start reporting readiness of this listener.
+    /// Start reporting readiness of this listener: now if connections wait (a level check),
+    /// then on every arrival (edge-triggered).
     Watch(ListenerId),
     /// Stop reporting readiness of this listener.
     Unwatch(ListenerId),
+    /// Report readiness of this watched listener now if connections wait (a level check): the
+    /// arbiter's count may be short after an answer.
+    Poll(ListenerId),
     /// Reap: `waitpid(-1, WNOHANG)` until there is nothing left, reporting each worker.
     Reap,
     /// Fork and exec a new arbiter that inherits the listeners.
@@ -408,6 +425,8 @@ pub struct Arbiter {
     rng: Rng,
     stats: Stats,
     actions: VecDeque<Action>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::mutants::Mutant>,
 }
 
 impl Arbiter {
@@ -418,11 +437,7 @@ impl Arbiter {
         let mut a = Arbiter {
             target: config.workers,
             rng: Rng::new(config.seed),
-            dispatcher: Dispatcher::new(if config.accept_mode.dispatches() {
-                config.listeners
-            } else {
-                0
-            }),
+            dispatcher: Dispatcher::new(if config.accept_mode.dispatches() { config.listeners } else { 0 }),
             config,
             now,
             phase: Phase::Running,
@@ -434,9 +449,23 @@ impl Arbiter {
             reexec_running: false,
             stats: Stats::default(),
             actions: VecDeque::new(),
+            #[cfg(feature = "mutants")]
+            mutant: None,
         };
         a.settle();
         Ok(a)
+    }
+
+    /// Re-introduces one bug of BUGS.md in this instance (tests of the suite's teeth only).
+    #[cfg(feature = "mutants")]
+    pub fn set_mutant(&mut self, mutant: Option<crate::mutants::Mutant>) {
+        self.mutant = mutant;
+    }
+
+    /// Is this re-introduced bug switched on? Always false without the `mutants` feature.
+    #[cfg(feature = "mutants")]
+    fn bug(&self, id: crate::mutants::Mutant) -> bool {
+        self.mutant == Some(id)
     }
 
     // ---- getters ----
@@ -479,10 +508,7 @@ impl Arbiter {
     }
     /// Workers counted towards the target.
     pub fn active(&self) -> usize {
-        self.workers
-            .values()
-            .filter(|w| w.life == Life::Active)
-            .count()
+        self.workers.values().filter(|w| w.life == Life::Active).count()
     }
 
     // ---- polls ----
@@ -559,15 +585,12 @@ impl Arbiter {
             match w.life {
                 Life::Active if w.last_seen + timeout <= now => {
                     self.stats.timeouts += 1;
-                    self.set_life(
-                        id,
-                        Life::Killing {
-                            kill_at: now + grace,
-                        },
-                    );
+                    self.set_life(id, Life::Killing { kill_at: now + grace });
                     self.kill(id, KillSignal::Abrt, KillReason::Timeout);
                 }
-                Life::Stopping { kill_at } | Life::Killing { kill_at } if kill_at <= now => {
+                Life::Stopping { kill_at } | Life::Killing { kill_at }
+                    if kill_at <= now && !(bug!(self, B19) && self.phase != Phase::Running) =>
+                {
                     self.hard_kill(id, KillReason::GraceExpired);
                 }
                 _ => {}
@@ -575,6 +598,7 @@ impl Arbiter {
         }
         if let Phase::Stopping { deadline, .. } = self.phase
             && deadline <= now
+            && !bug!(self, B19)
         {
             let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
             for id in ids {
@@ -619,7 +643,7 @@ impl Arbiter {
                 self.target = self.config.workers;
             }
             Command::Upgrade => {
-                if !self.reexec_running {
+                if !self.reexec_running || bug!(self, B07) {
                     self.reexec_running = true;
                     self.actions.push_back(Action::Reexec);
                 }
@@ -631,13 +655,18 @@ impl Arbiter {
         let now = self.now;
         let dispatches = self.config.accept_mode.dispatches();
         let running = self.phase == Phase::Running;
+        let b05 = bug!(self, B05);
+        let b16 = bug!(self, B16);
         let Some(w) = self.workers.get_mut(&from) else {
             return;
         };
         if w.life == Life::Killed {
             return; // Nothing it says matters any more.
         }
-        w.last_seen = now;
+        w.last_seen = match msg {
+            WorkerMsg::Alive { timestamp } if b05 => Instant(timestamp.saturating_mul(1_000_000)),
+            _ => now,
+        };
         if !w.booted {
             w.booted = true;
             self.boot_failures = 0;
@@ -654,25 +683,23 @@ impl Arbiter {
             (WorkerMsg::Accepted { socket }, Accepting::Dispatched(s)) if socket == s => {
                 w.accepting = Accepting::Busy;
                 w.requests += 1;
-                self.dispatcher.answered(s);
+                self.answered(s);
             }
             (WorkerMsg::Empty { socket }, Accepting::Dispatched(s)) if socket == s => {
-                self.dispatcher.answered(s);
-                if active && running {
+                if active && running && !b16 {
                     w.accepting = Accepting::Idle;
                     self.dispatcher.push_idle(from);
                 } else {
                     w.accepting = Accepting::Busy;
                 }
+                self.answered(s);
             }
             (WorkerMsg::Bye { reason }, _) => {
                 if reason == ByeReason::Recycle {
                     self.stats.recycles += 1;
                 }
                 if w.life == Life::Active {
-                    w.life = Life::Stopping {
-                        kill_at: now + self.config.graceful_timeout,
-                    };
+                    w.life = Life::Stopping { kill_at: now + self.config.graceful_timeout };
                 }
                 self.release(from);
             }
@@ -686,21 +713,25 @@ impl Arbiter {
             return;
         };
         if let Accepting::Dispatched(s) = w.accepting {
-            self.dispatcher.voided(s);
+            // B15: the dispatch is forgotten; the listener stays unwatched waiting for an answer.
+            if !bug!(self, B15) {
+                self.dispatcher.voided(s);
+            }
         }
         match status {
             Some(_) => self.stats.deaths += 1,
             None => self.stats.boot_failures += 1,
         }
-        let halting = matches!(
-            status,
-            Some(ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR))
-        );
-        if halting && self.phase == Phase::Running {
-            let code = match status {
-                Some(ExitStatus::Code(c)) => c,
-                _ => unreachable!(),
-            };
+        let halting = match status {
+            Some(ExitStatus::Code(c @ (WORKER_BOOT_ERROR | APP_LOAD_ERROR))) => Some(c),
+            Some(ExitStatus::Signaled(c @ (WORKER_BOOT_ERROR | APP_LOAD_ERROR))) if bug!(self, B09) => {
+                Some(c)
+            }
+            _ => None,
+        };
+        if let Some(code) = halting
+            && self.phase == Phase::Running
+        {
             return self.stop(false, code);
         }
         if !w.booted && w.life == Life::Active {
@@ -720,9 +751,7 @@ impl Arbiter {
         let deadline = match self.phase {
             Phase::Running => now + self.config.graceful_timeout,
             // A second TERM changes nothing; INT/QUIT during a graceful stop escalates.
-            Phase::Stopping {
-                graceful: false, ..
-            } => return,
+            Phase::Stopping { graceful: false, .. } => return,
             Phase::Stopping { graceful: true, .. } if graceful => return,
             Phase::Stopping { deadline, .. } => deadline,
             Phase::Exited => return,
@@ -731,17 +760,9 @@ impl Arbiter {
             Phase::Stopping { code: c, .. } => c,
             _ => code,
         };
-        self.phase = Phase::Stopping {
-            graceful,
-            deadline,
-            code,
-        };
+        self.phase = Phase::Stopping { graceful, deadline, code };
         self.dispatcher.close();
-        let signal = if graceful {
-            KillSignal::Term
-        } else {
-            KillSignal::Quit
-        };
+        let signal = if graceful { KillSignal::Term } else { KillSignal::Quit };
         let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         for id in ids {
             self.ask(id, signal, KillReason::Stop, deadline);
@@ -758,9 +779,9 @@ impl Arbiter {
         }
         w.asked = Some(signal);
         w.life = match w.life {
-            Life::Stopping { kill_at: k } | Life::Killing { kill_at: k } => Life::Stopping {
-                kill_at: k.min(kill_at),
-            },
+            Life::Stopping { kill_at: k } | Life::Killing { kill_at: k } => {
+                Life::Stopping { kill_at: k.min(kill_at) }
+            }
             _ => Life::Stopping { kill_at },
         };
         self.release(id);
@@ -768,11 +789,7 @@ impl Arbiter {
     }
 
     fn hard_kill(&mut self, id: WorkerId, reason: KillReason) {
-        if self
-            .workers
-            .get(&id)
-            .is_some_and(|w| w.life != Life::Killed)
-        {
+        if self.workers.get(&id).is_some_and(|w| w.life != Life::Killed) {
             self.set_life(id, Life::Killed);
             self.kill(id, KillSignal::Kill, reason);
         }
@@ -780,11 +797,7 @@ impl Arbiter {
 
     /// A malformed or illegal frame: kill at once, never trust again.
     fn violation(&mut self, id: WorkerId) {
-        if self
-            .workers
-            .get(&id)
-            .is_some_and(|w| w.life != Life::Killed)
-        {
+        if self.workers.get(&id).is_some_and(|w| w.life != Life::Killed) {
             self.stats.protocol_errors += 1;
             self.hard_kill(id, KillReason::Protocol);
         }
@@ -816,15 +829,22 @@ impl Arbiter {
         }
     }
 
+    /// A dispatch on `s` was answered. The arbiter's count of waiting connections may now be
+    /// short (a kernel count taken while this worker had accepted but not yet answered did not
+    /// include the connection that arrived after), so ask for a level re-check.
+    fn answered(&mut self, s: ListenerId) {
+        self.dispatcher.answered(s);
+        if self.phase == Phase::Running {
+            self.actions.push_back(Action::Poll(s));
+        }
+    }
+
     fn wants_spawn(&self) -> bool {
         self.current_active() < self.target as usize
     }
 
     fn current_active(&self) -> usize {
-        self.workers
-            .values()
-            .filter(|w| w.life == Life::Active && w.generation == self.generation)
-            .count()
+        self.workers.values().filter(|w| w.life == Life::Active && w.generation == self.generation).count()
     }
 
     /// After every input: converge the worker count, dispatch, watch, finish a stop.
@@ -843,7 +863,7 @@ impl Arbiter {
                     self.phase = Phase::Exited;
                     self.actions.push_back(Action::Exit {
                         code,
-                        unlink_sockets: !self.reexec_running,
+                        unlink_sockets: !self.reexec_running || bug!(self, B08),
                     });
                 }
             }
@@ -853,11 +873,7 @@ impl Arbiter {
 
     fn push_watches(&mut self, changes: Vec<(ListenerId, bool)>) {
         for (s, watch) in changes {
-            self.actions.push_back(if watch {
-                Action::Watch(s)
-            } else {
-                Action::Unwatch(s)
-            });
+            self.actions.push_back(if watch { Action::Watch(s) } else { Action::Unwatch(s) });
         }
     }
 
@@ -867,12 +883,7 @@ impl Arbiter {
         // backoff ends.
         while self.wants_spawn() && now >= self.spawn_not_before {
             let probing = self.boot_failures > 0;
-            if probing
-                && self
-                    .workers
-                    .values()
-                    .any(|w| !w.booted && w.life == Life::Active)
-            {
+            if probing && self.workers.values().any(|w| !w.booted && w.life == Life::Active) {
                 break;
             }
             self.spawn();
@@ -882,9 +893,8 @@ impl Arbiter {
         }
         // Retire the oldest current-generation workers above the target (TTOU, WINCH).
         let cur = self.generation;
-        let mut current: Vec<WorkerId> =
-            self.ids_where(|w| w.life == Life::Active && w.generation == cur);
-        while current.len() > self.target as usize {
+        let mut current: Vec<WorkerId> = self.ids_where(|w| w.life == Life::Active && w.generation == cur);
+        while current.len() > self.target as usize && !bug!(self, B10) {
             let id = current.remove(0);
             self.retire(id);
         }
@@ -895,8 +905,7 @@ impl Arbiter {
             .filter(|w| w.life == Life::Active && w.generation == cur && w.booted)
             .count();
         let allowed_old = (self.target as usize).saturating_sub(ready_new);
-        let mut old: Vec<WorkerId> =
-            self.ids_where(|w| w.life == Life::Active && w.generation < cur);
+        let mut old: Vec<WorkerId> = self.ids_where(|w| w.life == Life::Active && w.generation < cur);
         while old.len() > allowed_old {
             let id = old.remove(0);
             self.retire(id);
@@ -905,11 +914,7 @@ impl Arbiter {
 
     /// Ids matching `f`, oldest first (ids grow with age).
     fn ids_where(&self, f: impl Fn(&WorkerEntry) -> bool) -> Vec<WorkerId> {
-        self.workers
-            .iter()
-            .filter(|(_, w)| f(w))
-            .map(|(&id, _)| id)
-            .collect()
+        self.workers.iter().filter(|(_, w)| f(w)).map(|(&id, _)| id).collect()
     }
 
     fn retire(&mut self, id: WorkerId) {
@@ -922,6 +927,7 @@ impl Arbiter {
         self.next_id += 1;
         let max_requests = match self.config.max_requests {
             0 => 0,
+            n if bug!(self, B06) => n,
             n => n.saturating_add(self.rng.up_to(self.config.max_requests_jitter)),
         };
         self.workers.insert(
@@ -939,24 +945,29 @@ impl Arbiter {
             },
         );
         self.stats.spawns += 1;
-        self.actions.push_back(Action::Spawn {
-            id,
-            generation: self.generation,
-            max_requests,
-        });
+        self.actions.push_back(Action::Spawn { id, generation: self.generation, max_requests });
     }
 
     fn dispatch(&mut self) {
         while let Some((to, socket)) = self.dispatcher.next() {
-            if let Some(w) = self.workers.get_mut(&to) {
-                w.accepting = Accepting::Dispatched(socket);
+            self.send_accept(to, socket);
+            if bug!(self, B17) {
+                // Wake every idle worker for this one connection.
+                while let Some(other) = self.dispatcher.idle().front().copied() {
+                    self.dispatcher.remove_idle(other);
+                    self.dispatcher.booked_extra(socket);
+                    self.send_accept(other, socket);
+                }
             }
-            self.stats.dispatches += 1;
-            self.actions.push_back(Action::Send {
-                to,
-                msg: ArbiterMsg::Accept { socket },
-            });
         }
+    }
+
+    fn send_accept(&mut self, to: WorkerId, socket: ListenerId) {
+        if let Some(w) = self.workers.get_mut(&to) {
+            w.accepting = Accepting::Dispatched(socket);
+        }
+        self.stats.dispatches += 1;
+        self.actions.push_back(Action::Send { to, msg: ArbiterMsg::Accept { socket } });
     }
 }
 

@@ -1,18 +1,25 @@
-//! Signaled accept: which idle worker gets the next `ACCEPT:<socket>`, and when a listener must be
-//! watched.
+//! Signaled accept: which idle worker gets the next `ACCEPT:<socket>`, and what the arbiter knows
+//! of each listener's accept queue.
 //!
 //! The dispatcher only books; the arbiter applies its choices to its worker table. Per listener it
 //! keeps:
-//! - `backlog`: connections known to be waiting and not yet handed to anyone;
+//! - `backlog`: connections known to be waiting that no worker has been sent to take;
 //! - `outstanding`: `ACCEPT:<socket>` frames sent and not yet answered (`ACCEPTED` / `EMPTY`) nor
 //!   voided by the worker's death.
 //!
-//! A listener is watched only while both are zero. Readiness is level-triggered and stays set
-//! until the connection is accepted, so watching a listener while a worker is on its way to accept
-//! from it would hand the same connection out twice (B17); not watching it while `backlog` is
-//! known keeps the loop from spinning. Idle workers are served first-come first-served, listeners
-//! round-robin. [`Dispatcher::next`] hands out work while both a backlog and an idle worker exist,
-//! so a pending connection never waits while an idle worker waits.
+//! The runtime watches every listener while the server runs and reports readiness as it happens
+//! (edge-triggered: each arrival), with the kernel's accept-queue length when it is known
+//! (`TCP_INFO`). The kernel's count is the truth: `backlog = queued - outstanding`. That may
+//! undercount (a worker accepted and its `ACCEPTED` is still in its pipe) but never overcounts, so
+//! no connection wakes two workers (B17); and every answer asks for a level re-check
+//! ([`crate::arbiter::Action::Poll`]), so an undercount is repaired within one round trip. Where
+//! the count is unknown (unix sockets), a report says only "something is waiting" and is used
+//! when nothing is outstanding (otherwise the waiting connection may be the one a worker is on
+//! its way to take); the re-check after the last answer covers the rest.
+//!
+//! Idle workers are served first-come first-served, listeners round-robin. [`Dispatcher::next`]
+//! hands out work while both a backlog and an idle worker exist, so a known connection never
+//! waits while an idle worker waits.
 
 use crate::arbiter::WorkerId;
 use crate::message::ListenerId;
@@ -66,11 +73,14 @@ impl Dispatcher {
         usize::from(s.0) < self.listeners.len()
     }
 
-    /// The runtime saw `queued` connections waiting on a watched listener. Ignored when the
-    /// listener is not watched: that readiness predates an `Unwatch` and is already booked.
-    pub fn ready(&mut self, s: ListenerId, queued: u32) {
-        if let Some(b) = self.book(s).filter(|b| b.watched) {
-            b.backlog = b.backlog.max(queued.max(1));
+    /// The runtime saw connections waiting on a watched listener: `Some(n)` with the kernel's
+    /// accept-queue length, `None` where it is unknown.
+    pub fn ready(&mut self, s: ListenerId, queued: Option<u32>) {
+        let Some(b) = self.book(s).filter(|b| b.watched) else { return };
+        match queued {
+            Some(n) => b.backlog = n.saturating_sub(b.outstanding),
+            None if b.outstanding == 0 => b.backlog = b.backlog.max(1),
+            None => {}
         }
     }
 
@@ -90,15 +100,20 @@ impl Dispatcher {
             return None;
         }
         let n = self.listeners.len();
-        let i = (0..n)
-            .map(|k| (self.next_listener + k) % n)
-            .find(|&i| self.listeners[i].backlog > 0)?;
+        let i = (0..n).map(|k| (self.next_listener + k) % n).find(|&i| self.listeners[i].backlog > 0)?;
         let w = self.idle.pop_front()?;
         let b = &mut self.listeners[i];
         b.backlog -= 1;
         b.outstanding += 1;
         self.next_listener = (i + 1) % n;
         Some((w, ListenerId(i as u16)))
+    }
+
+    /// Books one more outstanding dispatch on `s` beyond the backlog (only the B17 mutant does).
+    pub(crate) fn booked_extra(&mut self, s: ListenerId) {
+        if let Some(b) = self.book(s) {
+            b.outstanding += 1;
+        }
     }
 
     /// A dispatched worker answered `ACCEPTED` or `EMPTY`.
@@ -125,18 +140,15 @@ impl Dispatcher {
         }
     }
 
-    /// Brings `watched` in line with the rule (watch iff `open` and nothing booked) and returns
-    /// the listeners whose state changed, with the new state.
+    /// Brings `watched` in line with the rule (every listener is watched while the server is open)
+    /// and returns the listeners whose state changed, with the new state.
     pub fn sync_watches(&mut self, open: bool) -> impl Iterator<Item = (ListenerId, bool)> + '_ {
-        self.listeners
-            .iter_mut()
-            .enumerate()
-            .filter_map(move |(i, b)| {
-                let want = open && b.backlog == 0 && b.outstanding == 0;
-                (want != b.watched).then(|| {
-                    b.watched = want;
-                    (ListenerId(i as u16), want)
-                })
+        self.listeners.iter_mut().enumerate().filter_map(move |(i, b)| {
+            let want = open;
+            (want != b.watched).then(|| {
+                b.watched = want;
+                (ListenerId(i as u16), want)
             })
+        })
     }
 }

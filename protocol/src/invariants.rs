@@ -11,8 +11,8 @@
 //! simulator and the explorer, with the same [`Invariant`] names.
 
 use crate::arbiter::{
-    APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input,
-    KillSignal, Life, Phase, WORKER_BOOT_ERROR, WorkerId,
+    APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input, KillSignal, Life,
+    Phase, WORKER_BOOT_ERROR, WorkerId,
 };
 use crate::message::{ArbiterMsg, WorkerMsg};
 use crate::signals::Sig;
@@ -92,10 +92,7 @@ pub struct Violation {
 impl Violation {
     /// A violation of `invariant`.
     pub fn new(invariant: Invariant, detail: impl Into<String>) -> Self {
-        Violation {
-            invariant,
-            detail: detail.into(),
-        }
+        Violation { invariant, detail: detail.into() }
     }
 }
 
@@ -188,11 +185,10 @@ impl Monitor {
             Input::SpawnFailed { id } => {
                 self.alive.remove(&id);
             }
-            Input::Signal(Sig::Term | Sig::Int | Sig::Quit)
-            | Input::Control(Command::Stop { .. }) => self.stop_requested = true,
-            Input::ReexecEnded => {
-                self.reexec_outstanding = self.reexec_outstanding.saturating_sub(1)
+            Input::Signal(Sig::Term | Sig::Int | Sig::Quit) | Input::Control(Command::Stop { .. }) => {
+                self.stop_requested = true
             }
+            Input::ReexecEnded => self.reexec_outstanding = self.reexec_outstanding.saturating_sub(1),
             _ => {}
         }
     }
@@ -210,16 +206,11 @@ impl Monitor {
         }
         let now = self.now;
         match *action {
-            Action::Spawn {
-                id, max_requests, ..
-            } => {
+            Action::Spawn { id, max_requests, .. } => {
                 if self.alive.contains_key(&id) {
                     return Err(Violation::new(Consistency, format!("{id} spawned twice")));
                 }
-                let (lo, hi) = (
-                    self.max_requests,
-                    self.max_requests.saturating_add(self.jitter),
-                );
+                let (lo, hi) = (self.max_requests, self.max_requests.saturating_add(self.jitter));
                 if (self.max_requests == 0 && max_requests != 0)
                     || (self.max_requests > 0 && !(lo..=hi).contains(&max_requests))
                 {
@@ -240,15 +231,9 @@ impl Monitor {
                     },
                 );
             }
-            Action::Send {
-                to,
-                msg: ArbiterMsg::Accept { socket },
-            } => {
+            Action::Send { to, msg: ArbiterMsg::Accept { socket } } => {
                 let Some(s) = self.alive.get_mut(&to) else {
-                    return Err(Violation::new(
-                        Reaping,
-                        format!("ACCEPT:{socket} sent to dead {to}"),
-                    ));
+                    return Err(Violation::new(Reaping, format!("ACCEPT:{socket} sent to dead {to}")));
                 };
                 if !s.idle || s.killed || s.kill_by.is_some() {
                     return Err(Violation::new(
@@ -261,29 +246,20 @@ impl Monitor {
             Action::Kill { id, signal, reason } => {
                 let timeout = self.timeout;
                 let Some(s) = self.alive.get_mut(&id) else {
-                    return Err(Violation::new(
-                        Reaping,
-                        format!("{signal:?} sent to dead or unknown {id}"),
-                    ));
+                    return Err(Violation::new(Reaping, format!("{signal:?} sent to dead or unknown {id}")));
                 };
                 s.idle = false;
                 let bound = match signal {
                     KillSignal::Term => {
                         if s.term_sent {
-                            return Err(Violation::new(
-                                GracefulStop,
-                                format!("{id} sent TERM twice"),
-                            ));
+                            return Err(Violation::new(GracefulStop, format!("{id} sent TERM twice")));
                         }
                         s.term_sent = true;
                         Some(self.graceful_timeout)
                     }
                     KillSignal::Quit => {
                         if s.quit_sent {
-                            return Err(Violation::new(
-                                GracefulStop,
-                                format!("{id} sent QUIT twice"),
-                            ));
+                            return Err(Violation::new(GracefulStop, format!("{id} sent QUIT twice")));
                         }
                         s.quit_sent = true;
                         Some(self.graceful_timeout)
@@ -313,16 +289,10 @@ impl Monitor {
             Action::Reexec => {
                 self.reexec_outstanding += 1;
                 if self.reexec_outstanding > 1 {
-                    return Err(Violation::new(
-                        SingleChildMaster,
-                        "a second child arbiter forked",
-                    ));
+                    return Err(Violation::new(SingleChildMaster, "a second child arbiter forked"));
                 }
             }
-            Action::Exit {
-                code,
-                unlink_sockets,
-            } => {
+            Action::Exit { code, unlink_sockets } => {
                 self.exited = true;
                 if !self.stop_requested {
                     return Err(Violation::new(
@@ -340,7 +310,7 @@ impl Monitor {
                     return Err(Violation::new(Reaping, "exit with workers not reaped"));
                 }
             }
-            Action::Watch(_) | Action::Unwatch(_) | Action::Reap | Action::ReopenLogs => {}
+            Action::Watch(_) | Action::Unwatch(_) | Action::Poll(_) | Action::Reap | Action::ReopenLogs => {}
         }
         Ok(())
     }
@@ -351,8 +321,7 @@ impl Monitor {
         use Invariant::*;
         let now = self.now;
         // The monitor's view of who is alive matches the arbiter's table.
-        if a.workers().len() != self.alive.len()
-            || a.workers().keys().any(|id| !self.alive.contains_key(id))
+        if a.workers().len() != self.alive.len() || a.workers().keys().any(|id| !self.alive.contains_key(id))
         {
             return Err(Violation::new(
                 Consistency,
@@ -378,10 +347,7 @@ impl Monitor {
                     None if s.last_heard + self.timeout <= now => {
                         return Err(Violation::new(
                             LivenessKill,
-                            format!(
-                                "{id} silent since {:?}, not killed at {now:?}",
-                                s.last_heard
-                            ),
+                            format!("{id} silent since {:?}, not killed at {now:?}", s.last_heard),
                         ));
                     }
                     _ => {}
@@ -389,36 +355,24 @@ impl Monitor {
             }
         }
         if !self.stop_requested && !matches!(a.phase(), Phase::Running) {
-            return Err(Violation::new(
-                Reaping,
-                format!("phase {:?} without a stop", a.phase()),
-            ));
+            return Err(Violation::new(Reaping, format!("phase {:?} without a stop", a.phase())));
         }
         let d = a.dispatcher();
         // Idle queue and table agree.
         let idle: Vec<WorkerId> = d.idle().iter().copied().collect();
-        let marked: Vec<WorkerId> = a
-            .workers()
-            .iter()
-            .filter(|(_, w)| w.accepting == Accepting::Idle)
-            .map(|(&id, _)| id)
-            .collect();
+        let marked: Vec<WorkerId> =
+            a.workers().iter().filter(|(_, w)| w.accepting == Accepting::Idle).map(|(&id, _)| id).collect();
         let mut sorted = idle.clone();
         sorted.sort();
         sorted.dedup();
         if sorted.len() != idle.len() || sorted != marked {
-            return Err(Violation::new(
-                Consistency,
-                format!("idle queue {idle:?} vs table {marked:?}"),
-            ));
+            return Err(Violation::new(Consistency, format!("idle queue {idle:?} vs table {marked:?}")));
         }
         for (i, b) in d.books().iter().enumerate() {
             let n = a
                 .workers()
                 .values()
-                .filter(
-                    |w| matches!(w.accepting, Accepting::Dispatched(s) if usize::from(s.0) == i),
-                )
+                .filter(|w| matches!(w.accepting, Accepting::Dispatched(s) if usize::from(s.0) == i))
                 .count();
             if n as u32 != b.outstanding {
                 return Err(Violation::new(
@@ -429,25 +383,14 @@ impl Monitor {
             if b.backlog > 0 && !idle.is_empty() {
                 return Err(Violation::new(
                     NoLostWakeup,
-                    format!(
-                        "listener {i} has {} waiting while {idle:?} are idle",
-                        b.backlog
-                    ),
+                    format!("listener {i} has {} waiting while {idle:?} are idle", b.backlog),
                 ));
             }
             let open = a.phase() == Phase::Running;
-            if b.watched != (open && b.backlog == 0 && b.outstanding == 0) {
+            if b.watched != open {
                 return Err(Violation::new(
-                    if b.watched {
-                        SingleWakeup
-                    } else {
-                        NoLostWakeup
-                    },
-                    format!(
-                        "listener {i} watched={} with {b:?} in {:?}",
-                        b.watched,
-                        a.phase()
-                    ),
+                    if b.watched { Reaping } else { NoLostWakeup },
+                    format!("listener {i} watched={} in {:?}", b.watched, a.phase()),
                 ));
             }
         }
@@ -464,10 +407,7 @@ impl Monitor {
                 ));
             }
         } else if a.workers().values().any(|w| w.life == Life::Active) {
-            return Err(Violation::new(
-                GracefulStop,
-                "stopping with a worker not asked to stop",
-            ));
+            return Err(Violation::new(GracefulStop, "stopping with a worker not asked to stop"));
         }
         Ok(())
     }
@@ -484,10 +424,7 @@ pub struct Checked {
 
 impl Checked {
     /// A checked arbiter, with the actions of its start.
-    pub fn new(
-        config: crate::arbiter::Config,
-        now: Instant,
-    ) -> Result<(Self, Vec<Action>), ConfigError> {
+    pub fn new(config: crate::arbiter::Config, now: Instant) -> Result<(Self, Vec<Action>), ConfigError> {
         let arbiter = Arbiter::new(config, now)?;
         let monitor = Monitor::new(&arbiter);
         let mut c = Checked { arbiter, monitor };

@@ -25,6 +25,8 @@ pub mod arbiter;
 pub mod dispatch;
 pub mod invariants;
 pub mod message;
+#[cfg(feature = "mutants")]
+pub mod mutants;
 pub mod registry;
 pub mod rng;
 pub mod signals;

@@ -71,10 +71,7 @@ impl ByeReason {
     }
 
     fn parse(field: &[u8]) -> Result<Self, DecodeError> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str().as_bytes() == field)
-            .ok_or(DecodeError::UnknownReason)
+        Self::ALL.into_iter().find(|r| r.as_str().as_bytes() == field).ok_or(DecodeError::UnknownReason)
     }
 }
 
@@ -173,10 +170,7 @@ impl Frame {
     }
 
     fn new() -> Self {
-        Frame {
-            bytes: [0; MAX_FRAME],
-            len: 0,
-        }
+        Frame { bytes: [0; MAX_FRAME], len: 0 }
     }
 
     fn push(&mut self, s: &[u8]) {
@@ -311,12 +305,8 @@ impl Message for WorkerMsg {
         match *self {
             WorkerMsg::Accept => Frame::with("ACCEPT", None),
             WorkerMsg::Alive { timestamp } => Frame::with("ALIVE", Some(Field::Num(timestamp))),
-            WorkerMsg::Accepted { socket } => {
-                Frame::with("ACCEPTED", Some(Field::Num(u64::from(socket.0))))
-            }
-            WorkerMsg::Empty { socket } => {
-                Frame::with("EMPTY", Some(Field::Num(u64::from(socket.0))))
-            }
+            WorkerMsg::Accepted { socket } => Frame::with("ACCEPTED", Some(Field::Num(u64::from(socket.0)))),
+            WorkerMsg::Empty { socket } => Frame::with("EMPTY", Some(Field::Num(u64::from(socket.0)))),
             WorkerMsg::Bye { reason } => Frame::with("BYE", Some(Field::Word(reason.as_str()))),
         }
     }
@@ -333,9 +323,7 @@ impl Message for ArbiterMsg {
 
     fn encode(&self) -> Frame {
         match *self {
-            ArbiterMsg::Accept { socket } => {
-                Frame::with("ACCEPT", Some(Field::Num(u64::from(socket.0))))
-            }
+            ArbiterMsg::Accept { socket } => Frame::with("ACCEPT", Some(Field::Num(u64::from(socket.0)))),
         }
     }
 }
@@ -374,10 +362,7 @@ pub struct Decoder<M> {
 impl<M> fmt::Debug for Decoder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decoder")
-            .field(
-                "buffered",
-                &String::from_utf8_lossy(&self.buf[..usize::from(self.len)]),
-            )
+            .field("buffered", &String::from_utf8_lossy(&self.buf[..usize::from(self.len)]))
             .field("discarding", &self.discarding)
             .finish()
     }
@@ -392,12 +377,7 @@ impl<M: Message> Default for Decoder<M> {
 impl<M: Message> Decoder<M> {
     /// An empty decoder.
     pub const fn new() -> Self {
-        Decoder {
-            buf: [0; MAX_FRAME],
-            len: 0,
-            discarding: false,
-            _msg: core::marker::PhantomData,
-        }
+        Decoder { buf: [0; MAX_FRAME], len: 0, discarding: false, _msg: core::marker::PhantomData }
     }
 
     /// Consumes bytes from `input` up to the end of the first complete frame (or all of them).

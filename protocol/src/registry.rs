@@ -85,11 +85,7 @@ pub struct Coherence {
 impl Coherence {
     /// A process whose registry was loaded from a store that said `as_of` *before* the load began.
     pub fn new(as_of: Sequences) -> Self {
-        Coherence {
-            seen: as_of,
-            registry_invalidated: false,
-            cache_invalidated: false,
-        }
+        Coherence { seen: as_of, registry_invalidated: false, cache_invalidated: false }
     }
 
     /// The view a freshly forked worker starts with: the parent's sequences, none of its pending
@@ -187,10 +183,7 @@ pub struct Registry<T> {
 impl<T> Registry<T> {
     /// A registry loaded from a store that said `as_of` before loading began.
     pub fn new(value: T, as_of: Sequences) -> Self {
-        Registry {
-            value,
-            coherence: Coherence::new(as_of),
-        }
+        Registry { value, coherence: Coherence::new(as_of) }
     }
 
     /// The coherence state (for commits and bumps).
@@ -201,6 +194,15 @@ impl<T> Registry<T> {
     /// The coherence state.
     pub fn coherence(&self) -> &Coherence {
         &self.coherence
+    }
+
+    /// Changes this process's own registry (installs a module, ...) and records that the
+    /// registry was invalidated, in one step: [`Coherence::bumped`] relies on the process's
+    /// registry holding its own change. After the transaction commits, call
+    /// `coherence_mut().commit()`, bump what it returns, and report it with `bumped`.
+    pub fn change(&mut self, f: impl FnOnce(&mut T)) {
+        f(&mut self.value);
+        self.coherence.invalidate_registry();
     }
 
     /// Checks `shared` (read from the store just now), reloads with `load` or clears caches with
@@ -248,10 +250,7 @@ impl Default for SharedSequences {
 impl SharedSequences {
     /// Both sequences at zero.
     pub fn new() -> Self {
-        SharedSequences {
-            registry: AtomicU64::new(0),
-            cache: AtomicU64::new(0),
-        }
+        SharedSequences { registry: AtomicU64::new(0), cache: AtomicU64::new(0) }
     }
 
     /// The current sequences.
@@ -267,17 +266,11 @@ impl SharedSequences {
         match what {
             Bump::Registry => {
                 let registry = self.registry.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-                Sequences {
-                    registry,
-                    cache: self.cache.load(Ordering::Acquire),
-                }
+                Sequences { registry, cache: self.cache.load(Ordering::Acquire) }
             }
             Bump::Cache => {
                 let cache = self.cache.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-                Sequences {
-                    registry: self.registry.load(Ordering::Acquire),
-                    cache,
-                }
+                Sequences { registry: self.registry.load(Ordering::Acquire), cache }
             }
         }
     }

@@ -106,9 +106,7 @@ impl Default for SignalQueue {
 impl SignalQueue {
     /// An empty queue.
     pub fn new() -> Self {
-        SignalQueue {
-            counts: core::array::from_fn(|_| AtomicU32::new(0)),
-        }
+        SignalQueue { counts: core::array::from_fn(|_| AtomicU32::new(0)) }
     }
 
     /// Counts one delivery of `sig`. Async-signal-safe: one atomic add, no lock, no allocation.
@@ -127,9 +125,7 @@ impl SignalQueue {
     /// Takes every counter, leaving them at zero.
     #[must_use]
     pub fn drain(&self) -> SignalBatch {
-        SignalBatch {
-            counts: core::array::from_fn(|i| self.counts[i].swap(0, Ordering::Acquire)),
-        }
+        SignalBatch { counts: core::array::from_fn(|i| self.counts[i].swap(0, Ordering::Acquire)) }
     }
 
     /// The main loop's half of the wakeup contract: `clear_wakeup` (drain the self-pipe) first,
@@ -197,21 +193,11 @@ mod tests {
     #[test]
     fn chld_coalesces_and_stop_signals_come_last() {
         let q = SignalQueue::new();
-        for s in [
-            Sig::Term,
-            Sig::Chld,
-            Sig::Chld,
-            Sig::Ttin,
-            Sig::Quit,
-            Sig::Ttou,
-        ] {
+        for s in [Sig::Term, Sig::Chld, Sig::Chld, Sig::Ttin, Sig::Quit, Sig::Ttou] {
             q.push(s);
         }
         let order: Vec<Sig> = q.drain().iter().collect();
-        assert_eq!(
-            order,
-            vec![Sig::Chld, Sig::Ttin, Sig::Ttou, Sig::Term, Sig::Quit]
-        );
+        assert_eq!(order, vec![Sig::Chld, Sig::Ttin, Sig::Ttou, Sig::Term, Sig::Quit]);
     }
 
     #[test]

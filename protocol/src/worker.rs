@@ -21,7 +21,8 @@
 //! ([`crate::registry::Registry::before_request`]), then run the handler on the connection; report
 //! [`Input::RequestDone`] when it returns. The request budget is checked *after* each request
 //! (B18): a worker with budget n serves exactly n requests, then says `BYE:recycle` and exits.
-//! While not serving it sends `ALIVE` at least every `timeout / 2`. TERM lets the current request
+//! While not serving it sends `ALIVE` at least every `timeout / 2`, and at each request boundary
+//! when one is due (a worker that goes from request to request never waits). TERM lets the current request
 //! finish; QUIT and INT exit at once; a changed parent means exit at the next idle point.
 
 use crate::arbiter::AcceptMode;
@@ -262,6 +263,11 @@ impl Worker {
     }
 
     fn ask_for_work(&mut self) {
+        // A worker going from request to request without ever waiting must still heartbeat:
+        // every request boundary sends ALIVE if one is due.
+        if self.last_alive + self.config.timeout / 2 <= self.now {
+            self.alive();
+        }
         match self.config.accept_mode {
             AcceptMode::Signaled => {
                 self.state = State::Idle;
@@ -276,9 +282,7 @@ impl Worker {
 
     fn alive(&mut self) {
         self.last_alive = self.now;
-        self.send(WorkerMsg::Alive {
-            timestamp: self.now.as_millis(),
-        });
+        self.send(WorkerMsg::Alive { timestamp: self.now.as_millis() });
     }
 
     fn send(&mut self, msg: WorkerMsg) {

@@ -214,7 +214,12 @@ impl StateMachineTest for Sut {
         let want: Vec<u64> = after.workers.keys().copied().collect();
         assert_eq!(alive, want, "alive workers after {step:?}");
         let active: Vec<u64> =
-            s.c.arbiter.workers().iter().filter(|(_, w)| w.life == Life::Active).map(|(id, _)| id.0).collect();
+            s.c.arbiter
+                .workers()
+                .iter()
+                .filter(|(_, w)| w.life == Life::Active)
+                .map(|(id, _)| id.0)
+                .collect();
         let want: Vec<u64> = after.workers.iter().filter(|(_, w)| !w.asked).map(|(&id, _)| id).collect();
         assert_eq!(active, want, "counted workers after {step:?}");
         if after.running {

@@ -21,21 +21,15 @@ fn config(workers: u32) -> Config {
 
 fn show(a: &Action) -> String {
     match *a {
-        Action::Spawn {
-            id,
-            generation,
-            max_requests,
-        } => {
+        Action::Spawn { id, generation, max_requests } => {
             format!("spawn {id} gen{generation} budget={max_requests}")
         }
         Action::Send { to, msg } => format!("send {to} {msg}"),
         Action::Kill { id, signal, reason } => format!("kill {id} {signal:?} ({reason:?})"),
         Action::Watch(s) => format!("watch {s}"),
         Action::Unwatch(s) => format!("unwatch {s}"),
-        Action::Exit {
-            code,
-            unlink_sockets,
-        } => format!("exit {code} unlink={unlink_sockets}"),
+        Action::Poll(s) => format!("poll {s}"),
+        Action::Exit { code, unlink_sockets } => format!("exit {code} unlink={unlink_sockets}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -51,12 +45,7 @@ struct Script {
 impl Script {
     fn new(config: Config) -> Self {
         let (c, actions) = Checked::new(config, Instant::ZERO).unwrap();
-        let mut s = Script {
-            c,
-            now: Instant::ZERO,
-            log: String::new(),
-            spawned: Vec::new(),
-        };
+        let mut s = Script { c, now: Instant::ZERO, log: String::new(), spawned: Vec::new() };
         s.record("start", &actions);
         s
     }
@@ -68,12 +57,7 @@ impl Script {
             }
         }
         let shown: Vec<String> = actions.iter().map(show).collect();
-        let _ = writeln!(
-            self.log,
-            "{:>7}ms {what:<24} -> {}",
-            self.now.0 / MS,
-            shown.join(", ")
-        );
+        let _ = writeln!(self.log, "{:>7}ms {what:<24} -> {}", self.now.0 / MS, shown.join(", "));
     }
 
     fn at(&mut self, ms: u64) -> &mut Self {
@@ -82,10 +66,7 @@ impl Script {
     }
 
     fn input(&mut self, input: Input) -> Vec<Action> {
-        let actions = self
-            .c
-            .step(self.now, input)
-            .unwrap_or_else(|v| panic!("{v}\n{}", self.log));
+        let actions = self.c.step(self.now, input).unwrap_or_else(|v| panic!("{v}\n{}", self.log));
         let what = match input {
             Input::Message { from, msg } => format!("{from}: {msg}"),
             Input::Exited { id, status } => format!("{id} exited {status:?}"),
@@ -101,10 +82,7 @@ impl Script {
     }
 
     fn tick(&mut self) -> Vec<Action> {
-        let actions = self
-            .c
-            .tick(self.now)
-            .unwrap_or_else(|v| panic!("{v}\n{}", self.log));
+        let actions = self.c.tick(self.now).unwrap_or_else(|v| panic!("{v}\n{}", self.log));
         self.record("timeout", &actions);
         actions
     }
@@ -115,13 +93,8 @@ impl Script {
 
     /// Every worker that has not booted says ACCEPT (signaled mode).
     fn boot_all(&mut self) {
-        let ids: Vec<WorkerId> = self
-            .a()
-            .workers()
-            .iter()
-            .filter(|(_, w)| !w.booted)
-            .map(|(&id, _)| id)
-            .collect();
+        let ids: Vec<WorkerId> =
+            self.a().workers().iter().filter(|(_, w)| !w.booted).map(|(&id, _)| id).collect();
         for id in ids {
             self.msg(id, WorkerMsg::Accept);
         }
@@ -149,10 +122,7 @@ impl Script {
 }
 
 fn ready(queued: u32) -> Input {
-    Input::Ready {
-        socket: ListenerId(0),
-        queued,
-    }
+    Input::Ready { socket: ListenerId(0), queued: Some(queued) }
 }
 
 fn kills(actions: &[Action]) -> Vec<(WorkerId, KillSignal)> {
@@ -208,18 +178,11 @@ fn scenario_hup_replaces_old_workers_as_new_ones_boot() {
     s.at(5).boot_all();
     let old: Vec<WorkerId> = s.a().workers().keys().copied().collect();
     let acts = s.at(100).input(Input::Signal(Sig::Hup));
-    assert!(
-        kills(&acts).is_empty(),
-        "nobody is retired before a replacement is up"
-    );
+    assert!(kills(&acts).is_empty(), "nobody is retired before a replacement is up");
     let new: Vec<WorkerId> = s.spawned[2..].to_vec();
     assert_eq!(new.len(), 2);
     let acts = s.at(150).msg(new[0], WorkerMsg::Accept);
-    assert_eq!(
-        kills(&acts),
-        vec![(old[0], KillSignal::Term)],
-        "one old worker per new one up"
-    );
+    assert_eq!(kills(&acts), vec![(old[0], KillSignal::Term)], "one old worker per new one up");
     let acts = s.at(160).msg(new[1], WorkerMsg::Accept);
     assert_eq!(kills(&acts), vec![(old[1], KillSignal::Term)]);
     s.at(170).reap_signalled(&[acts[0]]);
@@ -236,11 +199,7 @@ fn scenario_worker_crash_is_respawned() {
     let acts = s.at(50).exit(victim, ExitStatus::Signaled(9));
     assert!(matches!(acts[..], [Action::Spawn { .. }, ..]));
     assert_eq!(s.a().active(), 2);
-    assert_eq!(
-        s.a().phase(),
-        Phase::Running,
-        "a death by signal never halts (B09)"
-    );
+    assert_eq!(s.a().phase(), Phase::Running, "a death by signal never halts (B09)");
     insta::assert_snapshot!(s.log);
 }
 
@@ -248,18 +207,10 @@ fn scenario_worker_crash_is_respawned() {
 fn scenario_worker_boot_error_halts() {
     let mut s = Script::new(config(2));
     s.at(5).msg(WorkerId(1), WorkerMsg::Accept);
-    let acts = s
-        .at(10)
-        .exit(WorkerId(0), ExitStatus::Code(WORKER_BOOT_ERROR));
+    let acts = s.at(10).exit(WorkerId(0), ExitStatus::Code(WORKER_BOOT_ERROR));
     assert_eq!(kills(&acts), vec![(WorkerId(1), KillSignal::Quit)]);
     let acts = s.at(20).exit(WorkerId(1), ExitStatus::Code(0));
-    assert_eq!(
-        acts,
-        vec![Action::Exit {
-            code: WORKER_BOOT_ERROR,
-            unlink_sockets: true
-        }]
-    );
+    assert_eq!(acts, vec![Action::Exit { code: WORKER_BOOT_ERROR, unlink_sockets: true }]);
     insta::assert_snapshot!(s.log);
 }
 
@@ -281,44 +232,19 @@ fn scenario_timeout_kill_soft_then_hard() {
 
 #[test]
 fn scenario_max_requests_recycle() {
-    let mut s = Script::new(Config {
-        max_requests: 2,
-        max_requests_jitter: 0,
-        ..config(1)
-    });
+    let mut s = Script::new(Config { max_requests: 2, max_requests_jitter: 0, ..config(1) });
     s.at(1).boot_all();
     let w = s.spawned[0];
     for i in 0..2u64 {
         let acts = s.at(10 + i * 10).input(ready(1));
-        assert_eq!(
-            acts[0],
-            Action::Send {
-                to: w,
-                msg: ArbiterMsg::Accept {
-                    socket: ListenerId(0)
-                }
-            }
-        );
-        s.at(11 + i * 10).msg(
-            w,
-            WorkerMsg::Accepted {
-                socket: ListenerId(0),
-            },
-        );
+        assert_eq!(acts[0], Action::Send { to: w, msg: ArbiterMsg::Accept { socket: ListenerId(0) } });
+        s.at(11 + i * 10).msg(w, WorkerMsg::Accepted { socket: ListenerId(0) });
         if i == 0 {
             s.at(12).msg(w, WorkerMsg::Accept);
         }
     }
-    let acts = s.at(30).msg(
-        w,
-        WorkerMsg::Bye {
-            reason: ByeReason::Recycle,
-        },
-    );
-    assert!(
-        matches!(acts[..], [Action::Spawn { .. }]),
-        "the replacement starts before the exit"
-    );
+    let acts = s.at(30).msg(w, WorkerMsg::Bye { reason: ByeReason::Recycle });
+    assert!(matches!(acts[..], [Action::Spawn { .. }]), "the replacement starts before the exit");
     s.at(31).exit(w, ExitStatus::Code(0));
     assert_eq!(s.a().stats().recycles, 1);
     insta::assert_snapshot!(s.log);
@@ -330,35 +256,16 @@ fn scenario_term_with_requests_in_flight() {
     s.at(5).boot_all();
     let (a, b) = (s.spawned[0], s.spawned[1]);
     s.at(10).input(ready(2));
-    s.at(11).msg(
-        a,
-        WorkerMsg::Accepted {
-            socket: ListenerId(0),
-        },
-    );
-    s.at(11).msg(
-        b,
-        WorkerMsg::Accepted {
-            socket: ListenerId(0),
-        },
-    );
+    s.at(11).msg(a, WorkerMsg::Accepted { socket: ListenerId(0) });
+    s.at(11).msg(b, WorkerMsg::Accepted { socket: ListenerId(0) });
     let acts = s.at(20).input(Input::Signal(Sig::Term));
-    assert_eq!(
-        kills(&acts),
-        vec![(a, KillSignal::Term), (b, KillSignal::Term)]
-    );
+    assert_eq!(kills(&acts), vec![(a, KillSignal::Term), (b, KillSignal::Term)]);
     s.at(30).input(Input::Signal(Sig::Term)); // a second TERM changes nothing
     s.at(500).exit(a, ExitStatus::Code(0)); // a finished its request
     let acts = s.at(5_020).tick(); // b hangs past graceful_timeout
     assert_eq!(kills(&acts), vec![(b, KillSignal::Kill)]);
     let acts = s.at(5_021).exit(b, ExitStatus::Signaled(9));
-    assert_eq!(
-        acts,
-        vec![Action::Exit {
-            code: 0,
-            unlink_sockets: true
-        }]
-    );
+    assert_eq!(acts, vec![Action::Exit { code: 0, unlink_sockets: true }]);
     insta::assert_snapshot!(s.log);
 }
 
@@ -366,26 +273,12 @@ fn scenario_term_with_requests_in_flight() {
 fn scenario_usr2_reexec() {
     let mut s = Script::new(config(1));
     s.at(5).boot_all();
-    assert_eq!(
-        s.at(10).input(Input::Signal(Sig::Usr2)),
-        vec![Action::Reexec]
-    );
-    assert_eq!(
-        s.at(11).input(Input::Signal(Sig::Usr2)),
-        vec![],
-        "B07: one child arbiter"
-    );
+    assert_eq!(s.at(10).input(Input::Signal(Sig::Usr2)), vec![Action::Reexec]);
+    assert_eq!(s.at(11).input(Input::Signal(Sig::Usr2)), vec![], "B07: one child arbiter");
     s.at(20).input(Input::Signal(Sig::Term));
     let w = s.spawned[0];
     let acts = s.at(30).exit(w, ExitStatus::Code(0));
-    assert_eq!(
-        acts,
-        vec![Action::Exit {
-            code: 0,
-            unlink_sockets: false
-        }],
-        "B08"
-    );
+    assert_eq!(acts, vec![Action::Exit { code: 0, unlink_sockets: false }], "B08");
     insta::assert_snapshot!(s.log);
 }
 
@@ -415,13 +308,8 @@ fn b05_liveness_uses_receive_time_not_the_worker_timestamp() {
 
 #[test]
 fn b06_budgets_are_jittered_per_worker() {
-    let mut s = Script::new(Config {
-        max_requests: 100,
-        max_requests_jitter: 50,
-        ..config(16)
-    });
-    let budgets: std::collections::BTreeSet<u32> =
-        s.a().workers().values().map(|w| w.max_requests).collect();
+    let mut s = Script::new(Config { max_requests: 100, max_requests_jitter: 50, ..config(16) });
+    let budgets: std::collections::BTreeSet<u32> = s.a().workers().values().map(|w| w.max_requests).collect();
     assert!(budgets.len() >= 8, "16 workers drew only {budgets:?}");
     assert!(budgets.iter().all(|b| (100..=150).contains(b)));
     s.at(1).boot_all();
@@ -430,16 +318,10 @@ fn b06_budgets_are_jittered_per_worker() {
 #[test]
 fn b07_second_usr2_or_upgrade_forks_no_second_master() {
     let mut s = Script::new(config(1));
-    assert_eq!(
-        s.at(1).input(Input::Signal(Sig::Usr2)),
-        vec![Action::Reexec]
-    );
+    assert_eq!(s.at(1).input(Input::Signal(Sig::Usr2)), vec![Action::Reexec]);
     assert_eq!(s.at(2).input(Input::Control(Command::Upgrade)), vec![]);
     s.at(3).input(Input::ReexecEnded);
-    assert_eq!(
-        s.at(4).input(Input::Signal(Sig::Usr2)),
-        vec![Action::Reexec]
-    );
+    assert_eq!(s.at(4).input(Input::Signal(Sig::Usr2)), vec![Action::Reexec]);
 }
 
 #[test]
@@ -458,11 +340,7 @@ fn b10_ttou_stops_a_worker() {
     let mut s = Script::new(config(3));
     s.at(1).boot_all();
     let acts = s.at(2).input(Input::Signal(Sig::Ttou));
-    assert_eq!(
-        kills(&acts),
-        vec![(s.spawned[0], KillSignal::Term)],
-        "the oldest is retired"
-    );
+    assert_eq!(kills(&acts), vec![(s.spawned[0], KillSignal::Term)], "the oldest is retired");
     assert_eq!(s.a().active(), 2);
 }
 
@@ -472,26 +350,10 @@ fn b15_connection_dispatched_to_a_worker_that_died_is_dispatched_again() {
     s.at(1).boot_all();
     let (a, b) = (s.spawned[0], s.spawned[1]);
     let acts = s.at(2).input(ready(1));
-    assert_eq!(
-        acts,
-        vec![
-            Action::Send {
-                to: a,
-                msg: ArbiterMsg::Accept {
-                    socket: ListenerId(0)
-                }
-            },
-            Action::Unwatch(ListenerId(0))
-        ]
-    );
+    assert_eq!(acts, vec![Action::Send { to: a, msg: ArbiterMsg::Accept { socket: ListenerId(0) } },]);
     let acts = s.at(3).exit(a, ExitStatus::Signaled(9));
     assert!(
-        acts.contains(&Action::Send {
-            to: b,
-            msg: ArbiterMsg::Accept {
-                socket: ListenerId(0)
-            }
-        }),
+        acts.contains(&Action::Send { to: b, msg: ArbiterMsg::Accept { socket: ListenerId(0) } }),
         "{acts:?}"
     );
 }
@@ -502,22 +364,9 @@ fn b16_empty_puts_the_worker_back_in_the_idle_queue() {
     s.at(1).boot_all();
     let w = s.spawned[0];
     s.at(2).input(ready(1));
-    s.at(3).msg(
-        w,
-        WorkerMsg::Empty {
-            socket: ListenerId(0),
-        },
-    ); // spurious wakeup
+    s.at(3).msg(w, WorkerMsg::Empty { socket: ListenerId(0) }); // spurious wakeup
     let acts = s.at(4).input(ready(1));
-    assert_eq!(
-        acts[0],
-        Action::Send {
-            to: w,
-            msg: ArbiterMsg::Accept {
-                socket: ListenerId(0)
-            }
-        }
-    );
+    assert_eq!(acts[0], Action::Send { to: w, msg: ArbiterMsg::Accept { socket: ListenerId(0) } });
 }
 
 #[test]
@@ -525,29 +374,53 @@ fn b17_one_connection_wakes_one_worker() {
     let mut s = Script::new(config(8));
     s.at(1).boot_all();
     let acts = s.at(2).input(ready(1));
-    let sends = acts
-        .iter()
-        .filter(|a| matches!(a, Action::Send { .. }))
-        .count();
+    let sends = acts.iter().filter(|a| matches!(a, Action::Send { .. })).count();
     assert_eq!(sends, 1);
     // Readiness is level-triggered: a second report before the accept wakes nobody.
     let acts = s.at(3).input(ready(1));
     assert!(acts.is_empty(), "{acts:?}");
     // With TCP_INFO saying 3 are queued, exactly 3 are woken at once.
     let first = s.spawned[0];
-    s.at(4).msg(
-        first,
-        WorkerMsg::Accepted {
-            socket: ListenerId(0),
-        },
-    );
+    s.at(4).msg(first, WorkerMsg::Accepted { socket: ListenerId(0) });
     let acts = s.at(5).input(ready(3));
+    assert_eq!(acts.iter().filter(|a| matches!(a, Action::Send { .. })).count(), 3);
+}
+
+#[test]
+fn a_connection_arriving_while_a_dispatch_is_outstanding_is_dispatched_at_once() {
+    // Found by herd-sim (seed 20, pipe delays only): with the listener unwatched while a dispatch
+    // was outstanding, a second connection waited beside an idle worker for a whole round trip.
+    let mut s = Script::new(config(2));
+    s.at(1).boot_all();
+    let (a, b) = (s.spawned[0], s.spawned[1]);
     assert_eq!(
-        acts.iter()
-            .filter(|a| matches!(a, Action::Send { .. }))
-            .count(),
-        3
+        s.at(2).input(ready(1)),
+        vec![Action::Send { to: a, msg: ArbiterMsg::Accept { socket: ListenerId(0) } }]
     );
+    // a is still on its way to accept; a second connection arrives: the kernel says 2 queued.
+    assert_eq!(
+        s.at(3).input(ready(2)),
+        vec![Action::Send { to: b, msg: ArbiterMsg::Accept { socket: ListenerId(0) } }]
+    );
+    // a accepted and b too, but a's ACCEPTED is late: the count undercounts, never over.
+    s.at(4).msg(a, WorkerMsg::Accept); // illegal: a is dispatched
+    assert_eq!(s.a().stats().protocol_errors, 1);
+}
+
+#[test]
+fn unknown_queue_lengths_are_used_only_with_nothing_outstanding() {
+    let mut s = Script::new(config(3));
+    s.at(1).boot_all();
+    let a = s.spawned[0];
+    let unix = Input::Ready { socket: ListenerId(0), queued: None };
+    assert_eq!(s.at(2).input(unix).len(), 1, "one connection known");
+    assert_eq!(s.at(3).input(unix), vec![], "it may be the one a is taking");
+    // After a's answer the arbiter re-checks the level itself.
+    assert_eq!(
+        s.at(4).msg(a, WorkerMsg::Accepted { socket: ListenerId(0) }),
+        vec![Action::Poll(ListenerId(0))]
+    );
+    assert_eq!(s.at(5).input(unix).len(), 1);
 }
 
 #[test]
@@ -557,10 +430,7 @@ fn b19_graceful_stop_kills_a_hung_worker_at_the_deadline() {
     s.at(10).input(Input::Signal(Sig::Term));
     assert_eq!(s.a().poll_timeout(), Some(Instant(5_010 * MS)));
     assert!(kills(&s.at(5_009).tick()).is_empty());
-    assert_eq!(
-        kills(&s.at(5_010).tick()),
-        vec![(s.spawned[0], KillSignal::Kill)]
-    );
+    assert_eq!(kills(&s.at(5_010).tick()), vec![(s.spawned[0], KillSignal::Kill)]);
 }
 
 #[test]
@@ -576,18 +446,12 @@ fn b20_a_respawned_worker_is_timed_from_its_own_spawn() {
     assert_ne!(second, first);
     let spawned_at = s.a().workers()[&second].spawned_at;
     assert!(kills(&s.at(spawned_at.0 / MS + 9_999).tick()).is_empty());
-    assert_eq!(
-        kills(&s.at(spawned_at.0 / MS + 10_000).tick()),
-        vec![(second, KillSignal::Abrt)]
-    );
+    assert_eq!(kills(&s.at(spawned_at.0 / MS + 10_000).tick()), vec![(second, KillSignal::Abrt)]);
 }
 
 #[test]
 fn boot_crashes_back_off_exponentially_one_probe_at_a_time() {
-    let mut s = Script::new(Config {
-        spawn_backoff: Duration::from_millis(100),
-        ..config(4)
-    });
+    let mut s = Script::new(Config { spawn_backoff: Duration::from_millis(100), ..config(4) });
     let mut t = 1;
     let mut gaps = Vec::new();
     // Every worker crashes before booting, over and over.
@@ -600,10 +464,7 @@ fn boot_crashes_back_off_exponentially_one_probe_at_a_time() {
         gaps.push(next.0 / MS - t);
         t = next.0 / MS;
         s.at(t).tick();
-        assert!(
-            s.a().workers().len() <= 1,
-            "one probe at a time, not a fork storm"
-        );
+        assert!(s.a().workers().len() <= 1, "one probe at a time, not a fork storm");
     }
     // Four crashes make the first delay 100 ms * 2^3; then it doubles per probe up to the cap.
     assert_eq!(gaps, vec![800, 1_600, 3_200, 6_400, 10_000, 10_000]);
@@ -622,36 +483,15 @@ fn hostile_worker_is_killed_and_replaced_and_its_dispatch_redone() {
     // a forges an ACCEPT while dispatched, then garbage.
     let acts = s.at(3).msg(a, WorkerMsg::Accept);
     assert_eq!(kills(&acts), vec![(a, KillSignal::Kill)]);
-    assert!(
-        acts.iter().any(|x| matches!(x, Action::Spawn { .. })),
-        "replaced at once"
-    );
-    let acts = s.at(4).input(Input::Malformed {
-        from: a,
-        error: DecodeError::UnknownVerb,
-    });
+    assert!(acts.iter().any(|x| matches!(x, Action::Spawn { .. })), "replaced at once");
+    let acts = s.at(4).input(Input::Malformed { from: a, error: DecodeError::UnknownVerb });
     assert!(acts.is_empty(), "a killed worker is not killed twice");
     let acts = s.at(5).exit(a, ExitStatus::Signaled(9));
-    assert!(acts.contains(&Action::Send {
-        to: b,
-        msg: ArbiterMsg::Accept {
-            socket: ListenerId(0)
-        }
-    }));
+    assert!(acts.contains(&Action::Send { to: b, msg: ArbiterMsg::Accept { socket: ListenerId(0) } }));
     // An ACCEPTED nobody asked for is also fatal.
-    let acts = s.at(6).msg(
-        b,
-        WorkerMsg::Empty {
-            socket: ListenerId(0),
-        },
-    );
+    let acts = s.at(6).msg(b, WorkerMsg::Empty { socket: ListenerId(0) });
     assert!(kills(&acts).is_empty());
-    let acts = s.at(7).msg(
-        b,
-        WorkerMsg::Accepted {
-            socket: ListenerId(0),
-        },
-    );
+    let acts = s.at(7).msg(b, WorkerMsg::Accepted { socket: ListenerId(0) });
     assert_eq!(kills(&acts), vec![(b, KillSignal::Kill)]);
     assert_eq!(s.a().stats().protocol_errors, 2);
 }
@@ -666,12 +506,7 @@ fn winch_stops_all_workers_and_hup_brings_them_back() {
     s.at(3).input(Input::Signal(Sig::Ttou));
     assert_eq!(s.a().target(), 0, "TTOU does not raise a zero target");
     let acts = s.at(4).input(Input::Signal(Sig::Hup));
-    assert_eq!(
-        acts.iter()
-            .filter(|a| matches!(a, Action::Spawn { .. }))
-            .count(),
-        3
-    );
+    assert_eq!(acts.iter().filter(|a| matches!(a, Action::Spawn { .. })).count(), 3);
 }
 
 #[test]
@@ -689,47 +524,19 @@ fn control_commands_are_exact() {
 #[test]
 fn bad_configs_are_refused() {
     assert_eq!(
-        Arbiter::new(
-            Config {
-                workers: 0,
-                ..config(1)
-            },
-            Instant::ZERO
-        )
-        .err(),
+        Arbiter::new(Config { workers: 0, ..config(1) }, Instant::ZERO).err(),
         Some(ConfigError::Workers(0))
     );
     assert_eq!(
-        Arbiter::new(
-            Config {
-                timeout: Duration::ZERO,
-                ..config(1)
-            },
-            Instant::ZERO
-        )
-        .err(),
+        Arbiter::new(Config { timeout: Duration::ZERO, ..config(1) }, Instant::ZERO).err(),
         Some(ConfigError::Timeout)
     );
     assert_eq!(
-        Arbiter::new(
-            Config {
-                listeners: 0,
-                ..config(1)
-            },
-            Instant::ZERO
-        )
-        .err(),
+        Arbiter::new(Config { listeners: 0, ..config(1) }, Instant::ZERO).err(),
         Some(ConfigError::NoListener(AcceptMode::Signaled))
     );
     assert!(
-        Arbiter::new(
-            Config {
-                listeners: 0,
-                accept_mode: AcceptMode::Shared,
-                ..config(1)
-            },
-            Instant::ZERO
-        )
-        .is_ok()
+        Arbiter::new(Config { listeners: 0, accept_mode: AcceptMode::Shared, ..config(1) }, Instant::ZERO)
+            .is_ok()
     );
 }

@@ -11,8 +11,7 @@ pub(crate) fn worker_msg() -> impl Strategy<Value = WorkerMsg> {
         any::<u64>().prop_map(|timestamp| WorkerMsg::Alive { timestamp }),
         listener_id().prop_map(|socket| WorkerMsg::Accepted { socket }),
         listener_id().prop_map(|socket| WorkerMsg::Empty { socket }),
-        proptest::sample::select(ByeReason::ALL.to_vec())
-            .prop_map(|reason| WorkerMsg::Bye { reason }),
+        proptest::sample::select(ByeReason::ALL.to_vec()).prop_map(|reason| WorkerMsg::Bye { reason }),
     ]
 }
 
@@ -127,12 +126,7 @@ fn malformed_inputs_map_to_their_exact_errors() {
     ];
     for (input, want) in table {
         let got = decode_whole::<WorkerMsg>(input);
-        assert_eq!(
-            got,
-            vec![Err(*want)],
-            "input {:?}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!(got, vec![Err(*want)], "input {:?}", String::from_utf8_lossy(input));
     }
     // Arbiter -> worker direction.
     let table: &[(&[u8], DecodeError)] = &[
@@ -144,54 +138,33 @@ fn malformed_inputs_map_to_their_exact_errors() {
     ];
     for (input, want) in table {
         let got = decode_whole::<ArbiterMsg>(input);
-        assert_eq!(
-            got,
-            vec![Err(*want)],
-            "input {:?}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!(got, vec![Err(*want)], "input {:?}", String::from_utf8_lossy(input));
     }
 }
 
 #[test]
 fn boundaries_of_numbers_and_frame_length() {
-    assert_eq!(
-        decode_whole::<WorkerMsg>(b"ALIVE:0\n"),
-        vec![Ok(WorkerMsg::Alive { timestamp: 0 })]
-    );
+    assert_eq!(decode_whole::<WorkerMsg>(b"ALIVE:0\n"), vec![Ok(WorkerMsg::Alive { timestamp: 0 })]);
     assert_eq!(
         decode_whole::<WorkerMsg>(b"ALIVE:18446744073709551615\n"),
-        vec![Ok(WorkerMsg::Alive {
-            timestamp: u64::MAX
-        })]
+        vec![Ok(WorkerMsg::Alive { timestamp: u64::MAX })]
     );
     assert_eq!(
         decode_whole::<WorkerMsg>(b"ACCEPTED:65535\n"),
-        vec![Ok(WorkerMsg::Accepted {
-            socket: ListenerId(65535)
-        })]
+        vec![Ok(WorkerMsg::Accepted { socket: ListenerId(65535) })]
     );
     // 31 bytes of content is the longest frame; 32 is one too many.
     let ok = format!("BYE:{}\n", "x".repeat(MAX_FRAME - 1 - 4));
-    assert_eq!(
-        decode_whole::<WorkerMsg>(ok.as_bytes()),
-        vec![Err(DecodeError::UnknownReason)]
-    );
+    assert_eq!(decode_whole::<WorkerMsg>(ok.as_bytes()), vec![Err(DecodeError::UnknownReason)]);
     let too_long = format!("BYE:{}\n", "x".repeat(MAX_FRAME - 4));
-    assert_eq!(
-        decode_whole::<WorkerMsg>(too_long.as_bytes()),
-        vec![Err(DecodeError::TooLong)]
-    );
+    assert_eq!(decode_whole::<WorkerMsg>(too_long.as_bytes()), vec![Err(DecodeError::TooLong)]);
 }
 
 #[test]
 fn decoder_resynchronises_after_an_over_long_frame() {
     let mut stream = vec![b'A'; 1000];
     stream.extend_from_slice(b"\nACCEPT\n");
-    assert_eq!(
-        decode_whole::<WorkerMsg>(&stream),
-        vec![Err(DecodeError::TooLong), Ok(WorkerMsg::Accept)]
-    );
+    assert_eq!(decode_whole::<WorkerMsg>(&stream), vec![Err(DecodeError::TooLong), Ok(WorkerMsg::Accept)]);
 }
 
 #[test]
@@ -199,10 +172,7 @@ fn partial_input_is_not_an_error_and_state_is_bounded() {
     let mut dec = Decoder::<WorkerMsg>::new();
     assert_eq!(dec.decode(b"ALI"), (3, None));
     assert_eq!(dec.buffered(), 3);
-    assert_eq!(
-        dec.decode(b"VE:5\nACC"),
-        (5, Some(Ok(WorkerMsg::Alive { timestamp: 5 })))
-    );
+    assert_eq!(dec.decode(b"VE:5\nACC"), (5, Some(Ok(WorkerMsg::Alive { timestamp: 5 }))));
     // A flood without line feeds never holds more than one frame.
     let mut dec = Decoder::<WorkerMsg>::new();
     let mut out = Vec::new();
@@ -216,36 +186,19 @@ fn wire_form_of_every_message() {
     let mut all: Vec<String> = vec![
         WorkerMsg::Accept,
         WorkerMsg::Alive { timestamp: 0 },
-        WorkerMsg::Alive {
-            timestamp: 1_732_000_123_456,
-        },
-        WorkerMsg::Alive {
-            timestamp: u64::MAX,
-        },
-        WorkerMsg::Accepted {
-            socket: ListenerId(0),
-        },
-        WorkerMsg::Empty {
-            socket: ListenerId(65535),
-        },
+        WorkerMsg::Alive { timestamp: 1_732_000_123_456 },
+        WorkerMsg::Alive { timestamp: u64::MAX },
+        WorkerMsg::Accepted { socket: ListenerId(0) },
+        WorkerMsg::Empty { socket: ListenerId(65535) },
     ]
     .into_iter()
-    .chain(
-        ByeReason::ALL
-            .into_iter()
-            .map(|reason| WorkerMsg::Bye { reason }),
-    )
+    .chain(ByeReason::ALL.into_iter().map(|reason| WorkerMsg::Bye { reason }))
     .map(|m| format!("worker  {:?} -> {:?}", m, m.encode()))
     .collect();
     all.push(format!(
         "arbiter {:?} -> {:?}",
-        ArbiterMsg::Accept {
-            socket: ListenerId(3)
-        },
-        ArbiterMsg::Accept {
-            socket: ListenerId(3)
-        }
-        .encode()
+        ArbiterMsg::Accept { socket: ListenerId(3) },
+        ArbiterMsg::Accept { socket: ListenerId(3) }.encode()
     ));
     insta::assert_snapshot!(all.join("\n"));
 }

@@ -19,9 +19,7 @@ fn b14_a_bump_during_loading_costs_one_more_reload_and_is_never_missed() {
     let store = SharedSequences::new();
     let mut c = Coherence::new(store.load());
     store.increment(Bump::Registry); // seq 1: someone installed a module
-    let Check::Reload { as_of } = c.check(store.load()) else {
-        panic!("must reload")
-    };
+    let Check::Reload { as_of } = c.check(store.load()) else { panic!("must reload") };
     // ... loading takes a while; another process commits and bumps meanwhile ...
     store.increment(Bump::Registry); // seq 2
     c.reloaded(as_of); // records 1, what was read *before* loading
@@ -31,14 +29,10 @@ fn b14_a_bump_during_loading_costs_one_more_reload_and_is_never_missed() {
 #[test]
 fn b11_consuming_an_invalidation_never_raises_one() {
     let mut c = Coherence::new(seq(0, 0));
-    let Check::Reload { as_of } = c.check(seq(3, 1)) else {
-        panic!()
-    };
+    let Check::Reload { as_of } = c.check(seq(3, 1)) else { panic!() };
     c.reloaded(as_of);
     assert_eq!(c.commit(), None, "a reload must not signal anything");
-    let Check::ClearCaches { as_of } = c.check(seq(3, 2)) else {
-        panic!()
-    };
+    let Check::ClearCaches { as_of } = c.check(seq(3, 2)) else { panic!() };
     c.caches_cleared(as_of);
     assert_eq!(c.commit(), None);
     assert_eq!(c.check(seq(3, 2)), Check::UpToDate);
@@ -66,11 +60,7 @@ fn own_bump_advances_the_view_only_without_a_concurrent_bump() {
     let what = a.commit().unwrap();
     let after = store.increment(what);
     a.bumped(what, after);
-    assert_eq!(
-        a.check(store.load()),
-        Check::UpToDate,
-        "our own change needs no reload"
-    );
+    assert_eq!(a.check(store.load()), Check::UpToDate, "our own change needs no reload");
 
     // Someone else bumps (seq 2) before our bump (seq 3): we must still reload for theirs.
     let mut b = Coherence::new(store.load());
@@ -95,10 +85,7 @@ fn forked_worker_carries_no_pending_invalidation() {
 fn b12_before_request_hands_out_the_new_registry() {
     let store = SharedSequences::new();
     let mut reg = Registry::new(String::from("v0"), store.load());
-    assert_eq!(
-        reg.before_request(store.load(), || unreachable!(), |_| unreachable!()),
-        "v0"
-    );
+    assert_eq!(reg.before_request(store.load(), || unreachable!(), |_| unreachable!()), "v0");
     store.increment(Bump::Registry);
     let got = reg.before_request(store.load(), || String::from("v1"), |_| {});
     assert_eq!(got, "v1");

@@ -4,11 +4,7 @@ const MS: u64 = 1_000_000;
 
 fn worker(mode: AcceptMode, max_requests: u32) -> Worker {
     Worker::new(
-        WorkerConfig {
-            accept_mode: mode,
-            timeout: Duration::from_secs(10),
-            max_requests,
-        },
+        WorkerConfig { accept_mode: mode, timeout: Duration::from_secs(10), max_requests },
         Instant::ZERO,
     )
 }
@@ -32,13 +28,7 @@ fn send(m: WorkerMsg) -> Action {
 fn signaled_cycle_asks_accepts_answers_serves() {
     let mut w = worker(AcceptMode::Signaled, 0);
     w.start(Instant::ZERO);
-    assert_eq!(
-        drain(&mut w),
-        vec![
-            send(WorkerMsg::Alive { timestamp: 0 }),
-            send(WorkerMsg::Accept)
-        ]
-    );
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 0 }), send(WorkerMsg::Accept)]);
     assert_eq!(
         step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 })),
         vec![Action::Accept(Some(L0))]
@@ -48,10 +38,7 @@ fn signaled_cycle_asks_accepts_answers_serves() {
         vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
     );
     assert_eq!(w.poll_timeout(), None, "no heartbeat while serving");
-    assert_eq!(
-        step(&mut w, 2, Input::RequestDone),
-        vec![send(WorkerMsg::Accept)]
-    );
+    assert_eq!(step(&mut w, 2, Input::RequestDone), vec![send(WorkerMsg::Accept)]);
     assert_eq!(w.requests(), 1);
 }
 
@@ -61,10 +48,7 @@ fn b16_spurious_wakeup_answers_empty_and_stays_idle() {
     w.start(Instant::ZERO);
     drain(&mut w);
     step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
-    assert_eq!(
-        step(&mut w, 1, Input::AcceptEmpty),
-        vec![send(WorkerMsg::Empty { socket: L0 })]
-    );
+    assert_eq!(step(&mut w, 1, Input::AcceptEmpty), vec![send(WorkerMsg::Empty { socket: L0 })]);
     assert_eq!(w.state(), State::Idle);
     // The arbiter re-queued it: the next dispatch is taken without a new ACCEPT.
     assert_eq!(
@@ -88,12 +72,7 @@ fn b18_budget_is_checked_after_the_request_exactly_n_served() {
             if acts.contains(&Action::Exit(EXIT_OK)) {
                 assert_eq!(
                     acts,
-                    vec![
-                        send(WorkerMsg::Bye {
-                            reason: ByeReason::Recycle
-                        }),
-                        Action::Exit(EXIT_OK)
-                    ]
+                    vec![send(WorkerMsg::Bye { reason: ByeReason::Recycle }), Action::Exit(EXIT_OK)]
                 );
                 break;
             }
@@ -113,27 +92,15 @@ fn term_finishes_the_request_then_exits_quit_exits_now() {
     assert_eq!(step(&mut w, 2, Input::Signal(WorkerSignal::Term)), vec![]);
     assert_eq!(
         step(&mut w, 3, Input::RequestDone),
-        vec![
-            send(WorkerMsg::Bye {
-                reason: ByeReason::Stop
-            }),
-            Action::Exit(EXIT_OK)
-        ]
+        vec![send(WorkerMsg::Bye { reason: ByeReason::Stop }), Action::Exit(EXIT_OK)]
     );
     let mut w = worker(AcceptMode::Signaled, 0);
     w.start(Instant::ZERO);
     drain(&mut w);
     step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
     step(&mut w, 1, Input::Accepted(L0));
-    assert_eq!(
-        step(&mut w, 2, Input::Signal(WorkerSignal::Quit)),
-        vec![Action::Exit(EXIT_OK)]
-    );
-    assert_eq!(
-        step(&mut w, 3, Input::RequestDone),
-        vec![],
-        "nothing after exit"
-    );
+    assert_eq!(step(&mut w, 2, Input::Signal(WorkerSignal::Quit)), vec![Action::Exit(EXIT_OK)]);
+    assert_eq!(step(&mut w, 3, Input::RequestDone), vec![], "nothing after exit");
 }
 
 #[test]
@@ -147,10 +114,7 @@ fn term_during_accept_still_serves_a_taken_connection() {
         step(&mut w, 1, Input::Accepted(L0)),
         vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
     );
-    assert_eq!(
-        step(&mut w, 2, Input::RequestDone).last(),
-        Some(&Action::Exit(EXIT_OK))
-    );
+    assert_eq!(step(&mut w, 2, Input::RequestDone).last(), Some(&Action::Exit(EXIT_OK)));
 }
 
 #[test]
@@ -162,10 +126,7 @@ fn heartbeat_at_half_the_timeout_while_idle() {
     w.handle_timeout(Instant(4_999 * MS));
     assert_eq!(drain(&mut w), vec![]);
     w.handle_timeout(Instant(5_000 * MS));
-    assert_eq!(
-        drain(&mut w),
-        vec![send(WorkerMsg::Alive { timestamp: 5_000 })]
-    );
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 5_000 })]);
     assert_eq!(w.poll_timeout(), Some(Instant(10_000 * MS)));
 }
 
@@ -173,50 +134,23 @@ fn heartbeat_at_half_the_timeout_while_idle() {
 fn shared_mode_waits_on_listeners_and_never_talks_accept() {
     let mut w = worker(AcceptMode::Shared, 0);
     w.start(Instant::ZERO);
-    assert_eq!(
-        drain(&mut w),
-        vec![
-            send(WorkerMsg::Alive { timestamp: 0 }),
-            Action::Accept(None)
-        ]
-    );
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 0 }), Action::Accept(None)]);
     assert_eq!(step(&mut w, 1, Input::AcceptEmpty), vec![]);
     assert!(w.waits_on_listeners());
-    assert_eq!(
-        step(&mut w, 2, Input::ListenersReadable),
-        vec![Action::Accept(None)]
-    );
-    assert_eq!(
-        step(&mut w, 2, Input::Accepted(L0)),
-        vec![Action::Serve(L0)]
-    );
+    assert_eq!(step(&mut w, 2, Input::ListenersReadable), vec![Action::Accept(None)]);
+    assert_eq!(step(&mut w, 2, Input::Accepted(L0)), vec![Action::Serve(L0)]);
 }
 
 #[test]
 fn auto_mode_accepts_directly_and_falls_back_to_signaling() {
     let mut w = worker(AcceptMode::Auto, 0);
     w.start(Instant::ZERO);
-    assert_eq!(
-        drain(&mut w),
-        vec![
-            send(WorkerMsg::Alive { timestamp: 0 }),
-            Action::Accept(None)
-        ]
-    );
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 0 }), Action::Accept(None)]);
     // Under load the direct accept wins: no message to the arbiter.
-    assert_eq!(
-        step(&mut w, 1, Input::Accepted(L0)),
-        vec![Action::Serve(L0)]
-    );
-    assert_eq!(
-        step(&mut w, 2, Input::RequestDone),
-        vec![Action::Accept(None)]
-    );
+    assert_eq!(step(&mut w, 1, Input::Accepted(L0)), vec![Action::Serve(L0)]);
+    assert_eq!(step(&mut w, 2, Input::RequestDone), vec![Action::Accept(None)]);
     // Idle: nothing to take, so it asks the arbiter.
-    assert_eq!(
-        step(&mut w, 3, Input::AcceptEmpty),
-        vec![send(WorkerMsg::Accept)]
-    );
+    assert_eq!(step(&mut w, 3, Input::AcceptEmpty), vec![send(WorkerMsg::Accept)]);
     assert_eq!(w.state(), State::Idle);
 }
 
@@ -229,12 +163,7 @@ fn parent_change_exits_at_the_next_idle_point() {
     assert_eq!(step(&mut w, 2, Input::ParentChanged), vec![]);
     assert_eq!(
         step(&mut w, 3, Input::RequestDone),
-        vec![
-            send(WorkerMsg::Bye {
-                reason: ByeReason::Parent
-            }),
-            Action::Exit(EXIT_OK)
-        ]
+        vec![send(WorkerMsg::Bye { reason: ByeReason::Parent }), Action::Exit(EXIT_OK)]
     );
 }
 
@@ -253,8 +182,30 @@ fn illegal_or_malformed_frames_from_the_arbiter_end_the_worker() {
     let mut w = worker(AcceptMode::Signaled, 0);
     w.start(Instant::ZERO);
     drain(&mut w);
-    assert_eq!(
-        step(&mut w, 1, Input::Malformed),
-        vec![Action::Exit(EXIT_PROTOCOL)]
-    );
+    assert_eq!(step(&mut w, 1, Input::Malformed), vec![Action::Exit(EXIT_PROTOCOL)]);
+}
+
+#[test]
+fn back_to_back_requests_still_heartbeat() {
+    // Found by herd-sim (seed 27, shared mode under load): a worker going straight from one
+    // request to the next never sent ALIVE and was killed for silence, again and again.
+    for mode in [AcceptMode::Shared, AcceptMode::Auto] {
+        let mut w = worker(mode, 0);
+        w.start(Instant::ZERO);
+        drain(&mut w);
+        let mut alive_at = Vec::new();
+        for i in 0..100u64 {
+            // Each request takes 100 ms and the next connection is always waiting.
+            step(&mut w, i * 100, Input::Accepted(L0));
+            for a in step(&mut w, i * 100 + 100, Input::RequestDone) {
+                if let Action::Send(WorkerMsg::Alive { timestamp }) = a {
+                    alive_at.push(timestamp);
+                }
+            }
+        }
+        assert!(!alive_at.is_empty(), "{mode:?}: no heartbeat in 10 s of back-to-back requests");
+        let gaps: Vec<u64> = alive_at.windows(2).map(|p| p[1] - p[0]).collect();
+        assert!(gaps.iter().all(|&g| g <= 5_000), "{mode:?}: heartbeat gaps {gaps:?} exceed timeout/2");
+        assert!(alive_at[0] <= 5_000, "{mode:?}: first heartbeat at {}", alive_at[0]);
+    }
 }

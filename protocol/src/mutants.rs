@@ -1,0 +1,46 @@
+//! Bugs from BUGS.md, re-introduced on purpose, one at a time, to prove the suite catches them.
+//!
+//! Only with the `mutants` cargo feature (off by default). A mutant is switched on per core
+//! instance ([`crate::arbiter::Arbiter::set_mutant`]), never globally; without the feature every
+//! check is the constant `false` and compiles away.
+
+/// A re-introduced bug, named by its BUGS.md id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mutant {
+    /// Liveness judged on the worker's own timestamp instead of the arbiter's receive time.
+    B05,
+    /// No jitter: every worker gets the same budget.
+    B06,
+    /// A second USR2 forks a second child arbiter.
+    B07,
+    /// The arbiter unlinks unix sockets even while a child arbiter uses them.
+    B08,
+    /// A death by signal 3 or 4 is read as exit code 3 or 4 and halts the server.
+    B09,
+    /// TTOU lowers the target but stops no worker.
+    B10,
+    /// A dispatch to a worker that died before answering is forgotten: its connection waits forever.
+    B15,
+    /// A worker that answered EMPTY is forgotten: it is not idle again.
+    B16,
+    /// Every idle worker is woken for one connection.
+    B17,
+    /// Graceful stop waits forever for a hung worker.
+    B19,
+}
+
+impl Mutant {
+    /// Every mutant of the arbiter core.
+    pub const ALL: [Mutant; 10] = [
+        Mutant::B05,
+        Mutant::B06,
+        Mutant::B07,
+        Mutant::B08,
+        Mutant::B09,
+        Mutant::B10,
+        Mutant::B15,
+        Mutant::B16,
+        Mutant::B17,
+        Mutant::B19,
+    ];
+}

@@ -1,0 +1,973 @@
+//! The simulated world: one arbiter core, worker cores in simulated processes, a simulated OS
+//! (fork latency and failure, pipes with delay, coalescing signals, CHLD, kill, exit statuses),
+//! listeners with accept queues, seeded clients, handlers, and a shared registry store.
+//!
+//! Virtual time, one event queue, ties broken by insertion order: one seed gives one run.
+
+use crate::check::Checkers;
+use crate::faults::FaultMix;
+use crate::timeline::Timeline;
+use crate::{Options, Outcome};
+use herd_protocol::arbiter::{
+    AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Life, Phase, WorkerId,
+};
+use herd_protocol::invariants::{Checked, Invariant, Violation};
+use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message, WorkerMsg};
+use herd_protocol::registry::{Registry, SharedSequences};
+use herd_protocol::rng::Rng;
+use herd_protocol::signals::{Sig, SignalQueue};
+use herd_protocol::time::Instant;
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerSignal};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::time::Duration;
+
+const US: u64 = 1_000;
+/// The longest a (non-hung) request takes.
+const MAX_SERVICE: Duration = Duration::from_millis(20);
+const MS: u64 = 1_000_000;
+
+/// A client connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conn {
+    pub arrived: Instant,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    ArbiterTimer,
+    ArbiterWake,
+    SignalDelivered(Sig),
+    ToArbiter { from: WorkerId, frame: Vec<u8> },
+    ToWorker { to: WorkerId, msg: ArbiterMsg },
+    Ready(ListenerId),
+    Forked(WorkerId),
+    SpawnFailed(WorkerId),
+    WorkerTimer(WorkerId),
+    WorkerSignal(WorkerId, KillSignal),
+    RequestDone(WorkerId),
+    Arrival,
+    OutsideKill,
+    Storm,
+    ClockJump,
+    ReexecEnded,
+    Heal,
+    Stop,
+    End,
+}
+
+/// A simulated worker process.
+struct Proc {
+    core: Worker,
+    budget: u32,
+    started: bool,
+    dead: Option<ExitStatus>,
+    reap_wanted: bool,
+    serving: Option<Conn>,
+    hung: bool,
+    crash_at_done: bool,
+    registry: Registry<u64>,
+    /// The arbiter's decoder of this worker's pipe.
+    decoder: Decoder<WorkerMsg>,
+    to_arbiter_free: Instant,
+    to_worker_free: Instant,
+    in_flight: u32,
+    timer_at: Option<Instant>,
+    skew_ms: i64,
+    served: u32,
+    last_sent: Instant,
+    /// Tried the accept of a dispatch whose answer (`ACCEPTED` or `EMPTY`) has not reached the
+    /// arbiter.
+    unreported: Option<ListenerId>,
+    /// Index in the timeline.
+    lane: usize,
+}
+
+struct Listener {
+    queue: VecDeque<Conn>,
+    watched: bool,
+    ready_scheduled: bool,
+    /// Reports the accept-queue length (TCP with `TCP_INFO`) or not (a unix socket).
+    counts: bool,
+}
+
+/// Counters of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Connections that arrived.
+    pub arrived: u64,
+    /// Requests served to the end.
+    pub served: u64,
+    /// Requests in flight on a worker that was killed or crashed (explained failures).
+    pub failed_killed: u64,
+    /// Registry changes committed and signalled.
+    pub bumps: u64,
+    /// Reloads performed before requests.
+    pub reloads: u64,
+}
+
+/// The phase of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunPhase {
+    Safety,
+    Liveness,
+    Stopping,
+}
+
+/// The world.
+pub struct World {
+    pub(crate) now: Instant,
+    seq: u64,
+    events: BinaryHeap<Reverse<(Instant, u64)>>,
+    payloads: BTreeMap<u64, Ev>,
+    rng: Rng,
+    pub(crate) mix: FaultMix,
+    pub(crate) config: Config,
+    pub(crate) arb: Checked,
+    arbiter_exited: Option<i32>,
+    arbiter_timer_at: Option<Instant>,
+    signals: SignalQueue,
+    pending_signal: [bool; 10],
+    wake_scheduled: bool,
+    procs: BTreeMap<WorkerId, Proc>,
+    pub(crate) listeners: Vec<Listener>,
+    store: SharedSequences,
+    db_version: u64,
+    /// Registry version whose bump has completed.
+    pub(crate) signalled: u64,
+    arrival_mean: Duration,
+    pub(crate) phase: RunPhase,
+    pub(crate) tally: Tally,
+    checks: Option<Checkers>,
+    events_run: u64,
+    trace: Option<Vec<String>>,
+    pub(crate) timeline: Option<Timeline>,
+    heal_at: Instant,
+    stop_at: Instant,
+    stop_sent: Option<Instant>,
+    violation: Option<Violation>,
+    reexec_out: bool,
+    /// The fault kinds of this run, as drawn (healing clears the mix).
+    faults: String,
+}
+
+fn exp(rng: &mut Rng, mean: Duration) -> Duration {
+    let u = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    Duration::from_nanos((-(u.ln()) * mean.as_nanos() as f64) as u64)
+}
+
+impl World {
+    /// Builds the world of one run.
+    pub fn new(opts: &Options) -> Self {
+        let mut rng = Rng::new(opts.seed);
+        // The server's configuration is part of the swarm.
+        let mode = [AcceptMode::Signaled, AcceptMode::Shared, AcceptMode::Auto][rng.up_to(2) as usize];
+        let max_requests = if rng.chance(0.6) { 5 + rng.up_to(45) } else { 0 };
+        let config = Config {
+            workers: 1 + rng.up_to(5),
+            timeout: Duration::from_millis(1_000 + 500 * u64::from(rng.up_to(18))),
+            graceful_timeout: Duration::from_millis(500 + 500 * u64::from(rng.up_to(8))),
+            kill_grace: Duration::from_millis(100 + 100 * u64::from(rng.up_to(9))),
+            max_requests,
+            max_requests_jitter: if max_requests > 0 { rng.up_to(25) } else { 0 },
+            accept_mode: mode,
+            listeners: 1 + rng.up_to(2) as u16,
+            spawn_backoff: Duration::from_millis(50),
+            spawn_backoff_max: Duration::from_secs(2),
+            seed: rng.next_u64(),
+        };
+        let arrival_mean = Duration::from_millis(20 + u64::from(rng.up_to(480)));
+        let mix = FaultMix::draw(&mut rng, opts.faults);
+        let (mut arb, first) = Checked::new(config.clone(), Instant::ZERO).expect("valid config");
+        #[cfg(feature = "mutants")]
+        arb.arbiter.set_mutant(opts.mutant);
+        #[cfg(not(feature = "mutants"))]
+        let _ = &mut arb;
+        let heal_at = Instant::ZERO + opts.duration;
+        let mut w = World {
+            now: Instant::ZERO,
+            seq: 0,
+            events: BinaryHeap::new(),
+            payloads: BTreeMap::new(),
+            rng,
+            checks: Some(Checkers::new(&config)),
+            mix,
+            config,
+            arb,
+            arbiter_exited: None,
+            arbiter_timer_at: None,
+            signals: SignalQueue::new(),
+            pending_signal: [false; 10],
+            wake_scheduled: false,
+            procs: BTreeMap::new(),
+            listeners: Vec::new(),
+            store: SharedSequences::new(),
+            db_version: 0,
+            signalled: 0,
+            arrival_mean,
+            phase: RunPhase::Safety,
+            tally: Tally::default(),
+            events_run: 0,
+            trace: opts.trace.then(Vec::new),
+            timeline: opts.timeline.then(Timeline::default),
+            heal_at,
+            stop_at: Instant::ZERO,
+            stop_sent: None,
+            violation: None,
+            reexec_out: false,
+            faults: String::new(),
+        };
+        w.faults = w.mix.describe();
+        w.listeners = (0..w.config.listeners)
+            .map(|_| Listener {
+                queue: VecDeque::new(),
+                watched: false,
+                ready_scheduled: false,
+                counts: w.rng.chance(0.7),
+            })
+            .collect();
+        let line = format!(
+            "config {:?} arrivals every {:?}; faults: {}",
+            w.config,
+            w.arrival_mean,
+            w.mix.describe()
+        );
+        w.log(|| line);
+        w.arbiter_actions(first);
+        let d = exp(&mut w.rng, w.arrival_mean);
+        w.schedule_in(d, Ev::Arrival);
+        if let Some(m) = w.mix.kill_every {
+            let d = exp(&mut w.rng, m);
+            w.schedule_in(d, Ev::OutsideKill);
+        }
+        if let Some(m) = w.mix.storm_every {
+            let d = exp(&mut w.rng, m);
+            w.schedule_in(d, Ev::Storm);
+        }
+        if let Some(m) = w.mix.jump_every {
+            let d = exp(&mut w.rng, m);
+            w.schedule_in(d, Ev::ClockJump);
+        }
+        w.schedule_at(heal_at, Ev::Heal);
+        w
+    }
+
+    fn log(&mut self, f: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            let line = f();
+            t.push(format!("{:>14?} {line}", self.now));
+        }
+    }
+
+    fn schedule_at(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq)));
+        self.payloads.insert(self.seq, ev);
+    }
+
+    fn schedule_in(&mut self, d: Duration, ev: Ev) {
+        self.schedule_at(self.now + d, ev);
+    }
+
+    fn fail(&mut self, v: Violation) {
+        if self.violation.is_none() {
+            self.log(|| format!("VIOLATION {v}"));
+            self.violation = Some(v);
+        }
+    }
+
+    fn delay(&mut self) -> Duration {
+        let max = self.mix.delay_max.as_nanos() as u64;
+        Duration::from_nanos(20 * US + if max > 0 { self.rng.next_u64() % max } else { 0 })
+    }
+
+    /// Runs to the end; returns the outcome.
+    pub fn run(mut self, seed: u64) -> Outcome {
+        while self.violation.is_none() {
+            let Some(Reverse((at, seq))) = self.events.pop() else { break };
+            let ev = self.payloads.remove(&seq).expect("payload");
+            self.now = at;
+            self.events_run += 1;
+            if matches!(ev, Ev::End) {
+                break;
+            }
+            self.event(ev);
+            if self.violation.is_none() {
+                let r = self.with_checks(|c, v| c.after_event(v));
+                if let Err(v) = r {
+                    self.fail(v);
+                }
+            }
+        }
+        if self.violation.is_none() {
+            let (exited, stop_sent) = (self.arbiter_exited, self.stop_sent);
+            let r = self.with_checks(|c, v| c.at_end(v, exited, stop_sent));
+            if let Err(v) = r {
+                self.fail(v);
+            }
+        }
+        Outcome {
+            seed,
+            events: self.events_run,
+            sim_time: Duration::from_nanos(self.now.0),
+            violation: self.violation,
+            trace: self.trace.unwrap_or_default(),
+            tally: self.tally,
+            faults: self.faults.clone(),
+            mode: self.config.accept_mode,
+            timeline: self.timeline,
+        }
+    }
+
+    /// What the checkers see of the world.
+    fn snapshot(&self) -> crate::check::View<'_> {
+        crate::check::View {
+            now: self.now,
+            phase: self.phase,
+            arbiter: &self.arb.arbiter,
+            queues: self.listeners.iter().map(|l| l.queue.len()).collect(),
+            counts: self.listeners.iter().map(|l| l.counts).collect(),
+            idle_workers: self
+                .procs
+                .iter()
+                .filter(|(_, p)| p.dead.is_none() && p.started)
+                .filter(|(_, p)| matches!(p.core.state(), worker::State::Idle | worker::State::Waiting))
+                .map(|(&id, p)| (id, p.in_flight, p.core.state()))
+                .collect(),
+            live_procs: self.procs.values().filter(|p| p.dead.is_none()).count(),
+            zombies: self.procs.values().filter(|p| p.dead.is_some()).count(),
+            hung: self
+                .procs
+                .iter()
+                .filter(|(_, p)| p.dead.is_none() && p.hung)
+                .map(|(&id, p)| (id, p.last_sent))
+                .collect(),
+            tally: self.tally,
+            max_delay: self.mix.delay_max,
+        }
+    }
+
+    fn event(&mut self, ev: Ev) {
+        match ev {
+            Ev::ArbiterTimer => {
+                if self.arbiter_timer_at == Some(self.now) {
+                    self.arbiter_timer_at = None;
+                    self.log(|| "arbiter timeout".into());
+                    match self.arb.tick(self.now) {
+                        Ok(actions) => self.arbiter_actions(actions),
+                        Err(v) => self.fail(v),
+                    }
+                }
+            }
+            Ev::SignalDelivered(sig) => {
+                // The handler runs: count, then wake (the runtime's exact contract).
+                self.pending_signal[sig as usize] = false;
+                let mut wake = false;
+                self.signals.push_and_wake(sig, || wake = true);
+                if wake && !self.wake_scheduled {
+                    self.wake_scheduled = true;
+                    self.schedule_in(Duration::from_nanos(5 * US), Ev::ArbiterWake);
+                }
+            }
+            Ev::ArbiterWake => {
+                let mut cleared = false;
+                let batch = self.signals.drain_woken(|| cleared = true);
+                if cleared {
+                    self.wake_scheduled = false;
+                }
+                for sig in batch.iter() {
+                    self.arbiter_input(Input::Signal(sig));
+                }
+            }
+            Ev::ToArbiter { from, frame } => {
+                let Some(p) = self.procs.get_mut(&from) else { return };
+                p.in_flight -= 1;
+                let mut results = Vec::new();
+                p.decoder.decode_all(&frame, &mut results);
+                let reap_now = p.dead.is_some() && p.reap_wanted && p.in_flight == 0;
+                for r in results {
+                    // An answer counts only if the arbiter takes it: a killed worker is not heard.
+                    let heard = self.arb.arbiter.workers().get(&from).is_some_and(|w| w.life != Life::Killed);
+                    if let Ok(WorkerMsg::Accepted { .. } | WorkerMsg::Empty { .. }) = r
+                        && heard
+                        && let Some(p) = self.procs.get_mut(&from)
+                    {
+                        p.unreported = None;
+                    }
+                    let input = match r {
+                        Ok(msg) => Input::Message { from, msg },
+                        Err(error) => Input::Malformed { from, error },
+                    };
+                    self.arbiter_input(input);
+                }
+                if reap_now {
+                    self.reap_one(from);
+                }
+            }
+            Ev::ToWorker { to, msg } => {
+                if self.procs.get(&to).is_some_and(|p| p.dead.is_none() && p.started) {
+                    self.worker_input(to, worker::Input::Message(msg));
+                }
+            }
+            Ev::Ready(s) => {
+                let l = &mut self.listeners[usize::from(s.0)];
+                l.ready_scheduled = false;
+                if l.watched && !l.queue.is_empty() {
+                    let queued = l.counts.then_some(l.queue.len() as u32);
+                    self.arbiter_input(Input::Ready { socket: s, queued });
+                }
+            }
+            Ev::Forked(id) => self.forked(id),
+            Ev::SpawnFailed(id) => {
+                self.procs.remove(&id);
+                self.arbiter_input(Input::SpawnFailed { id });
+            }
+            Ev::WorkerTimer(id) => {
+                let Some(p) = self.procs.get_mut(&id) else { return };
+                if p.dead.is_some() || p.timer_at != Some(self.now) {
+                    return;
+                }
+                p.timer_at = None;
+                let t = self.local_time(id);
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.core.handle_timeout(t);
+                }
+                self.worker_actions(id);
+            }
+            Ev::WorkerSignal(id, signal) => {
+                if !self.procs.get(&id).is_some_and(|p| p.dead.is_none()) {
+                    return;
+                }
+                match signal {
+                    KillSignal::Term => self.worker_input(id, worker::Input::Signal(WorkerSignal::Term)),
+                    KillSignal::Quit => self.worker_input(id, worker::Input::Signal(WorkerSignal::Quit)),
+                    KillSignal::Abrt => self.die(id, ExitStatus::Signaled(6)),
+                    KillSignal::Kill => self.die(id, ExitStatus::Signaled(9)),
+                }
+            }
+            Ev::RequestDone(id) => {
+                let Some(p) = self.procs.get_mut(&id) else { return };
+                if p.dead.is_some() || p.serving.is_none() || p.hung {
+                    return;
+                }
+                if p.crash_at_done {
+                    return self.die(id, ExitStatus::Signaled(6));
+                }
+                p.serving = None;
+                self.tally.served += 1;
+                // Some requests change the registry: commit, then bump (registry or caches).
+                let r = self.rng.up_to(99);
+                if r < 3 {
+                    // The worker changes its own registry (it reflects the new version only if
+                    // it was current), commits, then signals.
+                    let (before, after_commit) = (self.db_version, self.db_version + 1);
+                    self.db_version = after_commit;
+                    let p = self.procs.get_mut(&id).expect("proc");
+                    p.registry.change(|v| {
+                        if *v == before {
+                            *v = after_commit;
+                        }
+                    });
+                    let c = p.registry.coherence_mut();
+                    if let Some(what) = c.commit() {
+                        let after = self.store.increment(what);
+                        c.bumped(what, after);
+                        self.signalled = self.db_version;
+                        self.tally.bumps += 1;
+                    }
+                } else if r < 6 {
+                    let p = self.procs.get_mut(&id).expect("proc");
+                    let c = p.registry.coherence_mut();
+                    c.invalidate_cache();
+                    if let Some(what) = c.commit() {
+                        let after = self.store.increment(what);
+                        c.bumped(what, after);
+                    }
+                }
+                if let Some(t) = &mut self.timeline {
+                    let lane = self.procs[&id].lane;
+                    t.request_end(lane, self.now);
+                }
+                self.worker_input(id, worker::Input::RequestDone);
+            }
+            Ev::Arrival => {
+                if self.phase != RunPhase::Safety {
+                    return;
+                }
+                let s = self.rng.up_to(u32::from(self.config.listeners) - 1) as u16;
+                self.listeners[usize::from(s)].queue.push_back(Conn { arrived: self.now });
+                self.tally.arrived += 1;
+                self.listener_changed(ListenerId(s));
+                let d = exp(&mut self.rng, self.arrival_mean);
+                self.schedule_in(d, Ev::Arrival);
+            }
+            Ev::OutsideKill => {
+                if self.phase != RunPhase::Safety {
+                    return;
+                }
+                let live: Vec<WorkerId> = self
+                    .procs
+                    .iter()
+                    .filter(|(_, p)| p.dead.is_none() && p.started)
+                    .map(|(&id, _)| id)
+                    .collect();
+                if !live.is_empty() {
+                    let id = live[self.rng.up_to(live.len() as u32 - 1) as usize];
+                    self.log(|| format!("fault: SIGKILL {id} from outside"));
+                    self.die(id, ExitStatus::Signaled(9));
+                }
+                if let Some(m) = self.mix.kill_every {
+                    let d = exp(&mut self.rng, m);
+                    self.schedule_in(d, Ev::OutsideKill);
+                }
+            }
+            Ev::Storm => {
+                if self.phase != RunPhase::Safety {
+                    return;
+                }
+                let n = 1 + self.rng.up_to(9);
+                for _ in 0..n {
+                    let sig = [Sig::Ttin, Sig::Ttou, Sig::Hup, Sig::Usr2, Sig::Usr1, Sig::Ttin, Sig::Ttou]
+                        [self.rng.up_to(6) as usize];
+                    let d = Duration::from_nanos(self.rng.up_to(2_000) as u64 * US);
+                    self.log(|| format!("fault: SIG{} in {d:?}", sig.name()));
+                    self.send_signal_later(sig, d);
+                }
+                if let Some(m) = self.mix.storm_every {
+                    let d = exp(&mut self.rng, m);
+                    self.schedule_in(d, Ev::Storm);
+                }
+            }
+            Ev::ClockJump => {
+                if self.phase != RunPhase::Safety {
+                    return;
+                }
+                let ids: Vec<WorkerId> = self.procs.keys().copied().collect();
+                if !ids.is_empty() {
+                    let id = ids[self.rng.up_to(ids.len() as u32 - 1) as usize];
+                    let jump = (self.rng.next_u64() % 172_800_000) as i64 - 86_400_000;
+                    self.log(|| format!("fault: {id} wall clock jumps {jump} ms"));
+                    if let Some(p) = self.procs.get_mut(&id) {
+                        p.skew_ms = jump;
+                    }
+                }
+                if let Some(m) = self.mix.jump_every {
+                    let d = exp(&mut self.rng, m);
+                    self.schedule_in(d, Ev::ClockJump);
+                }
+            }
+            Ev::ReexecEnded => {
+                self.reexec_out = false;
+                self.arbiter_input(Input::ReexecEnded);
+            }
+            Ev::Heal => {
+                // Faults off; what is pending must now converge within a bound.
+                self.log(|| "heal: faults off, no new clients".into());
+                self.phase = RunPhase::Liveness;
+                self.mix = FaultMix::default();
+                // Room to recover (a hung request killed, a crashed worker respawned after its
+                // backoff), then to drain what piled up at the pace of the target's workers.
+                let c = &self.config;
+                let pending: usize = self.listeners.iter().map(|l| l.queue.len()).sum();
+                let workers = self.arb.arbiter.target().max(1);
+                let drain = MAX_SERVICE * u32::try_from(pending).unwrap_or(u32::MAX) / workers;
+                let bound = c.timeout * 2
+                    + c.graceful_timeout
+                    + c.kill_grace
+                    + c.spawn_backoff_max * 2
+                    + Duration::from_secs(2)
+                    + drain;
+                self.stop_at = self.now + bound;
+                self.schedule_in(bound, Ev::Stop);
+            }
+            Ev::Stop => {
+                let r = self.with_checks(|c, v| {
+                    c.liveness_done(v);
+                    c.take_error()
+                });
+                if let Err(v) = r {
+                    return self.fail(v);
+                }
+                self.log(|| "stop: SIGTERM to the arbiter".into());
+                self.phase = RunPhase::Stopping;
+                self.stop_sent = Some(self.now);
+                self.send_signal_later(Sig::Term, Duration::ZERO);
+                let c = &self.config;
+                let bound = c.graceful_timeout + c.kill_grace + Duration::from_secs(1);
+                self.schedule_in(bound, Ev::End);
+            }
+            Ev::End => {}
+        }
+    }
+
+    /// Runs `f` with the checkers and a view of the world.
+    fn with_checks<R>(&mut self, f: impl FnOnce(&mut Checkers, &crate::check::View<'_>) -> R) -> R {
+        let mut c = self.checks.take().expect("checkers are only taken here");
+        let r = f(&mut c, &self.snapshot());
+        self.checks = Some(c);
+        r
+    }
+
+    fn checks(&mut self) -> &mut Checkers {
+        self.checks.as_mut().expect("checkers present")
+    }
+
+    /// Workers run on the monotonic clock, as the runtime's do. (Clock jumps only skew the
+    /// timestamp a worker reports in `ALIVE`; see [`World::worker_action`].)
+    fn local_time(&self, _id: WorkerId) -> Instant {
+        self.now
+    }
+
+    fn send_signal_later(&mut self, sig: Sig, d: Duration) {
+        // The kernel keeps one pending bit per standard signal: a second one coalesces.
+        if self.pending_signal[sig as usize] {
+            return;
+        }
+        self.pending_signal[sig as usize] = true;
+        self.schedule_in(d + Duration::from_nanos(10 * US), Ev::SignalDelivered(sig));
+    }
+
+    /// The runtime's epoll: report readiness of a watched listener with connections waiting.
+    fn report_ready(&mut self, s: ListenerId) {
+        let l = &mut self.listeners[usize::from(s.0)];
+        if l.watched && !l.queue.is_empty() && !l.ready_scheduled {
+            l.ready_scheduled = true;
+            self.schedule_in(Duration::from_nanos(10 * US), Ev::Ready(s));
+        }
+    }
+
+    /// A connection arrived (or a watch began): an edge for the arbiter, and readable listeners
+    /// for workers waiting on them.
+    fn listener_changed(&mut self, s: ListenerId) {
+        if self.listeners[usize::from(s.0)].queue.is_empty() {
+            return;
+        }
+        self.report_ready(s);
+        // Shared mode: every waiting worker is woken (the thundering herd of poll()).
+        let waiting: Vec<WorkerId> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.dead.is_none() && p.core.waits_on_listeners())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in waiting {
+            self.worker_input(id, worker::Input::ListenersReadable);
+        }
+    }
+
+    fn arbiter_input(&mut self, input: Input) {
+        if self.arbiter_exited.is_some() {
+            return;
+        }
+        self.log(|| format!("arbiter <- {input:?}"));
+        match self.arb.step(self.now, input) {
+            Ok(actions) => self.arbiter_actions(actions),
+            Err(v) => self.fail(v),
+        }
+    }
+
+    fn arbiter_actions(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            if self.violation.is_some() {
+                return;
+            }
+            self.log(|| format!("arbiter -> {a:?}"));
+            self.arbiter_action(a);
+        }
+        if self.arbiter_exited.is_none() {
+            let t = self.arb.arbiter.poll_timeout();
+            if t.is_some() && t != self.arbiter_timer_at {
+                self.arbiter_timer_at = t;
+                let at = t.expect("some").max(self.now);
+                self.arbiter_timer_at = Some(at);
+                self.schedule_at(at, Ev::ArbiterTimer);
+            }
+        }
+    }
+
+    fn arbiter_action(&mut self, a: Action) {
+        match a {
+            Action::Spawn { id, max_requests, .. } => {
+                if self.rng.chance(self.mix.fork_fail) {
+                    self.log(|| format!("fault: fork of {id} fails"));
+                    self.schedule_in(Duration::from_nanos(US), Ev::SpawnFailed(id));
+                    return;
+                }
+                let as_of = self.store.load();
+                let lane = match &mut self.timeline {
+                    Some(t) => t.spawn(id, self.now),
+                    None => 0,
+                };
+                let core = Worker::new(
+                    WorkerConfig {
+                        accept_mode: self.config.accept_mode,
+                        timeout: self.config.timeout,
+                        max_requests,
+                    },
+                    self.now,
+                );
+                self.checks().spawned(id, max_requests);
+                self.procs.insert(
+                    id,
+                    Proc {
+                        core,
+                        budget: max_requests,
+                        started: false,
+                        dead: None,
+                        reap_wanted: false,
+                        serving: None,
+                        hung: false,
+                        crash_at_done: false,
+                        registry: Registry::new(self.db_version, as_of),
+                        decoder: Decoder::new(),
+                        to_arbiter_free: self.now,
+                        to_worker_free: self.now,
+                        in_flight: 0,
+                        timer_at: None,
+                        skew_ms: 0,
+                        served: 0,
+                        last_sent: self.now,
+                        unreported: None,
+                        lane,
+                    },
+                );
+                let fork = Duration::from_nanos((200 + self.rng.up_to(2_000) as u64) * US);
+                self.schedule_in(fork, Ev::Forked(id));
+            }
+            Action::Send { to, msg } => {
+                let d = self.delay();
+                let Some(p) = self.procs.get_mut(&to) else { return };
+                if p.dead.is_some() {
+                    return;
+                }
+                let at = (self.now + d).max(p.to_worker_free);
+                p.to_worker_free = at;
+                self.schedule_at(at, Ev::ToWorker { to, msg });
+            }
+            Action::Kill { id, signal, .. } => {
+                if let Some(t) = &mut self.timeline
+                    && let Some(p) = self.procs.get(&id)
+                {
+                    t.kill(p.lane, self.now, signal);
+                }
+                let d = Duration::from_nanos(50 * US);
+                self.schedule_in(d, Ev::WorkerSignal(id, signal));
+            }
+            Action::Watch(s) => {
+                self.listeners[usize::from(s.0)].watched = true;
+                self.listener_changed(s);
+            }
+            Action::Unwatch(s) => self.listeners[usize::from(s.0)].watched = false,
+            Action::Poll(s) => self.report_ready(s),
+            Action::Reap => {
+                let zombies: Vec<WorkerId> =
+                    self.procs.iter().filter(|(_, p)| p.dead.is_some()).map(|(&id, _)| id).collect();
+                for id in zombies {
+                    let p = self.procs.get_mut(&id).expect("proc");
+                    if p.in_flight == 0 {
+                        self.reap_one(id);
+                    } else {
+                        // The runtime reads a dead worker's pipe to the end before reporting it.
+                        p.reap_wanted = true;
+                    }
+                }
+            }
+            Action::Reexec => {
+                self.reexec_out = true;
+                let d = Duration::from_millis(10 + u64::from(self.rng.up_to(90)));
+                self.schedule_in(d, Ev::ReexecEnded);
+            }
+            Action::ReopenLogs => {}
+            Action::Exit { code, .. } => {
+                self.arbiter_exited = Some(code);
+                self.log(|| format!("arbiter exited with {code}"));
+            }
+        }
+    }
+
+    fn reap_one(&mut self, id: WorkerId) {
+        let Some(p) = self.procs.remove(&id) else { return };
+        let status = p.dead.expect("dead");
+        if let Some(s) = p.unreported {
+            // The arbiter will hand this dispatch out again, but its accept was already tried:
+            // the next one may find nothing, through no fault of the arbiter.
+            self.checks().taken_by_the_dead(s);
+        }
+        self.arbiter_input(Input::Exited { id, status });
+    }
+
+    fn forked(&mut self, id: WorkerId) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if p.dead.is_some() {
+            return;
+        }
+        p.started = true;
+        if self.rng.chance(self.mix.boot_crash) {
+            self.log(|| format!("fault: {id} dies while booting"));
+            return self.die(id, ExitStatus::Code(1));
+        }
+        let t = self.local_time(id);
+        if let Some(p) = self.procs.get_mut(&id) {
+            p.core.start(t);
+        }
+        self.worker_actions(id);
+    }
+
+    fn die(&mut self, id: WorkerId, status: ExitStatus) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if p.dead.is_some() {
+            return;
+        }
+        p.dead = Some(status);
+        p.timer_at = None;
+        if p.serving.take().is_some() {
+            self.tally.failed_killed += 1;
+        }
+        let lane = p.lane;
+        if let Some(t) = &mut self.timeline {
+            t.exit(lane, self.now, status);
+        }
+        self.log(|| format!("{id} died {status:?}"));
+        self.send_signal_later(Sig::Chld, Duration::ZERO);
+    }
+
+    fn worker_input(&mut self, id: WorkerId, input: worker::Input) {
+        let t = self.local_time(id);
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if p.dead.is_some() {
+            return;
+        }
+        p.core.handle(t, input);
+        self.worker_actions(id);
+    }
+
+    fn worker_actions(&mut self, id: WorkerId) {
+        loop {
+            let Some(p) = self.procs.get_mut(&id) else { return };
+            if p.dead.is_some() {
+                return;
+            }
+            let Some(a) = p.core.poll_action() else { break };
+            self.worker_action(id, a);
+        }
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if p.dead.is_some() {
+            return;
+        }
+        let t = p.core.poll_timeout();
+        if t != p.timer_at {
+            p.timer_at = t;
+            if let Some(t) = t {
+                let at = t.max(self.now);
+                p.timer_at = Some(at);
+                self.schedule_at(at, Ev::WorkerTimer(id));
+            }
+        }
+    }
+
+    fn worker_action(&mut self, id: WorkerId, a: worker::Action) {
+        if !matches!(a, worker::Action::Send(_)) {
+            self.log(|| format!("{id} -> {a:?}"));
+        }
+        match a {
+            worker::Action::Send(msg) => {
+                let garbage = self.rng.chance(self.mix.garbage);
+                let d = self.delay();
+                let p = self.procs.get_mut(&id).expect("proc");
+                // A worker's reported clock is its own: a jumped wall clock shows here only.
+                let msg = match msg {
+                    WorkerMsg::Alive { timestamp } => {
+                        WorkerMsg::Alive { timestamp: timestamp.saturating_add_signed(p.skew_ms) }
+                    }
+                    other => other,
+                };
+                let frame =
+                    if garbage { b"\xffGARBAGE\n".to_vec() } else { msg.encode().as_bytes().to_vec() };
+                let at = (self.now + d).max(p.to_arbiter_free);
+                p.to_arbiter_free = at;
+                p.in_flight += 1;
+                p.last_sent = self.now;
+                if garbage {
+                    self.log(|| format!("fault: {id} writes garbage"));
+                }
+                self.schedule_at(at, Ev::ToArbiter { from: id, frame });
+            }
+            worker::Action::Accept(which) => {
+                if which.is_some() {
+                    self.procs.get_mut(&id).expect("proc").unreported = which;
+                }
+                let n = self.listeners.len();
+                let start = self.rng.up_to(n as u32 - 1) as usize;
+                let order: Vec<usize> = match which {
+                    Some(s) => vec![usize::from(s.0)],
+                    None => (0..n).map(|k| (start + k) % n).collect(),
+                };
+                let got = order.into_iter().find_map(|i| {
+                    self.listeners.get_mut(i).and_then(|l| l.queue.pop_front()).map(|c| (i, c))
+                });
+                match got {
+                    Some((i, conn)) => {
+                        let p = self.procs.get_mut(&id).expect("proc");
+                        p.serving = Some(conn);
+                        self.worker_input(id, worker::Input::Accepted(ListenerId(i as u16)));
+                    }
+                    None => {
+                        if which.is_some() {
+                            let mode = self.config.accept_mode;
+                            self.checks().empty_accept(id, mode, which);
+                        }
+                        self.worker_input(id, worker::Input::AcceptEmpty);
+                    }
+                }
+            }
+            worker::Action::Serve(_) => {
+                let shared = self.store.load();
+                let db = self.db_version;
+                let signalled = self.signalled;
+                let p = self.procs.get_mut(&id).expect("proc");
+                let mut reloaded = false;
+                let version = *p.registry.before_request(
+                    shared,
+                    || {
+                        reloaded = true;
+                        db
+                    },
+                    |_| {},
+                );
+                p.served += 1;
+                let (served, budget) = (p.served, p.budget);
+                if reloaded {
+                    self.tally.reloads += 1;
+                }
+                self.checks().serve(id, version, signalled, served, budget);
+                let hang = self.rng.chance(self.mix.hang);
+                let crash = self.rng.chance(self.mix.crash);
+                let d = Duration::from_nanos((100 + u64::from(self.rng.up_to(19_900))) * US);
+                let p = self.procs.get_mut(&id).expect("proc");
+                p.hung = hang;
+                p.crash_at_done = crash;
+                if let Some(t) = &mut self.timeline {
+                    t.request_start(p.lane, self.now, hang);
+                }
+                if hang {
+                    self.log(|| format!("fault: {id}'s request hangs"));
+                } else {
+                    self.schedule_in(d, Ev::RequestDone(id));
+                }
+            }
+            worker::Action::Exit(code) => self.die(id, ExitStatus::Code(code)),
+        }
+    }
+}
+
+impl World {
+    /// Whether the arbiter's phase is running (for checkers).
+    pub(crate) fn running(&self) -> bool {
+        self.arb.arbiter.phase() == Phase::Running
+    }
+}
+
+/// A violation of `invariant` found by a world-level checker.
+pub(crate) fn violation(invariant: Invariant, detail: String) -> Violation {
+    Violation::new(invariant, detail)
+}
