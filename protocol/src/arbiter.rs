@@ -433,6 +433,14 @@ impl Arbiter {
     /// A new arbiter at time `now`. Its first actions (watch the listeners, spawn the workers) are
     /// waiting in [`Arbiter::poll_action`].
     pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+        Self::build(config, now, |_| {})
+    }
+
+    fn build(
+        config: Config,
+        now: Instant,
+        before_start: impl FnOnce(&mut Self),
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut a = Arbiter {
             target: config.workers,
@@ -452,14 +460,20 @@ impl Arbiter {
             #[cfg(feature = "mutants")]
             mutant: None,
         };
+        before_start(&mut a);
         a.settle();
         Ok(a)
     }
 
-    /// Re-introduces one bug of BUGS.md in this instance (tests of the suite's teeth only).
+    /// A new arbiter with one bug of BUGS.md re-introduced from its very first action (tests of
+    /// the suite's teeth only).
     #[cfg(feature = "mutants")]
-    pub fn set_mutant(&mut self, mutant: Option<crate::mutants::Mutant>) {
-        self.mutant = mutant;
+    pub fn with_mutant(
+        config: Config,
+        now: Instant,
+        mutant: Option<crate::mutants::Mutant>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, now, |a| a.mutant = mutant)
     }
 
     /// Is this re-introduced bug switched on? Always false without the `mutants` feature.
@@ -535,7 +549,11 @@ impl Arbiter {
                 Life::Killed => {}
             }
         }
-        if let Phase::Stopping { deadline, .. } = self.phase {
+        // The stop deadline matters only while someone is left to kill; after that the arbiter
+        // waits for reaps, which are inputs.
+        if let Phase::Stopping { deadline, .. } = self.phase
+            && self.workers.values().any(|w| w.life != Life::Killed)
+        {
             at(deadline);
         }
         if self.phase == Phase::Running && self.wants_spawn() && self.spawn_not_before > self.now {
@@ -633,8 +651,8 @@ impl Arbiter {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Stop { graceful } => return self.stop(graceful, 0),
-            _ if self.phase != Phase::Running => return,
+            Command::Stop { graceful } => self.stop(graceful, 0),
+            _ if self.phase != Phase::Running => {}
             Command::Incr(n) => self.target = self.target.saturating_add(n).min(MAX_WORKERS),
             // Never below one by TTOU; a target of zero (after WINCH) stays zero.
             Command::Decr(n) => self.target = self.target.saturating_sub(n).max(self.target.min(1)),
@@ -949,7 +967,7 @@ impl Arbiter {
     }
 
     fn dispatch(&mut self) {
-        while let Some((to, socket)) = self.dispatcher.next() {
+        while let Some((to, socket)) = self.dispatcher.next_dispatch() {
             self.send_accept(to, socket);
             if bug!(self, B17) {
                 // Wake every idle worker for this one connection.

@@ -17,7 +17,7 @@
 //! when nothing is outstanding (otherwise the waiting connection may be the one a worker is on
 //! its way to take); the re-check after the last answer covers the rest.
 //!
-//! Idle workers are served first-come first-served, listeners round-robin. [`Dispatcher::next`]
+//! Idle workers are served first-come first-served, listeners round-robin. [`Dispatcher::next_dispatch`]
 //! hands out work while both a backlog and an idle worker exist, so a known connection never
 //! waits while an idle worker waits.
 
@@ -95,7 +95,7 @@ impl Dispatcher {
     }
 
     /// The next (worker, listener) pair to send `ACCEPT:<socket>` to, booked as outstanding.
-    pub fn next(&mut self) -> Option<(WorkerId, ListenerId)> {
+    pub fn next_dispatch(&mut self) -> Option<(WorkerId, ListenerId)> {
         if self.idle.is_empty() {
             return None;
         }

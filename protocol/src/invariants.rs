@@ -420,20 +420,34 @@ pub struct Checked {
     pub arbiter: Arbiter,
     /// Its monitor.
     pub monitor: Monitor,
+    /// A violation found while starting, reported by the first step.
+    pending: Option<Violation>,
 }
 
 impl Checked {
     /// A checked arbiter, with the actions of its start.
     pub fn new(config: crate::arbiter::Config, now: Instant) -> Result<(Self, Vec<Action>), ConfigError> {
-        let arbiter = Arbiter::new(config, now)?;
+        Ok(Self::wrap(Arbiter::new(config, now)?))
+    }
+
+    /// Checks an arbiter built elsewhere (with a mutant, say) from its first action on. It must
+    /// not have been polled yet.
+    pub fn wrap(arbiter: Arbiter) -> (Self, Vec<Action>) {
         let monitor = Monitor::new(&arbiter);
-        let mut c = Checked { arbiter, monitor };
-        let actions = c.drain(false).expect("a fresh arbiter breaks no invariant");
-        Ok((c, actions))
+        let mut c = Checked { arbiter, monitor, pending: None };
+        let actions = c.drain(false).unwrap_or_else(|v| {
+            // Only a mutant can break an invariant at start; report it as the first step would.
+            c.pending = Some(v);
+            Vec::new()
+        });
+        (c, actions)
     }
 
     /// Hands `input` to the arbiter; returns its actions or the first broken invariant.
     pub fn step(&mut self, now: Instant, input: Input) -> Result<Vec<Action>, Violation> {
+        if let Some(v) = self.pending.take() {
+            return Err(v);
+        }
         self.monitor.on_input(now, &input);
         self.arbiter.handle(now, input);
         self.drain(false)
@@ -443,7 +457,21 @@ impl Checked {
     pub fn tick(&mut self, now: Instant) -> Result<Vec<Action>, Violation> {
         self.monitor.on_timeout(now);
         self.arbiter.handle_timeout(now);
-        self.drain(true)
+        let actions = self.drain(true)?;
+        // Progress: what was due has been done, so the next deadline lies in the future;
+        // otherwise a driver following the drain rule spins.
+        if let Some(t) = self.arbiter.poll_timeout()
+            && t <= self.arbiter.now()
+        {
+            return Err(Violation::new(
+                Invariant::Consistency,
+                format!(
+                    "poll_timeout() is {t:?} right after handle_timeout({:?}): the driver would spin",
+                    self.arbiter.now()
+                ),
+            ));
+        }
+        Ok(actions)
     }
 
     fn drain(&mut self, after_timeout: bool) -> Result<Vec<Action>, Violation> {

@@ -5,13 +5,11 @@
 //! Virtual time, one event queue, ties broken by insertion order: one seed gives one run.
 
 use crate::check::Checkers;
-use crate::faults::FaultMix;
+use crate::faults::{FaultKind, FaultMix};
 use crate::timeline::Timeline;
 use crate::{Options, Outcome};
-use herd_protocol::arbiter::{
-    AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Life, Phase, WorkerId,
-};
-use herd_protocol::invariants::{Checked, Invariant, Violation};
+use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Life, WorkerId};
+use herd_protocol::invariants::{Checked, Violation};
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::registry::{Registry, SharedSequences};
 use herd_protocol::rng::Rng;
@@ -25,7 +23,6 @@ use std::time::Duration;
 const US: u64 = 1_000;
 /// The longest a (non-hung) request takes.
 const MAX_SERVICE: Duration = Duration::from_millis(20);
-const MS: u64 = 1_000_000;
 
 /// A client connection.
 #[derive(Clone, Copy, Debug)]
@@ -104,6 +101,8 @@ pub struct Tally {
     pub bumps: u64,
     /// Reloads performed before requests.
     pub reloads: u64,
+    /// Longest time a served connection waited in an accept queue.
+    pub longest_wait: Duration,
 }
 
 /// The phase of the run.
@@ -130,7 +129,7 @@ pub struct World {
     pending_signal: [bool; 10],
     wake_scheduled: bool,
     procs: BTreeMap<WorkerId, Proc>,
-    pub(crate) listeners: Vec<Listener>,
+    listeners: Vec<Listener>,
     store: SharedSequences,
     db_version: u64,
     /// Registry version whose bump has completed.
@@ -142,13 +141,13 @@ pub struct World {
     events_run: u64,
     trace: Option<Vec<String>>,
     pub(crate) timeline: Option<Timeline>,
-    heal_at: Instant,
     stop_at: Instant,
     stop_sent: Option<Instant>,
     violation: Option<Violation>,
     reexec_out: bool,
     /// The fault kinds of this run, as drawn (healing clears the mix).
     faults: String,
+    faults_drawn: u32,
 }
 
 fn exp(rng: &mut Rng, mean: Duration) -> Duration {
@@ -178,11 +177,12 @@ impl World {
         };
         let arrival_mean = Duration::from_millis(20 + u64::from(rng.up_to(480)));
         let mix = FaultMix::draw(&mut rng, opts.faults);
-        let (mut arb, first) = Checked::new(config.clone(), Instant::ZERO).expect("valid config");
         #[cfg(feature = "mutants")]
-        arb.arbiter.set_mutant(opts.mutant);
+        let arbiter =
+            herd_protocol::arbiter::Arbiter::with_mutant(config.clone(), Instant::ZERO, opts.mutant);
         #[cfg(not(feature = "mutants"))]
-        let _ = &mut arb;
+        let arbiter = herd_protocol::arbiter::Arbiter::new(config.clone(), Instant::ZERO);
+        let (arb, first) = Checked::wrap(arbiter.expect("the simulator draws valid configs"));
         let heal_at = Instant::ZERO + opts.duration;
         let mut w = World {
             now: Instant::ZERO,
@@ -210,14 +210,15 @@ impl World {
             events_run: 0,
             trace: opts.trace.then(Vec::new),
             timeline: opts.timeline.then(Timeline::default),
-            heal_at,
             stop_at: Instant::ZERO,
             stop_sent: None,
             violation: None,
             reexec_out: false,
             faults: String::new(),
+            faults_drawn: 0,
         };
         w.faults = w.mix.describe();
+        w.faults_drawn = w.mix.mask;
         w.listeners = (0..w.config.listeners)
             .map(|_| Listener {
                 queue: VecDeque::new(),
@@ -323,7 +324,6 @@ impl World {
     fn snapshot(&self) -> crate::check::View<'_> {
         crate::check::View {
             now: self.now,
-            phase: self.phase,
             arbiter: &self.arb.arbiter,
             queues: self.listeners.iter().map(|l| l.queue.len()).collect(),
             counts: self.listeners.iter().map(|l| l.counts).collect(),
@@ -435,7 +435,7 @@ impl World {
                 self.worker_actions(id);
             }
             Ev::WorkerSignal(id, signal) => {
-                if !self.procs.get(&id).is_some_and(|p| p.dead.is_none()) {
+                if self.procs.get(&id).is_none_or(|p| p.dead.is_some()) {
                     return;
                 }
                 match signal {
@@ -451,7 +451,9 @@ impl World {
                     return;
                 }
                 if p.crash_at_done {
-                    return self.die(id, ExitStatus::Signaled(6));
+                    // SIGQUIT (core dump), SIGILL, SIGABRT, SIGSEGV: none of them is an exit code.
+                    let sig = [3, 4, 6, 11][self.rng.up_to(3) as usize];
+                    return self.die(id, ExitStatus::Signaled(sig));
                 }
                 p.serving = None;
                 self.tally.served += 1;
@@ -588,12 +590,30 @@ impl World {
                 if let Err(v) = r {
                     return self.fail(v);
                 }
-                self.log(|| "stop: SIGTERM to the arbiter".into());
+                // Stop under load: a connection per worker arrives, and TERM lands while they
+                // are served; some hang if this run hangs requests; an upgrade may race the stop.
                 self.phase = RunPhase::Stopping;
-                self.stop_sent = Some(self.now);
-                self.send_signal_later(Sig::Term, Duration::ZERO);
+                let n = self.arb.arbiter.target().max(1);
+                for i in 0..n {
+                    let s = (i % u32::from(self.config.listeners)) as usize;
+                    self.listeners[s].queue.push_back(Conn { arrived: self.now });
+                    self.tally.arrived += 1;
+                    self.listener_changed(ListenerId(s as u16));
+                }
+                if self.faults_drawn & (1 << FaultKind::Hang as u32) != 0 {
+                    self.mix.hang = 0.5;
+                }
+                if self.faults_drawn & (1 << FaultKind::SignalStorm as u32) != 0 {
+                    self.log(|| "stop: SIGUSR2 to the arbiter".into());
+                    self.send_signal_later(Sig::Usr2, Duration::ZERO);
+                }
+                self.log(|| "stop: SIGTERM to the arbiter".into());
+                let at = self.now + Duration::from_millis(5);
+                self.stop_sent = Some(at);
+                self.send_signal_later(Sig::Term, Duration::from_millis(5));
                 let c = &self.config;
-                let bound = c.graceful_timeout + c.kill_grace + Duration::from_secs(1);
+                let bound =
+                    Duration::from_millis(5) + c.graceful_timeout + c.kill_grace + Duration::from_secs(1);
                 self.schedule_in(bound, Ev::End);
             }
             Ev::End => {}
@@ -674,14 +694,13 @@ impl World {
             self.log(|| format!("arbiter -> {a:?}"));
             self.arbiter_action(a);
         }
-        if self.arbiter_exited.is_none() {
-            let t = self.arb.arbiter.poll_timeout();
-            if t.is_some() && t != self.arbiter_timer_at {
-                self.arbiter_timer_at = t;
-                let at = t.expect("some").max(self.now);
-                self.arbiter_timer_at = Some(at);
-                self.schedule_at(at, Ev::ArbiterTimer);
-            }
+        if self.arbiter_exited.is_none()
+            && let Some(t) = self.arb.arbiter.poll_timeout()
+            && Some(t) != self.arbiter_timer_at
+        {
+            let at = t.max(self.now);
+            self.arbiter_timer_at = Some(at);
+            self.schedule_at(at, Ev::ArbiterTimer);
         }
     }
 
@@ -907,6 +926,8 @@ impl World {
                 });
                 match got {
                     Some((i, conn)) => {
+                        self.tally.longest_wait =
+                            self.tally.longest_wait.max(self.now.saturating_since(conn.arrived));
                         let p = self.procs.get_mut(&id).expect("proc");
                         p.serving = Some(conn);
                         self.worker_input(id, worker::Input::Accepted(ListenerId(i as u16)));
@@ -958,16 +979,4 @@ impl World {
             worker::Action::Exit(code) => self.die(id, ExitStatus::Code(code)),
         }
     }
-}
-
-impl World {
-    /// Whether the arbiter's phase is running (for checkers).
-    pub(crate) fn running(&self) -> bool {
-        self.arb.arbiter.phase() == Phase::Running
-    }
-}
-
-/// A violation of `invariant` found by a world-level checker.
-pub(crate) fn violation(invariant: Invariant, detail: String) -> Violation {
-    Violation::new(invariant, detail)
 }

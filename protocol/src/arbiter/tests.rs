@@ -540,3 +540,15 @@ fn bad_configs_are_refused() {
             .is_ok()
     );
 }
+
+#[test]
+fn stop_deadline_does_not_spin_once_everyone_is_killed() {
+    // Found by herd-sim (seed 10): after the stop deadline had SIGKILLed everything, the reaps
+    // were still on their way and poll_timeout() kept answering the past deadline.
+    let mut s = Script::new(config(2));
+    s.at(1).boot_all();
+    s.at(2).input(Input::Signal(Sig::Term));
+    let acts = s.at(5_002).tick();
+    assert_eq!(kills(&acts).len(), 2);
+    assert_eq!(s.a().poll_timeout(), None, "nothing is due until the reaps arrive");
+}

@@ -6,6 +6,17 @@
 //! - `herd-sim --seed 42 --timeline run.svg`: one run, drawn.
 
 use clap::Parser;
+use std::io::Write as _;
+
+/// Prints a line; a closed stdout (`herd-sim ... | head`) ends the program quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
 use herd_sim::{Options, Outcome, campaign, faults::FaultKind, run, shrink};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -101,14 +112,15 @@ fn main() -> ExitCode {
 }
 
 fn report(o: &Outcome) {
-    println!(
-        "seed {}: {:?} mode, faults [{}], {} events, {:.1} simulated s, {} served, {} failed with a killed worker, {} registry bumps",
+    say!(
+        "seed {}: {:?} mode, faults [{}], {} events, {:.1} simulated s, {} served (longest wait {:?}), {} failed with a killed worker, {} registry bumps",
         o.seed,
         o.mode,
         o.faults,
         o.events,
         o.sim_time.as_secs_f64(),
         o.tally.served,
+        o.tally.longest_wait,
         o.tally.failed_killed,
         o.tally.bumps
     );
@@ -117,7 +129,7 @@ fn report(o: &Outcome) {
 fn single(opts: Options, timeline: Option<&std::path::Path>) -> ExitCode {
     let o = run(&opts);
     for line in &o.trace {
-        println!("{line}");
+        say!("{line}");
     }
     report(&o);
     if let (Some(path), Some(t)) = (timeline, &o.timeline) {
@@ -127,16 +139,16 @@ fn single(opts: Options, timeline: Option<&std::path::Path>) -> ExitCode {
             eprintln!("herd-sim: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
-        println!("timeline written to {}", path.display());
+        say!("timeline written to {}", path.display());
     }
     match o.violation {
         None => {
-            println!("violations: 0");
+            say!("violations: 0");
             ExitCode::SUCCESS
         }
         Some(v) => {
-            println!("VIOLATION {v}");
-            println!("replay: {}", opts.replay_command());
+            say!("VIOLATION {v}");
+            say!("replay: {}", opts.replay_command());
             ExitCode::FAILURE
         }
     }
@@ -154,11 +166,11 @@ fn many(from: u64, to: u64, threads: usize, base: &Options) -> ExitCode {
         });
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    println!(
+    say!(
         "| seeds | events | simulated time | served | failed (killed worker) | violations | events/s | events/s/core | sim s per wall s | wall |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    println!(
+    say!("|---|---|---|---|---|---|---|---|---|---|");
+    say!(
         "| {}..{} ({}) | {} | {:.0} h | {} | {} | {} | {:.2} M | {:.2} M | {:.0} | {:.1} s |",
         from,
         to,
@@ -173,27 +185,27 @@ fn many(from: u64, to: u64, threads: usize, base: &Options) -> ExitCode {
         sum.sim_time.as_secs_f64() / wall,
         wall
     );
-    println!();
-    println!("| invariant | violations |");
-    println!("|---|---|");
+    say!("");
+    say!("| invariant | violations |");
+    say!("|---|---|");
     for inv in herd_protocol::invariants::Invariant::ALL {
-        println!("| {} | {} |", inv.name(), sum.violations.get(inv.name()).copied().unwrap_or(0));
+        say!("| {} | {} |", inv.name(), sum.violations.get(inv.name()).copied().unwrap_or(0));
     }
     if sum.failing.is_empty() {
-        println!("\nviolations: 0");
+        say!("\nviolations: 0");
         return ExitCode::SUCCESS;
     }
-    println!("\nviolations: {}", sum.total_violations());
+    say!("\nviolations: {}", sum.total_violations());
     for (seed, v) in sum.failing.iter().take(3) {
         let s = shrink(&Options { seed: *seed, ..base.clone() }, v.invariant);
-        println!("\nseed {seed}: {v}");
+        say!("\nseed {seed}: {v}");
         let trace = &s.outcome.trace;
         let start = trace.len().saturating_sub(40);
-        println!("last {} trace lines of the shrunk run:", trace.len() - start);
+        say!("last {} trace lines of the shrunk run:", trace.len() - start);
         for line in &trace[start..] {
-            println!("  {line}");
+            say!("  {line}");
         }
-        println!("replay: {}", s.options.replay_command());
+        say!("replay: {}", s.options.replay_command());
     }
     ExitCode::FAILURE
 }

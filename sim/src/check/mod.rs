@@ -12,7 +12,7 @@ mod recycling;
 mod single_wakeup;
 mod worker_count;
 
-use crate::world::{RunPhase, Tally};
+use crate::world::Tally;
 use herd_protocol::arbiter::{AcceptMode, Arbiter, Config, WorkerId};
 use herd_protocol::invariants::Violation;
 use herd_protocol::message::ListenerId;
@@ -24,8 +24,6 @@ use std::time::Duration;
 pub struct View<'a> {
     /// Virtual time.
     pub now: Instant,
-    /// The phase of the run.
-    pub(crate) phase: RunPhase,
     /// The arbiter core.
     pub arbiter: &'a Arbiter,
     /// Connections waiting in each listener's accept queue.
