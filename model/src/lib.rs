@@ -1,3 +1,14 @@
-//! herd-model: loom models of the real concurrent code, shuttle models of the message protocol,
-//! and an exhaustive breadth-first exploration of arbiter + workers.
+//! # herd-model: the proofs
+//!
+//! The simulator samples; these check every case within their bounds.
+//!
+//! - [`explore`]: exhaustive breadth-first exploration of the arbiter, its workers, their pipes and
+//!   a listener, with a budget of faults; safety in every state, and from every state a way to
+//!   serve everything (binary `herd-explore`).
+//! - `tests/loom.rs` (under `RUSTFLAGS="--cfg herd_loom"`): the exact `SignalQueue` and
+//!   `SharedSequences` code under every interleaving.
+//! - `tests/shuttle.rs`: arbiter and workers as threads over channels, randomized and
+//!   depth-first schedules.
 #![deny(missing_docs)]
+
+pub mod explore;

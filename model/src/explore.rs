@@ -1,0 +1,586 @@
+//! Exhaustive breadth-first exploration of arbiter + workers + pipes + a listener, with a bounded
+//! budget of faults.
+//!
+//! Every state holds the real cores (the arbiter inside `invariants::Checked`, so the shared
+//! monitor checks every transition; each worker's `Worker`), both pipes of each worker as FIFO
+//! queues, the listener's accept queue and the fault budget. Every interleaving of deliveries,
+//! accepts, request completions, forks, reaps, deadlines and faults is explored, states are
+//! deduplicated by hash, and:
+//!
+//! - **safety**: each transition passes the monitor, and connections are conserved;
+//! - **liveness**: from every reachable state, a state where every connection is served (or the
+//!   server has stopped) is reachable — no deadlock, no lost wakeup. Checked by reverse
+//!   reachability from those goal states over the explored graph.
+//!
+//! A violation comes with the shortest trace from the initial state (BFS order).
+
+use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, WorkerId};
+use herd_protocol::invariants::{Checked, Invariant, Violation};
+use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
+use herd_protocol::signals::Sig;
+use herd_protocol::time::Instant;
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerSignal};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+const L0: ListenerId = ListenerId(0);
+
+/// The fault kinds, by name.
+pub const KINDS: [&str; 6] = ["kill", "ttin", "ttou", "hup", "term", "abandon"];
+
+/// What to explore.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    /// Workers the arbiter runs.
+    pub workers: u32,
+    /// Connections that arrive over the run.
+    pub connections: u32,
+    /// Faults per run, in all: each of any kind that is on.
+    pub faults: u32,
+    /// Which fault kinds are on: any of `kill`, `ttin`, `ttou`, `hup`, `term`, `abandon`.
+    pub kinds: Vec<String>,
+    /// Accept mode.
+    pub mode: AcceptMode,
+    /// Worker request budget (0 = unlimited).
+    pub max_requests: u32,
+    /// Stop after this many states (0 = no limit).
+    pub max_states: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Os {
+    Accept(Option<ListenerId>),
+    Serving,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Proc {
+    core: Worker,
+    started: bool,
+    dead: bool,
+    status: Option<ExitStatus>,
+    /// Packets in the pipe to the arbiter: the frames of one drain, written with one `write()`
+    /// (atomic below `PIPE_BUF`), so they arrive together.
+    to_arbiter: VecDeque<Vec<WorkerMsg>>,
+    to_worker: VecDeque<ArbiterMsg>,
+    os: Option<Os>,
+}
+
+/// Faults left in this run, and the kinds that are on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+struct Budget {
+    left: u32,
+    kill: bool,
+    ttin: bool,
+    ttou: bool,
+    hup: bool,
+    term: bool,
+    abandon: bool,
+}
+
+/// One state of the whole system.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    arb: Checked,
+    procs: BTreeMap<WorkerId, Proc>,
+    queue: u32,
+    to_arrive: u32,
+    arrived: u32,
+    served: u32,
+    lost_with_worker: u32,
+    abandoned: u32,
+    budget: Budget,
+    now: Instant,
+    exited: bool,
+    /// The runtime owes the arbiter a readiness report: a connection arrived, or a watch or a
+    /// `Poll` asked for a level check.
+    ready_pending: bool,
+}
+
+/// A transition, for traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// A client connects.
+    Arrive,
+    /// The arbiter learns the listener is readable.
+    Ready,
+    /// The head packet of a worker's pipe reaches the arbiter.
+    ToArbiter(WorkerId),
+    /// The head frame of the arbiter's pipe reaches a worker.
+    ToWorker(WorkerId),
+    /// A worker's accept or request completes.
+    Os(WorkerId),
+    /// A waiting worker (shared mode) sees the listener readable.
+    Wake(WorkerId),
+    /// A fork completes; the worker starts.
+    Fork(WorkerId),
+    /// A dead worker is reaped (its pipe read to the end first).
+    Reap(WorkerId),
+    /// Time passes to the arbiter's next deadline.
+    Advance,
+    /// Fault: SIGKILL from outside.
+    Kill(WorkerId),
+    /// Fault: a signal to the arbiter.
+    Signal(Sig),
+    /// Fault: a queued client gives up.
+    Abandon,
+}
+
+/// What the exploration found.
+#[derive(Debug)]
+pub struct Report {
+    /// Distinct states.
+    pub states: usize,
+    /// Transitions explored.
+    pub transitions: usize,
+    /// Deepest BFS level.
+    pub depth: usize,
+    /// Whether `max_states` cut the search short.
+    pub truncated: bool,
+    /// The first violation, with the shortest trace to it.
+    pub violation: Option<(Violation, Vec<Step>)>,
+    /// States from which no goal state is reachable.
+    pub stuck: usize,
+}
+
+impl State {
+    /// The initial state.
+    pub fn initial(b: &Bounds) -> Self {
+        let config = Config {
+            workers: b.workers,
+            timeout: Duration::from_secs(3_600),
+            graceful_timeout: Duration::from_secs(10),
+            kill_grace: Duration::from_secs(1),
+            max_requests: b.max_requests,
+            max_requests_jitter: 0,
+            accept_mode: b.mode,
+            listeners: 1,
+            spawn_backoff: Duration::from_millis(100),
+            spawn_backoff_max: Duration::from_secs(1),
+            seed: 1,
+        };
+        let (arb, actions) = Checked::new(config, Instant::ZERO).expect("valid bounds");
+        let on = |k: &str| b.kinds.iter().any(|x| x == k);
+        let mut s = State {
+            arb,
+            procs: BTreeMap::new(),
+            queue: 0,
+            to_arrive: b.connections,
+            arrived: 0,
+            served: 0,
+            lost_with_worker: 0,
+            abandoned: 0,
+            budget: Budget {
+                left: b.faults,
+                kill: on("kill"),
+                ttin: on("ttin"),
+                ttou: on("ttou"),
+                hup: on("hup"),
+                term: on("term"),
+                abandon: on("abandon"),
+            },
+            now: Instant::ZERO,
+            exited: false,
+            ready_pending: false,
+        };
+        s.arbiter_actions(actions).expect("start breaks nothing");
+        s
+    }
+
+    /// Every connection is served (or failed with its worker, or abandoned), or the server stopped.
+    fn goal(&self) -> bool {
+        self.exited
+            || (self.to_arrive == 0
+                && self.queue == 0
+                && self.procs.values().all(|p| p.os != Some(Os::Serving) || p.dead))
+    }
+
+    fn mode(&self) -> AcceptMode {
+        self.arb.arbiter.config().accept_mode
+    }
+
+    fn enabled(&self) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if self.exited {
+            return steps;
+        }
+        if self.to_arrive > 0 {
+            steps.push(Step::Arrive);
+        }
+        let watched = self.arb.arbiter.dispatcher().books().first().is_some_and(|b| b.watched);
+        if watched && self.ready_pending {
+            steps.push(Step::Ready);
+        }
+        for (&id, p) in &self.procs {
+            if !p.to_arbiter.is_empty() {
+                steps.push(Step::ToArbiter(id));
+            }
+            if p.dead {
+                if p.to_arbiter.is_empty() {
+                    steps.push(Step::Reap(id));
+                }
+                continue;
+            }
+            if !p.started {
+                steps.push(Step::Fork(id));
+                continue;
+            }
+            if !p.to_worker.is_empty() {
+                steps.push(Step::ToWorker(id));
+            }
+            if p.os.is_some() {
+                steps.push(Step::Os(id));
+            }
+            if p.core.waits_on_listeners() && self.queue > 0 {
+                steps.push(Step::Wake(id));
+            }
+            if self.budget.left > 0 && self.budget.kill {
+                steps.push(Step::Kill(id));
+            }
+        }
+        if let Some(t) = self.arb.arbiter.poll_timeout()
+            && t < self.now + Duration::from_secs(60)
+        {
+            steps.push(Step::Advance);
+        }
+        let b = &self.budget;
+        if b.left > 0 {
+            for (on, sig) in
+                [(b.ttin, Sig::Ttin), (b.ttou, Sig::Ttou), (b.hup, Sig::Hup), (b.term, Sig::Term)]
+            {
+                if on {
+                    steps.push(Step::Signal(sig));
+                }
+            }
+            if b.abandon && self.queue > 0 {
+                steps.push(Step::Abandon);
+            }
+        }
+        steps
+    }
+
+    fn apply(&mut self, step: Step) -> Result<(), Violation> {
+        match step {
+            Step::Arrive => {
+                self.to_arrive -= 1;
+                self.arrived += 1;
+                self.queue += 1;
+                self.ready_pending = true;
+            }
+            Step::Ready => {
+                // Reported only if something waits (epoll says nothing otherwise).
+                self.ready_pending = false;
+                if self.queue > 0 {
+                    let input = Input::Ready { socket: L0, queued: Some(self.queue) };
+                    self.arbiter(input)?;
+                }
+            }
+            Step::ToArbiter(id) => {
+                let p = self.procs.get_mut(&id).expect("proc");
+                for msg in p.to_arbiter.pop_front().expect("packet") {
+                    self.arbiter(Input::Message { from: id, msg })?;
+                }
+            }
+            Step::ToWorker(id) => {
+                let p = self.procs.get_mut(&id).expect("proc");
+                let msg = p.to_worker.pop_front().expect("frame");
+                self.worker(id, worker::Input::Message(msg));
+                // The driver accepts right after decoding `ACCEPT:<socket>`: no other input
+                // reaches the worker in between (signals are fed at the driver's loop points).
+                if let Some(Os::Accept(Some(_))) = self.procs.get(&id).and_then(|p| p.os.clone()) {
+                    self.apply(Step::Os(id))?;
+                }
+            }
+            Step::Os(id) => {
+                let p = self.procs.get_mut(&id).expect("proc");
+                match p.os.take().expect("os step") {
+                    Os::Accept(_) if self.queue > 0 => {
+                        self.queue -= 1;
+                        self.worker(id, worker::Input::Accepted(L0));
+                    }
+                    Os::Accept(_) => self.worker(id, worker::Input::AcceptEmpty),
+                    Os::Serving => {
+                        self.served += 1;
+                        self.worker(id, worker::Input::RequestDone);
+                    }
+                }
+            }
+            Step::Wake(id) => self.worker(id, worker::Input::ListenersReadable),
+            Step::Fork(id) => {
+                let now = self.now;
+                let p = self.procs.get_mut(&id).expect("proc");
+                p.started = true;
+                p.core.start(now);
+                self.worker_actions(id);
+            }
+            Step::Reap(id) => {
+                let p = self.procs.remove(&id).expect("proc");
+                let status = p.status.expect("dead");
+                self.arbiter(Input::Exited { id, status })?;
+            }
+            Step::Advance => {
+                let t = self.arb.arbiter.poll_timeout().expect("deadline");
+                self.now = self.now.max(t);
+                let actions = self.arb.tick(self.now)?;
+                self.arbiter_actions(actions)?;
+            }
+            Step::Kill(id) => {
+                self.budget.left -= 1;
+                self.die(id, ExitStatus::Signaled(9));
+            }
+            Step::Signal(sig) => {
+                self.budget.left -= 1;
+                self.arbiter(Input::Signal(sig))?;
+            }
+            Step::Abandon => {
+                self.budget.left -= 1;
+                self.queue -= 1;
+                self.abandoned += 1;
+            }
+        }
+        let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count() as u32;
+        if self.arrived != self.served + self.queue + serving + self.lost_with_worker + self.abandoned {
+            return Err(Violation::new(
+                Invariant::NoLostWakeup,
+                format!(
+                    "connections not conserved: arrived {} != served {} + queued {} + serving {serving} + lost {} + abandoned {}",
+                    self.arrived, self.served, self.queue, self.lost_with_worker, self.abandoned
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn arbiter(&mut self, input: Input) -> Result<(), Violation> {
+        let actions = self.arb.step(self.now, input)?;
+        self.arbiter_actions(actions)
+    }
+
+    fn arbiter_actions(&mut self, actions: Vec<Action>) -> Result<(), Violation> {
+        for a in actions {
+            match a {
+                Action::Spawn { id, max_requests, .. } => {
+                    let core = Worker::new(
+                        WorkerConfig {
+                            accept_mode: self.mode(),
+                            timeout: Duration::from_secs(3_600),
+                            max_requests,
+                        },
+                        self.now,
+                    );
+                    // The fork completes at once: what a started worker does is visible only
+                    // through its frames, whose delivery is a transition of its own.
+                    self.procs.insert(
+                        id,
+                        Proc {
+                            core,
+                            started: true,
+                            dead: false,
+                            status: None,
+                            to_arbiter: VecDeque::new(),
+                            to_worker: VecDeque::new(),
+                            os: None,
+                        },
+                    );
+                    let now = self.now;
+                    if let Some(p) = self.procs.get_mut(&id) {
+                        p.core.start(now);
+                    }
+                    self.worker_actions(id);
+                }
+                Action::Send { to, msg } => {
+                    if let Some(p) = self.procs.get_mut(&to).filter(|p| !p.dead) {
+                        p.to_worker.push_back(msg);
+                    }
+                }
+                Action::Kill { id, signal, .. } => match signal {
+                    KillSignal::Term => self.worker(id, worker::Input::Signal(WorkerSignal::Term)),
+                    KillSignal::Quit => self.worker(id, worker::Input::Signal(WorkerSignal::Quit)),
+                    KillSignal::Abrt => self.die(id, ExitStatus::Signaled(6)),
+                    KillSignal::Kill => self.die(id, ExitStatus::Signaled(9)),
+                },
+                Action::Exit { .. } => self.exited = true,
+                // A watch and a poll are level checks, reported by the Ready step.
+                Action::Watch(_) | Action::Poll(_) => self.ready_pending = true,
+                // Reaping is the Reap step.
+                Action::Unwatch(_) | Action::Reap => {}
+                Action::Reexec | Action::ReopenLogs => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn worker(&mut self, id: WorkerId, input: worker::Input) {
+        let now = self.now;
+        if let Some(p) = self.procs.get_mut(&id).filter(|p| !p.dead && p.started) {
+            p.core.handle(now, input);
+            self.worker_actions(id);
+        }
+    }
+
+    fn worker_actions(&mut self, id: WorkerId) {
+        let mut packet = Vec::new();
+        while let Some(p) = self.procs.get_mut(&id) {
+            if p.dead {
+                break;
+            }
+            let Some(a) = p.core.poll_action() else { break };
+            match a {
+                worker::Action::Send(m) => packet.push(m),
+                worker::Action::Accept(which) => p.os = Some(Os::Accept(which)),
+                worker::Action::Serve(_) => p.os = Some(Os::Serving),
+                worker::Action::Exit(code) => {
+                    // Frames written before exiting are still read by the arbiter.
+                    if !packet.is_empty() {
+                        p.to_arbiter.push_back(std::mem::take(&mut packet));
+                    }
+                    self.die(id, ExitStatus::Code(code));
+                }
+            }
+        }
+        if !packet.is_empty()
+            && let Some(p) = self.procs.get_mut(&id)
+        {
+            p.to_arbiter.push_back(packet);
+        }
+    }
+
+    fn die(&mut self, id: WorkerId, status: ExitStatus) {
+        if let Some(p) = self.procs.get_mut(&id).filter(|p| !p.dead) {
+            if p.os == Some(Os::Serving) {
+                self.lost_with_worker += 1;
+            }
+            p.dead = true;
+            p.status = Some(status);
+            p.os = None;
+            p.to_worker.clear();
+        }
+    }
+}
+
+fn fingerprint(s: &State) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
+}
+
+/// Replays `steps` from the initial state.
+fn replay(bounds: &Bounds, steps: &[Step]) -> State {
+    let mut s = State::initial(bounds);
+    for &step in steps {
+        s.apply(step).expect("a replayed trace does what it did");
+    }
+    s
+}
+
+/// Explores every state reachable within `bounds`.
+///
+/// Visited states are kept as 64-bit fingerprints (hash compaction, as SPIN and TLC do: at ten
+/// million states the odds of a collision hiding a state are about 3 in a million); full states
+/// live only on the breadth-first frontier, and a state needed for a report is rebuilt by
+/// replaying its trace.
+pub fn explore(bounds: &Bounds) -> Report {
+    let init = State::initial(bounds);
+    let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut parent: Vec<(u32, Option<Step>)> = Vec::new();
+    let mut level: Vec<u32> = Vec::new();
+    let mut goal: Vec<bool> = Vec::new();
+    let mut edges: Vec<(u32, u32)> = Vec::new();
+    let mut frontier: VecDeque<(u32, State)> = VecDeque::new();
+    index.insert(fingerprint(&init), 0);
+    parent.push((0, None));
+    level.push(0);
+    goal.push(init.goal());
+    frontier.push_back((0, init));
+    let mut truncated = false;
+    let trace = |parent: &[(u32, Option<Step>)], mut at: u32, last: Option<Step>| {
+        let mut steps: Vec<Step> = last.into_iter().collect();
+        while let (p, Some(s)) = parent[at as usize] {
+            steps.push(s);
+            at = p;
+        }
+        steps.reverse();
+        steps
+    };
+    while let Some((from, s)) = frontier.pop_front() {
+        for step in s.enabled() {
+            let mut t = s.clone();
+            if let Err(v) = t.apply(step) {
+                return Report {
+                    states: parent.len(),
+                    transitions: edges.len() + 1,
+                    depth: level[from as usize] as usize + 1,
+                    truncated,
+                    violation: Some((v, trace(&parent, from, Some(step)))),
+                    stuck: 0,
+                };
+            }
+            let fp = fingerprint(&t);
+            let to = match index.get(&fp) {
+                Some(&i) => i,
+                None => {
+                    if bounds.max_states > 0 && parent.len() >= bounds.max_states {
+                        truncated = true;
+                        continue;
+                    }
+                    let i = parent.len() as u32;
+                    index.insert(fp, i);
+                    parent.push((from, Some(step)));
+                    level.push(level[from as usize] + 1);
+                    goal.push(t.goal());
+                    frontier.push_back((i, t));
+                    i
+                }
+            };
+            edges.push((from, to));
+        }
+    }
+    drop(index);
+    // Liveness: every state must reach a goal state. Walk the reversed graph from the goals.
+    let n = parent.len();
+    let mut can_finish = goal;
+    let mut work: Vec<u32> = (0..n as u32).filter(|&i| can_finish[i as usize]).collect();
+    edges.sort_unstable_by_key(|&(_, to)| to);
+    let mut starts = vec![0usize; n + 1];
+    for &(_, to) in &edges {
+        starts[to as usize + 1] += 1;
+    }
+    for i in 0..n {
+        starts[i + 1] += starts[i];
+    }
+    while let Some(to) = work.pop() {
+        for &(from, _) in &edges[starts[to as usize]..starts[to as usize + 1]] {
+            if !can_finish[from as usize] {
+                can_finish[from as usize] = true;
+                work.push(from);
+            }
+        }
+    }
+    let stuck: Vec<usize> = (0..n).filter(|&i| !can_finish[i]).collect();
+    let violation = if truncated {
+        None
+    } else {
+        stuck.iter().min_by_key(|&&i| level[i]).map(|&i| {
+            let steps = trace(&parent, i as u32, None);
+            let s = replay(bounds, &steps);
+            let v = Violation::new(
+                Invariant::NoLostWakeup,
+                format!(
+                    "stuck: {} queued, {} to arrive, workers {:?}, books {:?}",
+                    s.queue,
+                    s.to_arrive,
+                    s.procs.iter().map(|(id, p)| (id.0, p.core.state(), p.dead)).collect::<Vec<_>>(),
+                    s.arb.arbiter.dispatcher().books()
+                ),
+            );
+            (v, steps)
+        })
+    };
+    Report {
+        states: n,
+        transitions: edges.len(),
+        depth: level.iter().copied().max().unwrap_or(0) as usize,
+        truncated,
+        violation,
+        stuck: if truncated { 0 } else { stuck.len() },
+    }
+}
