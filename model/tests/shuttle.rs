@@ -58,7 +58,6 @@ fn worker_thread(
         Instant::ZERO,
     );
     core.start(Instant::ZERO);
-    let mut serving = false;
     loop {
         // Run the core's actions; accepts and requests happen here, frames go to the arbiter.
         while let Some(a) = core.poll_action() {
@@ -73,7 +72,6 @@ fn worker_thread(
                     core.handle(Instant::ZERO, input);
                 }
                 worker::Action::Serve(_) => {
-                    serving = true;
                     thread::yield_now(); // the request takes a while: others may run, signals may come
                     if let Ok(ToWorker::Signal(KillSignal::Kill | KillSignal::Abrt)) = rx.try_recv() {
                         *shared.lost.lock().unwrap() += 1;
@@ -81,7 +79,6 @@ fn worker_thread(
                         return;
                     }
                     *shared.served.lock().unwrap() += 1;
-                    serving = false;
                     core.handle(Instant::ZERO, worker::Input::RequestDone);
                 }
                 worker::Action::Exit(code) => {
@@ -94,10 +91,8 @@ fn worker_thread(
             Ok(ToWorker::Frame(m)) => worker::Input::Message(m),
             Ok(ToWorker::Signal(KillSignal::Term)) => worker::Input::Signal(WorkerSignal::Term),
             Ok(ToWorker::Signal(KillSignal::Quit)) => worker::Input::Signal(WorkerSignal::Quit),
+            // Between requests: a kill loses nothing in flight.
             Ok(ToWorker::Signal(KillSignal::Kill | KillSignal::Abrt)) | Err(_) => {
-                if serving {
-                    *shared.lost.lock().unwrap() += 1;
-                }
                 let _ = tx.send(Event::Exited(id, ExitStatus::Signaled(9)));
                 return;
             }
