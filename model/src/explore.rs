@@ -45,6 +45,9 @@ pub struct Bounds {
     pub max_requests: u32,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
+    /// A re-introduced bug of BUGS.md.
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<herd_protocol::mutants::Mutant>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +98,8 @@ pub struct State {
     /// The runtime owes the arbiter a readiness report: a connection arrived, or a watch or a
     /// `Poll` asked for a level check.
     ready_pending: bool,
+    /// Dispatched accepts that may legitimately find nothing: one per abandoned connection.
+    spare_wakeups: u32,
 }
 
 /// A transition, for traces.
@@ -159,7 +164,11 @@ impl State {
             spawn_backoff_max: Duration::from_secs(1),
             seed: 1,
         };
-        let (arb, actions) = Checked::new(config, Instant::ZERO).expect("valid bounds");
+        #[cfg(feature = "mutants")]
+        let arbiter = herd_protocol::arbiter::Arbiter::with_mutant(config, Instant::ZERO, b.mutant);
+        #[cfg(not(feature = "mutants"))]
+        let arbiter = herd_protocol::arbiter::Arbiter::new(config, Instant::ZERO);
+        let (arb, actions) = Checked::wrap(arbiter.expect("valid bounds"));
         let on = |k: &str| b.kinds.iter().any(|x| x == k);
         let mut s = State {
             arb,
@@ -182,6 +191,7 @@ impl State {
             now: Instant::ZERO,
             exited: false,
             ready_pending: false,
+            spare_wakeups: 0,
         };
         s.arbiter_actions(actions).expect("start breaks nothing");
         s
@@ -298,7 +308,22 @@ impl State {
                         self.queue -= 1;
                         self.worker(id, worker::Input::Accepted(L0));
                     }
-                    Os::Accept(_) => self.worker(id, worker::Input::AcceptEmpty),
+                    Os::Accept(told) => {
+                        // single-wakeup: in signaled mode only the arbiter hands out connections,
+                        // one per connection; a woken worker finds one unless a client left.
+                        if told.is_some() && self.mode() == AcceptMode::Signaled {
+                            if self.spare_wakeups == 0 {
+                                return Err(Violation::new(
+                                    Invariant::SingleWakeup,
+                                    format!(
+                                        "{id} was told ACCEPT and found nothing: a connection woke two workers"
+                                    ),
+                                ));
+                            }
+                            self.spare_wakeups -= 1;
+                        }
+                        self.worker(id, worker::Input::AcceptEmpty)
+                    }
                     Os::Serving => {
                         self.served += 1;
                         self.worker(id, worker::Input::RequestDone);
@@ -336,6 +361,7 @@ impl State {
                 self.budget.left -= 1;
                 self.queue -= 1;
                 self.abandoned += 1;
+                self.spare_wakeups += 1;
             }
         }
         let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count() as u32;

@@ -367,6 +367,8 @@ pub struct WorkerEntry {
     pub max_requests: u32,
     /// Whether a stop signal (TERM or QUIT) was sent to it; each at most once.
     pub asked: Option<KillSignal>,
+    /// False once it sent a malformed or illegal frame: nothing it says is believed again.
+    pub trusted: bool,
 }
 
 /// Counters, for status output and checkers.
@@ -678,8 +680,20 @@ impl Arbiter {
         let Some(w) = self.workers.get_mut(&from) else {
             return;
         };
+        if !w.trusted {
+            return; // Nothing it says is believed.
+        }
         if w.life == Life::Killed {
-            return; // Nothing it says matters any more.
+            // SIGKILLed for silence or an expired grace, not for lying: its answer to a dispatch
+            // is still true, and keeps a connection it took from being handed out again.
+            if let (WorkerMsg::Accepted { socket } | WorkerMsg::Empty { socket }, Accepting::Dispatched(s)) =
+                (msg, w.accepting)
+                && socket == s
+            {
+                w.accepting = Accepting::Busy;
+                self.answered(s);
+            }
+            return;
         }
         w.last_seen = match msg {
             WorkerMsg::Alive { timestamp } if b05 => Instant(timestamp.saturating_mul(1_000_000)),
@@ -815,10 +829,13 @@ impl Arbiter {
 
     /// A malformed or illegal frame: kill at once, never trust again.
     fn violation(&mut self, id: WorkerId) {
-        if self.workers.get(&id).is_some_and(|w| w.life != Life::Killed) {
-            self.stats.protocol_errors += 1;
-            self.hard_kill(id, KillReason::Protocol);
+        let Some(w) = self.workers.get_mut(&id).filter(|w| w.trusted) else { return };
+        w.trusted = false;
+        self.stats.protocol_errors += 1;
+        if w.life == Life::Killed {
+            return;
         }
+        self.hard_kill(id, KillReason::Protocol);
     }
 
     fn set_life(&mut self, id: WorkerId, life: Life) {
@@ -960,6 +977,7 @@ impl Arbiter {
                 requests: 0,
                 max_requests,
                 asked: None,
+                trusted: true,
             },
         );
         self.stats.spawns += 1;

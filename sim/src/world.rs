@@ -8,7 +8,7 @@ use crate::check::Checkers;
 use crate::faults::{FaultKind, FaultMix};
 use crate::timeline::Timeline;
 use crate::{Options, Outcome};
-use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Life, WorkerId};
+use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, WorkerId};
 use herd_protocol::invariants::{Checked, Violation};
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::registry::{Registry, SharedSequences};
@@ -386,8 +386,8 @@ impl World {
                 p.decoder.decode_all(&frame, &mut results);
                 let reap_now = p.dead.is_some() && p.reap_wanted && p.in_flight == 0;
                 for r in results {
-                    // An answer counts only if the arbiter takes it: a killed worker is not heard.
-                    let heard = self.arb.arbiter.workers().get(&from).is_some_and(|w| w.life != Life::Killed);
+                    // An answer counts only if the arbiter takes it: a worker caught lying is not heard.
+                    let heard = self.arb.arbiter.workers().get(&from).is_some_and(|w| w.trusted);
                     if let Ok(WorkerMsg::Accepted { .. } | WorkerMsg::Empty { .. }) = r
                         && heard
                         && let Some(p) = self.procs.get_mut(&from)

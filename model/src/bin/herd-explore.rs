@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         },
         max_requests: cli.max_requests,
         max_states: cli.max_states,
+        #[cfg(feature = "mutants")]
+        mutant: None,
     };
     println!("exploring {bounds:?}");
     let started = Instant::now();

@@ -552,3 +552,25 @@ fn stop_deadline_does_not_spin_once_everyone_is_killed() {
     assert_eq!(kills(&acts).len(), 2);
     assert_eq!(s.a().poll_timeout(), None, "nothing is due until the reaps arrive");
 }
+
+#[test]
+fn a_worker_killed_for_its_grace_still_answers_its_dispatch() {
+    // Found by herd-explore (10 steps): a worker SIGKILLed after its grace had accepted its
+    // dispatch; its ACCEPTED was ignored, and the reap handed the connection out again.
+    let mut s = Script::new(config(2));
+    s.at(1).boot_all();
+    let (a, b) = (s.spawned[0], s.spawned[1]);
+    s.at(2).input(ready(1)); // dispatched to a, which accepts
+    s.at(3).input(Input::Signal(Sig::Ttou)); // a is retired mid-request...
+    assert_eq!(kills(&s.at(5_003).tick()), vec![(a, KillSignal::Kill)]); // ...and killed at its grace
+    s.at(5_004).msg(a, WorkerMsg::Accepted { socket: ListenerId(0) }); // its answer, read after the kill
+    let acts = s.at(5_005).exit(a, ExitStatus::Signaled(9));
+    assert!(
+        !acts.iter().any(|x| matches!(x, Action::Send { .. })),
+        "b woken for a taken connection: {acts:?}"
+    );
+    let _ = b;
+    // A worker caught lying is not believed, even about its dispatch.
+    s.at(5_006).msg(b, WorkerMsg::Accepted { socket: ListenerId(0) });
+    assert!(!s.a().workers().get(&b).is_some_and(|w| w.trusted));
+}
