@@ -574,3 +574,29 @@ fn a_worker_killed_for_its_grace_still_answers_its_dispatch() {
     s.at(5_006).msg(b, WorkerMsg::Accepted { socket: ListenerId(0) });
     assert!(!s.a().workers().get(&b).is_some_and(|w| w.trusted));
 }
+
+#[test]
+fn b02_chld_only_asks_the_loop_to_reap() {
+    // gunicorn reaped and mutated the worker table inside the CHLD handler. Here CHLD is counted
+    // by the handler and, on the main loop, only asks for a reap; the table changes on Exited.
+    let mut s = Script::new(config(2));
+    s.at(1).boot_all();
+    let before = s.a().workers().clone();
+    assert_eq!(s.at(2).input(Input::Signal(Sig::Chld)), vec![Action::Reap]);
+    assert_eq!(s.a().workers(), &before);
+}
+
+#[test]
+fn b08_exit_leaves_unix_sockets_to_a_running_child_arbiter() {
+    let mut s = Script::new(config(1));
+    s.at(1).boot_all();
+    s.at(2).input(Input::Signal(Sig::Usr2));
+    s.at(3).input(Input::Signal(Sig::Quit));
+    let w = s.spawned[0];
+    assert_eq!(s.at(4).exit(w, ExitStatus::Code(0)), vec![Action::Exit { code: 0, unlink_sockets: false }]);
+    // Without a child arbiter, the sockets are ours to remove.
+    let mut s = Script::new(config(1));
+    s.at(1).input(Input::Signal(Sig::Quit));
+    let w = s.spawned[0];
+    assert_eq!(s.at(2).exit(w, ExitStatus::Code(0)), vec![Action::Exit { code: 0, unlink_sockets: true }]);
+}
