@@ -237,18 +237,9 @@ impl World {
         w.arbiter_actions(first);
         let d = exp(&mut w.rng, w.arrival_mean);
         w.schedule_in(d, Ev::Arrival);
-        if let Some(m) = w.mix.kill_every {
-            let d = exp(&mut w.rng, m);
-            w.schedule_in(d, Ev::OutsideKill);
-        }
-        if let Some(m) = w.mix.storm_every {
-            let d = exp(&mut w.rng, m);
-            w.schedule_in(d, Ev::Storm);
-        }
-        if let Some(m) = w.mix.jump_every {
-            let d = exp(&mut w.rng, m);
-            w.schedule_in(d, Ev::ClockJump);
-        }
+        w.schedule_fault(w.mix.kill_every, Ev::OutsideKill);
+        w.schedule_fault(w.mix.storm_every, Ev::Storm);
+        w.schedule_fault(w.mix.jump_every, Ev::ClockJump);
         w.schedule_at(heal_at, Ev::Heal);
         w
     }
@@ -268,6 +259,14 @@ impl World {
 
     fn schedule_in(&mut self, d: Duration, ev: Ev) {
         self.schedule_at(self.now + d, ev);
+    }
+
+    /// Schedules the next occurrence of a recurring fault, `mean` apart on average (if it is on).
+    fn schedule_fault(&mut self, mean: Option<Duration>, ev: Ev) {
+        if let Some(m) = mean {
+            let d = exp(&mut self.rng, m);
+            self.schedule_in(d, ev);
+        }
     }
 
     fn fail(&mut self, v: Violation) {
@@ -518,10 +517,7 @@ impl World {
                     self.log(|| format!("fault: SIGKILL {id} from outside"));
                     self.die(id, ExitStatus::Signaled(9));
                 }
-                if let Some(m) = self.mix.kill_every {
-                    let d = exp(&mut self.rng, m);
-                    self.schedule_in(d, Ev::OutsideKill);
-                }
+                self.schedule_fault(self.mix.kill_every, Ev::OutsideKill);
             }
             Ev::Storm => {
                 if self.phase != RunPhase::Safety {
@@ -535,10 +531,7 @@ impl World {
                     self.log(|| format!("fault: SIG{} in {d:?}", sig.name()));
                     self.send_signal_later(sig, d);
                 }
-                if let Some(m) = self.mix.storm_every {
-                    let d = exp(&mut self.rng, m);
-                    self.schedule_in(d, Ev::Storm);
-                }
+                self.schedule_fault(self.mix.storm_every, Ev::Storm);
             }
             Ev::ClockJump => {
                 if self.phase != RunPhase::Safety {
@@ -553,10 +546,7 @@ impl World {
                         p.skew_ms = jump;
                     }
                 }
-                if let Some(m) = self.mix.jump_every {
-                    let d = exp(&mut self.rng, m);
-                    self.schedule_in(d, Ev::ClockJump);
-                }
+                self.schedule_fault(self.mix.jump_every, Ev::ClockJump);
             }
             Ev::ReexecEnded => {
                 self.reexec_out = false;
