@@ -38,7 +38,7 @@ impl SelfPipe {
 }
 
 /// Runs the arbiter's loop until it has handled `want` deliveries of each signal.
-fn main_loop(q: &SignalQueue, pipe: &SelfPipe, want: &[(Sig, u32)], drain: impl Fn() -> SignalBatch) {
+fn main_loop(pipe: &SelfPipe, want: &[(Sig, u32)], drain: impl Fn() -> SignalBatch) {
     let mut got = vec![0u32; want.len()];
     loop {
         let batch = drain();
@@ -48,7 +48,6 @@ fn main_loop(q: &SignalQueue, pipe: &SelfPipe, want: &[(Sig, u32)], drain: impl 
         if want.iter().zip(&got).all(|((_, w), g)| g == w) {
             break;
         }
-        let _ = q;
         pipe.wait();
     }
 }
@@ -70,7 +69,7 @@ fn no_signal_and_no_wakeup_is_lost() {
             })
             .collect();
         let want = [(Sig::Ttin, 2), (Sig::Term, 1), (Sig::Hup, 1)];
-        main_loop(&q, &pipe, &want, || q.drain_woken(|| pipe.clear()));
+        main_loop(&pipe, &want, || q.drain_woken(|| pipe.clear()));
         for h in handlers {
             h.join().unwrap();
         }
@@ -104,7 +103,7 @@ fn b03_model() {
             let (q, pipe) = (q.clone(), pipe.clone());
             thread::spawn(move || q.push_and_wake(Sig::Ttin, || pipe.wake()))
         };
-        main_loop(&q, &pipe, &[(Sig::Ttin, 1)], || {
+        main_loop(&pipe, &[(Sig::Ttin, 1)], || {
             let batch = q.drain();
             pipe.clear();
             batch

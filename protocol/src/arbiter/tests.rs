@@ -569,7 +569,6 @@ fn a_worker_killed_for_its_grace_still_answers_its_dispatch() {
         !acts.iter().any(|x| matches!(x, Action::Send { .. })),
         "b woken for a taken connection: {acts:?}"
     );
-    let _ = b;
     // A worker caught lying is not believed, even about its dispatch.
     s.at(5_006).msg(b, WorkerMsg::Accepted { socket: ListenerId(0) });
     assert!(!s.a().workers().get(&b).is_some_and(|w| w.trusted));
