@@ -59,7 +59,6 @@ enum Os {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Proc {
     core: Worker,
-    started: bool,
     dead: bool,
     status: Option<ExitStatus>,
     /// Packets in the pipe to the arbiter: the frames of one drain, written with one `write()`
@@ -117,8 +116,7 @@ pub enum Step {
     Os(WorkerId),
     /// A waiting worker (shared mode) sees the listener readable.
     Wake(WorkerId),
-    /// A fork completes; the worker starts.
-    Fork(WorkerId),
+
     /// A dead worker is reaped (its pipe read to the end first).
     Reap(WorkerId),
     /// Time passes to the arbiter's next deadline.
@@ -231,10 +229,7 @@ impl State {
                 }
                 continue;
             }
-            if !p.started {
-                steps.push(Step::Fork(id));
-                continue;
-            }
+
             if !p.to_worker.is_empty() {
                 steps.push(Step::ToWorker(id));
             }
@@ -331,13 +326,7 @@ impl State {
                 }
             }
             Step::Wake(id) => self.worker(id, worker::Input::ListenersReadable),
-            Step::Fork(id) => {
-                let now = self.now;
-                let p = self.procs.get_mut(&id).expect("proc");
-                p.started = true;
-                p.core.start(now);
-                self.worker_actions(id);
-            }
+
             Step::Reap(id) => {
                 let p = self.procs.remove(&id).expect("proc");
                 let status = p.status.expect("dead");
@@ -400,7 +389,6 @@ impl State {
                         id,
                         Proc {
                             core,
-                            started: true,
                             dead: false,
                             status: None,
                             to_arbiter: VecDeque::new(),
@@ -438,7 +426,7 @@ impl State {
 
     fn worker(&mut self, id: WorkerId, input: worker::Input) {
         let now = self.now;
-        if let Some(p) = self.procs.get_mut(&id).filter(|p| !p.dead && p.started) {
+        if let Some(p) = self.procs.get_mut(&id).filter(|p| !p.dead) {
             p.core.handle(now, input);
             self.worker_actions(id);
         }

@@ -780,17 +780,14 @@ impl Arbiter {
     /// Stop serving: ask every worker to stop once, kill what is left at the deadline.
     fn stop(&mut self, graceful: bool, code: i32) {
         let now = self.now;
-        let deadline = match self.phase {
-            Phase::Running => now + self.config.graceful_timeout,
-            // A second TERM changes nothing; INT/QUIT during a graceful stop escalates.
+        let (deadline, code) = match self.phase {
+            Phase::Running => (now + self.config.graceful_timeout, code),
+            // A second TERM changes nothing; INT/QUIT during a graceful stop escalates, keeping
+            // the first stop's deadline and exit code.
             Phase::Stopping { graceful: false, .. } => return,
             Phase::Stopping { graceful: true, .. } if graceful => return,
-            Phase::Stopping { deadline, .. } => deadline,
+            Phase::Stopping { deadline, code, .. } => (deadline, code),
             Phase::Exited => return,
-        };
-        let code = match self.phase {
-            Phase::Stopping { code: c, .. } => c,
-            _ => code,
         };
         self.phase = Phase::Stopping { graceful, deadline, code };
         self.dispatcher.close();

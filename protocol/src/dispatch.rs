@@ -68,11 +68,6 @@ impl Dispatcher {
         self.listeners.get_mut(usize::from(s.0))
     }
 
-    /// Does this listener exist?
-    pub fn has(&self, s: ListenerId) -> bool {
-        usize::from(s.0) < self.listeners.len()
-    }
-
     /// The runtime saw connections waiting on a watched listener: `Some(n)` with the kernel's
     /// accept-queue length, `None` where it is unknown.
     pub fn ready(&mut self, s: ListenerId, queued: Option<u32>) {

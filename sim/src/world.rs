@@ -141,10 +141,8 @@ pub struct World {
     events_run: u64,
     trace: Option<Vec<String>>,
     pub(crate) timeline: Option<Timeline>,
-    stop_at: Instant,
     stop_sent: Option<Instant>,
     violation: Option<Violation>,
-    reexec_out: bool,
     /// The fault kinds of this run, as drawn (healing clears the mix).
     faults: String,
     faults_drawn: u32,
@@ -210,10 +208,8 @@ impl World {
             events_run: 0,
             trace: opts.trace.then(Vec::new),
             timeline: opts.timeline.then(Timeline::default),
-            stop_at: Instant::ZERO,
             stop_sent: None,
             violation: None,
-            reexec_out: false,
             faults: String::new(),
             faults_drawn: 0,
         };
@@ -422,15 +418,13 @@ impl World {
                 self.arbiter_input(Input::SpawnFailed { id });
             }
             Ev::WorkerTimer(id) => {
+                let now = self.now;
                 let Some(p) = self.procs.get_mut(&id) else { return };
-                if p.dead.is_some() || p.timer_at != Some(self.now) {
+                if p.dead.is_some() || p.timer_at != Some(now) {
                     return;
                 }
                 p.timer_at = None;
-                let t = self.local_time(id);
-                if let Some(p) = self.procs.get_mut(&id) {
-                    p.core.handle_timeout(t);
-                }
+                p.core.handle_timeout(now);
                 self.worker_actions(id);
             }
             Ev::WorkerSignal(id, signal) => {
@@ -549,7 +543,6 @@ impl World {
                 self.schedule_fault(self.mix.jump_every, Ev::ClockJump);
             }
             Ev::ReexecEnded => {
-                self.reexec_out = false;
                 self.arbiter_input(Input::ReexecEnded);
             }
             Ev::Heal => {
@@ -569,7 +562,6 @@ impl World {
                     + c.spawn_backoff_max * 2
                     + Duration::from_secs(2)
                     + drain;
-                self.stop_at = self.now + bound;
                 self.schedule_in(bound, Ev::Stop);
             }
             Ev::Stop => {
@@ -620,12 +612,6 @@ impl World {
 
     fn checks(&mut self) -> &mut Checkers {
         self.checks.as_mut().expect("checkers present")
-    }
-
-    /// Workers run on the monotonic clock, as the runtime's do. (Clock jumps only skew the
-    /// timestamp a worker reports in `ALIVE`; see [`World::worker_action`].)
-    fn local_time(&self, _id: WorkerId) -> Instant {
-        self.now
     }
 
     fn send_signal_later(&mut self, sig: Sig, d: Duration) {
@@ -782,7 +768,6 @@ impl World {
                 }
             }
             Action::Reexec => {
-                self.reexec_out = true;
                 let d = Duration::from_millis(10 + u64::from(self.rng.up_to(90)));
                 self.schedule_in(d, Ev::ReexecEnded);
             }
@@ -815,9 +800,9 @@ impl World {
             self.log(|| format!("fault: {id} dies while booting"));
             return self.die(id, ExitStatus::Code(1));
         }
-        let t = self.local_time(id);
+        let now = self.now;
         if let Some(p) = self.procs.get_mut(&id) {
-            p.core.start(t);
+            p.core.start(now);
         }
         self.worker_actions(id);
     }
@@ -840,13 +825,15 @@ impl World {
         self.send_signal_later(Sig::Chld, Duration::ZERO);
     }
 
+    /// Feeds a worker core. Workers run on the monotonic clock, as the runtime's do; clock jumps
+    /// only skew the timestamp a worker reports in `ALIVE` (see [`World::worker_action`]).
     fn worker_input(&mut self, id: WorkerId, input: worker::Input) {
-        let t = self.local_time(id);
+        let now = self.now;
         let Some(p) = self.procs.get_mut(&id) else { return };
         if p.dead.is_some() {
             return;
         }
-        p.core.handle(t, input);
+        p.core.handle(now, input);
         self.worker_actions(id);
     }
 
