@@ -1,7 +1,44 @@
 //! # herd
 //!
-//! The runtime of the herd prefork server: it drives the sans-IO cores of [`herd_protocol`]
-//! with real processes. This crate re-exports the protocol; the process runtime lands here.
+//! A prefork server: one arbiter process forks and supervises worker processes that share
+//! listening sockets (gunicorn's and Unicorn's design), driven by the sans-IO cores of
+//! [`herd_protocol`] (re-exported as [`protocol`]).
+//!
+//! ```no_run
+//! use std::io::Write;
+//! let server = herd::Server::builder()
+//!     .bind("127.0.0.1:8000".parse()?)
+//!     .workers(4)
+//!     .build()?;
+//! let code = server.run(|ctx, mut conn| {
+//!     let body = format!("hello from worker {}\n", ctx.worker_id());
+//!     let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+//! })?;
+//! std::process::exit(code);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! | module | what |
+//! |---|---|
+//! | [`server`] | [`Server`], its builder, the [`App`] trait and the request [`Context`] |
+//! | [`listen`] | `--bind` addresses, listeners, accepted connections |
+//! | [`store`] | registry sequence stores (shared memory) |
+//! | [`pidfile`] | the pidfile |
+//! | [`demo`] | the demo HTTP application of `herd serve` |
+//! | [`sys`] | signal handlers, the self-pipe, signal masks, the clock |
+//!
+//! `Server::run` must be called from a single-threaded process: workers are forked from it.
 #![deny(missing_docs)]
 
+mod arbiter;
+pub mod demo;
+pub mod listen;
+pub mod pidfile;
+pub mod server;
+pub mod store;
+pub mod sys;
+mod worker;
+
 pub use herd_protocol as protocol;
+pub use listen::{Bind, Connection, Listener};
+pub use server::{App, Context, Error, Server, ServerBuilder};

@@ -205,6 +205,13 @@ impl<T> Registry<T> {
         self.coherence.invalidate_registry();
     }
 
+    /// The registry as of the last [`Registry::before_request`], for code running inside the
+    /// request that check guarded (a request context holds `&mut Registry` for the request's
+    /// duration, so the borrow still ends before the next check).
+    pub fn checked(&mut self) -> &mut T {
+        &mut self.value
+    }
+
     /// Checks `shared` (read from the store just now), reloads with `load` or clears caches with
     /// `clear_caches` as needed, and returns the registry to serve this request with.
     pub fn before_request(

@@ -1,0 +1,314 @@
+//! Listening sockets: `--bind` addresses, binding, non-blocking accept, and the accept-queue
+//! length the arbiter dispatches by.
+
+use nix::libc;
+use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Length of each listener's accept queue (`listen(2)` backlog), gunicorn's default.
+pub const BACKLOG: i32 = 2048;
+
+/// An address to listen on, as `--bind` takes it: `HOST:PORT` (`[V6]:PORT` for IPv6) or
+/// `unix:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Bind {
+    /// A TCP address; the host may be a name, resolved once at startup.
+    Tcp(String),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+/// A `--bind` value that cannot be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BindParseError {
+    /// Empty value.
+    #[error("empty address")]
+    Empty,
+    /// `unix:` with no path.
+    #[error("unix: needs a path, as in unix:/run/herd.sock")]
+    EmptyPath,
+    /// No `:PORT`.
+    #[error("{0:?} has no port; expected HOST:PORT or unix:PATH")]
+    NoPort(String),
+    /// The port is not a number from 0 to 65535.
+    #[error("{0:?} has a bad port; expected a number from 0 to 65535")]
+    BadPort(String),
+}
+
+impl FromStr for Bind {
+    type Err = BindParseError;
+    fn from_str(s: &str) -> Result<Bind, BindParseError> {
+        if s.is_empty() {
+            return Err(BindParseError::Empty);
+        }
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(BindParseError::EmptyPath);
+            }
+            return Ok(Bind::Unix(PathBuf::from(path)));
+        }
+        let (_, port) = s.rsplit_once(':').ok_or_else(|| BindParseError::NoPort(s.to_owned()))?;
+        if port.parse::<u16>().is_err() {
+            return Err(BindParseError::BadPort(s.to_owned()));
+        }
+        Ok(Bind::Tcp(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Bind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bind::Tcp(a) => f.write_str(a),
+            Bind::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A listener that could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The host name did not resolve.
+    #[error("cannot resolve {addr}: {source}")]
+    Resolve {
+        /// The `--bind` value.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Something else listens there.
+    #[error("address already in use: {0} (is another server running?)")]
+    InUse(Bind),
+    /// Any other failure.
+    #[error("cannot listen on {bind}: {source}")]
+    Io {
+        /// The `--bind` value.
+        bind: Bind,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A bound, listening, non-blocking socket.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A unix socket and its path (unlinked on a clean exit).
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds and listens.
+    pub fn bind(bind: &Bind) -> Result<Listener, BindError> {
+        let io_err = |source: io::Error| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                BindError::InUse(bind.clone())
+            } else {
+                BindError::Io { bind: bind.clone(), source }
+            }
+        };
+        match bind {
+            Bind::Tcp(addr) => {
+                let sa = addr
+                    .to_socket_addrs()
+                    .and_then(|mut it| {
+                        it.next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+                    })
+                    .map_err(|source| BindError::Resolve { addr: addr.clone(), source })?;
+                listen_tcp(sa).map(Listener::Tcp).map_err(io_err)
+            }
+            Bind::Unix(path) => {
+                remove_stale_socket(path).map_err(io_err)?;
+                let l = UnixListener::bind(path).map_err(io_err)?;
+                let fd = l.as_fd();
+                socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN)).map_err(|e| io_err(e.into()))?;
+                l.set_nonblocking(true).map_err(io_err)?;
+                Ok(Listener::Unix(l, path.clone()))
+            }
+        }
+    }
+
+    /// Wraps an inherited listening socket (systemd socket activation, a re-executed arbiter).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+        let addr: SockaddrStorage = socket::getsockname(fd.as_raw_fd())?;
+        let l = if addr.as_unix_addr().is_some() {
+            let l = UnixListener::from(fd);
+            let path = l.local_addr()?.as_pathname().map(Path::to_path_buf).unwrap_or_default();
+            Listener::Unix(l, path)
+        } else {
+            Listener::Tcp(TcpListener::from(fd))
+        };
+        match &l {
+            Listener::Tcp(t) => t.set_nonblocking(true)?,
+            Listener::Unix(u, _) => u.set_nonblocking(true)?,
+        }
+        Ok(l)
+    }
+
+    /// Where it listens, as a URL-ish string: `http://127.0.0.1:8000` or `unix:/path`.
+    pub fn url(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => format!("http://{a}"),
+                Err(_) => "http://?".to_owned(),
+            },
+            Listener::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+
+    /// The TCP address, if TCP.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    /// One non-blocking accept: `Ok(None)` when nothing is waiting. The connection is blocking.
+    pub fn accept(&self) -> io::Result<Option<Connection>> {
+        let r = match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Connection::Tcp(s)),
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Connection::Unix(s)),
+        };
+        match r {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            // The client gave up between the handshake and the accept: nothing to serve.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The kernel's accept-queue length (`TCP_INFO.tcpi_unacked` on a listening TCP socket);
+    /// `None` for unix sockets, where the kernel does not say.
+    pub fn queued(&self) -> Option<u32> {
+        let Listener::Tcp(l) = self else { return None };
+        // SAFETY: tcp_info is plain data; the kernel writes at most `len` bytes of it.
+        unsafe {
+            let mut info: libc::tcp_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            let rc = libc::getsockopt(
+                l.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&raw mut info).cast(),
+                &mut len,
+            );
+            (rc == 0).then_some(info.tcpi_unacked)
+        }
+    }
+
+    /// Whether a connection is waiting now (a level check).
+    pub fn pending(&self) -> bool {
+        match self.queued() {
+            Some(n) => n > 0,
+            None => {
+                let mut fds = [nix::poll::PollFd::new(self.as_fd(), nix::poll::PollFlags::POLLIN)];
+                matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+            }
+        }
+    }
+
+    /// Unlinks the socket file of a unix listener (on a clean exit, when no other arbiter uses it).
+    pub fn unlink(&self) {
+        if let Listener::Unix(_, p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+fn listen_tcp(sa: SocketAddr) -> io::Result<TcpListener> {
+    let family = if sa.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(sa))?;
+    socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))?;
+    Ok(TcpListener::from(fd))
+}
+
+/// A unix socket file nobody listens on any more (a crashed server's) is removed; a live one is
+/// left alone so that binding reports "address in use".
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+            Err(_) => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// An accepted client connection, blocking.
+#[derive(Debug)]
+pub enum Connection {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Unix socket.
+    Unix(UnixStream),
+}
+
+impl Connection {
+    /// Sets read and write timeouts.
+    pub fn set_timeouts(&self, d: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Connection::Tcp(s) => {
+                s.set_read_timeout(d)?;
+                s.set_write_timeout(d)
+            }
+            Connection::Unix(s) => {
+                s.set_read_timeout(d)?;
+                s.set_write_timeout(d)
+            }
+        }
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(s) => s.read(buf),
+            Connection::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(s) => s.write(buf),
+            Connection::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Connection::Tcp(s) => s.flush(),
+            Connection::Unix(s) => s.flush(),
+        }
+    }
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Connection::Tcp(s) => s.as_fd(),
+            Connection::Unix(s) => s.as_fd(),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The pidfile: written atomically (temp file + rename) when the arbiter starts, removed when it
+//! exits, and never written over a live process's.
+
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// A pidfile that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PidfileError {
+    /// Another live process's pid is in it.
+    #[error("pidfile {path} belongs to running process {pid}; is herd already running?")]
+    Live {
+        /// The pidfile.
+        path: PathBuf,
+        /// The pid in it.
+        pid: i32,
+    },
+    /// It cannot be read or written.
+    #[error("pidfile {path}: {source}")]
+    Io {
+        /// The pidfile.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A checked pidfile path.
+#[derive(Debug)]
+pub struct Pidfile {
+    path: PathBuf,
+}
+
+/// The pid recorded in `path`, if it holds one.
+pub fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok().filter(|&p: &i32| p > 0)
+}
+
+fn alive(pid: i32) -> bool {
+    // EPERM means it exists but is someone else's.
+    !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
+impl Pidfile {
+    /// Refuses a pidfile that holds a live process other than this one; a stale one is fine.
+    pub fn check(path: PathBuf) -> Result<Pidfile, PidfileError> {
+        if let Some(pid) = read_pid(&path)
+            && pid != std::process::id() as i32
+            && alive(pid)
+        {
+            return Err(PidfileError::Live { path, pid });
+        }
+        Ok(Pidfile { path })
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `pid` atomically: a reader sees the old content or the new, never a torn one.
+    pub fn write(&self, pid: u32) -> Result<(), PidfileError> {
+        let err = |source| PidfileError::Io { path: self.path.clone(), source };
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".{pid}.tmp"));
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(format!("{pid}\n").as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
+    }
+
+    /// Removes the pidfile if it still holds `pid` (a new arbiter may have taken it over).
+    pub fn remove(&self, pid: u32) {
+        if read_pid(&self.path) == Some(pid as i32) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The worker process: runs the [`herd_protocol::worker::Worker`] core after fork.
+//!
+//! One loop sleeps in `epoll_wait` on the arbiter's socket, the worker's own self-pipe and (shared
+//! mode) the listeners, registered with `EPOLLEXCLUSIVE` so that one connection wakes one waiting
+//! worker. Accepts are non-blocking and done right after the core asks; the registry sequence is
+//! checked before every request; signals reach the core only at loop points (before waiting, and
+//! between the end of a request and the decision what to do next).
+
+use crate::listen::Connection;
+use crate::server::{App, Context, Server};
+use crate::sys::{Blocked, Clock, WakePipe};
+use herd_protocol::arbiter::WorkerId;
+use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
+use herd_protocol::registry::{Registry, SequenceStore, Sequences};
+use herd_protocol::signals::Sig;
+use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerSignal};
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::unistd::Pid;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+
+const WAKE: u64 = 0;
+const CHANNEL: u64 = 1;
+const LISTENER: u64 = 2;
+
+/// What a forked worker starts with.
+pub(crate) struct WorkerSetup {
+    pub id: WorkerId,
+    pub generation: u32,
+    pub max_requests: u32,
+    /// The arbiter's pid: a different parent means the arbiter died.
+    pub arbiter: Pid,
+    pub chan: UnixStream,
+    /// Every signal is blocked until the worker's handlers are in place.
+    pub blocked: Blocked,
+    /// The arbiter's descriptors, closed first thing.
+    pub inherited: Vec<i32>,
+}
+
+/// Runs a worker to its end and exits the process; never returns into the arbiter's code.
+pub(crate) fn run<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> ! {
+    for fd in &setup.inherited {
+        // SAFETY: these are the arbiter's descriptors; nothing in the worker owns or uses them
+        // (the arbiter's structures that do are never touched again in this process).
+        unsafe { libc::close(*fd) };
+    }
+    let code = match boot(setup, server, app) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed to boot");
+            herd_protocol::arbiter::WORKER_BOOT_ERROR
+        }
+    };
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    // SAFETY: _exit ends the process without running the arbiter's destructors (which would
+    // remove the pidfile and unlink sockets).
+    unsafe { libc::_exit(code) }
+}
+
+fn boot<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> io::Result<i32> {
+    let wake = WakePipe::install()?;
+    crate::sys::install_worker_handlers()?;
+    let WorkerSetup { id, generation, max_requests, arbiter, chan, blocked, .. } = setup;
+    blocked.restore()?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    epoll.add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+    epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL))?;
+    let config = server.config.clone();
+    if config.accept_mode == herd_protocol::arbiter::AcceptMode::Shared {
+        for (i, l) in server.listeners.iter().enumerate() {
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+            epoll.add(l.as_fd(), EpollEvent::new(flags, LISTENER + i as u64))?;
+        }
+    }
+    chan.set_nonblocking(false)?;
+    let clock = Clock::new();
+    let as_of = server.store.get().unwrap_or_default();
+    let registry = Registry::new(app.load(as_of), as_of);
+    let core = Worker::new(
+        WorkerConfig { accept_mode: config.accept_mode, timeout: config.timeout, max_requests },
+        clock.now(),
+    );
+    let mut w = Proc {
+        id,
+        generation,
+        arbiter,
+        core,
+        clock,
+        wake,
+        epoll,
+        chan,
+        decoder: Decoder::new(),
+        out: Vec::new(),
+        conn: None,
+        next_listener: 0,
+        server,
+        registry,
+        exit: None,
+    };
+    tracing::debug!(worker = %id, pid = std::process::id(), "worker booted");
+    Ok(w.main_loop(app))
+}
+
+struct Proc<'s, R> {
+    id: WorkerId,
+    generation: u32,
+    arbiter: Pid,
+    core: Worker,
+    clock: Clock,
+    wake: WakePipe,
+    epoll: Epoll,
+    chan: UnixStream,
+    decoder: Decoder<ArbiterMsg>,
+    out: Vec<u8>,
+    conn: Option<Connection>,
+    next_listener: usize,
+    server: &'s Server,
+    registry: Registry<R>,
+    exit: Option<i32>,
+}
+
+impl<R> Proc<'_, R> {
+    fn main_loop<A: App<Registry = R>>(&mut self, app: &mut A) -> i32 {
+        let now = self.clock.now();
+        self.core.start(now);
+        let mut events = [EpollEvent::empty(); 8];
+        loop {
+            self.drive(app);
+            if let Some(code) = self.exit {
+                return code;
+            }
+            let timeout = match self.core.poll_timeout() {
+                None => EpollTimeout::NONE,
+                Some(at) => EpollTimeout::from(self.clock.millis_until(at).min(60_000) as u16),
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "epoll_wait failed in worker");
+                    return 1;
+                }
+            };
+            let mut inputs = Vec::new();
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKE => {}
+                    CHANNEL => self.read_arbiter(&mut inputs),
+                    _ => {
+                        if self.core.waits_on_listeners() && inputs.is_empty() {
+                            inputs.push(Input::ListenersReadable);
+                        }
+                    }
+                }
+            }
+            // A loop point: signals and the parent check come first.
+            self.loop_point();
+            for input in inputs {
+                let now = self.clock.now();
+                self.core.handle(now, input);
+                self.drive(app);
+                if self.exit.is_some() {
+                    break;
+                }
+            }
+            let now = self.clock.now();
+            self.core.handle_timeout(now);
+        }
+    }
+
+    /// Takes pending signals and checks the parent, feeding the core.
+    fn loop_point(&mut self) {
+        let batch = self.wake.drain();
+        let now = self.clock.now();
+        if batch.count(Sig::Term) > 0 {
+            self.core.handle(now, Input::Signal(WorkerSignal::Term));
+        }
+        if nix::unistd::getppid() != self.arbiter {
+            self.core.handle(now, Input::ParentChanged);
+        }
+    }
+
+    /// Carries out the core's actions until it has none, feeding back accept and request results.
+    fn drive<A: App<Registry = R>>(&mut self, app: &mut A) {
+        while let Some(action) = self.core.poll_action() {
+            let now = self.clock.now();
+            match action {
+                Action::Send(msg) => self.out.extend_from_slice(msg.encode().as_bytes()),
+                Action::Accept(which) => {
+                    let input = self.accept(which);
+                    self.core.handle(now, input);
+                }
+                Action::Serve(_) => {
+                    self.flush();
+                    self.serve(app);
+                    // The end of a request is a loop point: a TERM that came during it is seen
+                    // before the worker decides to take more work.
+                    self.loop_point();
+                    let now = self.clock.now();
+                    self.core.handle(now, Input::RequestDone);
+                }
+                Action::Exit(code) => {
+                    self.flush();
+                    self.exit = Some(code);
+                    return;
+                }
+            }
+        }
+        self.flush();
+    }
+
+    fn accept(&mut self, which: Option<ListenerId>) -> Input {
+        let listeners = &self.server.listeners;
+        let order: Vec<usize> = match which {
+            Some(l) if usize::from(l.0) < listeners.len() => vec![usize::from(l.0)],
+            // ACCEPT:<socket> naming no listener: the arbiter broke the protocol.
+            Some(_) => return Input::Malformed,
+            None => (0..listeners.len()).map(|k| (self.next_listener + k) % listeners.len()).collect(),
+        };
+        for i in order {
+            match listeners[i].accept() {
+                Ok(Some(conn)) => {
+                    self.next_listener = (i + 1) % listeners.len();
+                    self.conn = Some(conn);
+                    return Input::Accepted(ListenerId(i as u16));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(worker = %self.id, error = %e, "accept failed"),
+            }
+        }
+        Input::AcceptEmpty
+    }
+
+    fn serve<A: App<Registry = R>>(&mut self, app: &mut A) {
+        let Some(conn) = self.conn.take() else { return };
+        let store = &self.server.store;
+        let shared = match store.get() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(worker = %self.id, error = %e, "registry store unavailable");
+                app.unavailable(conn, &e);
+                return;
+            }
+        };
+        let app_ref: &A = app;
+        let load = |as_of: Sequences| app_ref.load(as_of);
+        self.registry.before_request(shared, || load(shared), |r| app_ref.clear_caches(r));
+        let mut ctx = Context {
+            worker: self.id,
+            generation: self.generation,
+            requests: self.core.requests(),
+            registry: &mut self.registry,
+            store,
+            chan: &self.chan,
+        };
+        app.handle(&mut ctx, conn);
+    }
+
+    fn read_arbiter(&mut self, inputs: &mut Vec<Input>) {
+        let mut buf = [0u8; 256];
+        match self.chan.read(&mut buf) {
+            // The arbiter is gone.
+            Ok(0) => {
+                let _ = self.epoll.delete(self.chan.as_fd());
+                inputs.push(Input::ParentChanged);
+            }
+            Ok(n) => {
+                let mut decoded = Vec::new();
+                self.decoder.decode_all(&buf[..n], &mut decoded);
+                for r in decoded {
+                    inputs.push(match r {
+                        Ok(msg) => Input::Message(msg),
+                        Err(e) => {
+                            tracing::error!(worker = %self.id, error = %e, "malformed frame from the arbiter");
+                            Input::Malformed
+                        }
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::error!(worker = %self.id, error = %e, "cannot read from the arbiter");
+                inputs.push(Input::ParentChanged);
+            }
+        }
+    }
+
+    /// Writes the frames of this drain in one write.
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        if let Err(e) = self.chan.write_all(&self.out) {
+            // The arbiter is gone; the parent check ends this worker at the next loop point.
+            tracing::debug!(worker = %self.id, error = %e, "cannot write to the arbiter");
+        }
+        self.out.clear();
+    }
+}
