@@ -57,7 +57,7 @@ struct Runner<'s, A: App> {
     me: Pid,
 }
 
-pub(crate) fn run<A: App>(server: Server, app: A) -> Result<i32, crate::Error> {
+pub(crate) fn run<A: App>(mut server: Server, app: A) -> Result<i32, crate::Error> {
     let io = |what| move |source| crate::Error::Io { what, source };
     let me = nix::unistd::getpid();
     let clock = Clock::new();
@@ -71,6 +71,9 @@ pub(crate) fn run<A: App>(server: Server, app: A) -> Result<i32, crate::Error> {
         p.write(me.as_raw() as u32)?;
     }
     let core = Arbiter::new(server.config.clone(), clock.now())?;
+    if let Some(f) = server.on_ready.take() {
+        f(&server.listeners);
+    }
     tracing::info!(pid = me.as_raw(), workers = server.config.workers, mode = ?server.config.accept_mode, "arbiter started");
     let mut r = Runner {
         core,
@@ -117,7 +120,10 @@ impl<A: App> Runner<'_, A> {
                 match token & !0xffff_ffff {
                     WAKE => {
                         let batch = self.wake.drain();
-                        self.inputs.extend(batch.iter().map(Input::Signal));
+                        for sig in batch.iter() {
+                            tracing::debug!(signal = %sig.name(), "signal");
+                            self.inputs.push_back(Input::Signal(sig));
+                        }
                     }
                     LISTENER => {
                         let i = (token & 0xffff) as u16;
@@ -153,6 +159,7 @@ impl<A: App> Runner<'_, A> {
             Action::Spawn { id, generation, max_requests } => self.spawn(id, generation, max_requests),
             Action::Send { to, msg } => {
                 if let Some(p) = self.procs.get_mut(&to) {
+                    tracing::debug!(worker = %to, %msg, "send");
                     p.out.extend_from_slice(msg.encode().as_bytes());
                 }
             }
@@ -176,7 +183,8 @@ impl<A: App> Runner<'_, A> {
             }
             Action::Watch(l) => {
                 let listener = &self.server.listeners[usize::from(l.0)];
-                let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, LISTENER | u64::from(l.0));
+                let ev =
+                    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, LISTENER | u64::from(l.0));
                 if let Err(e) = self.epoll.add(listener.as_fd(), ev) {
                     tracing::error!(listener = %l, error = %e, "cannot watch listener");
                 }
@@ -239,14 +247,9 @@ impl<A: App> Runner<'_, A> {
     }
 
     fn spawn(&mut self, id: WorkerId, generation: u32, max_requests: u32) {
-        let now = self.clock.now();
-        match self.fork_worker(id, generation, max_requests) {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(worker = %id, error = %e, "cannot fork a worker");
-                let _ = now;
-                self.inputs.push_back(Input::SpawnFailed { id });
-            }
+        if let Err(e) = self.fork_worker(id, generation, max_requests) {
+            tracing::error!(worker = %id, error = %e, "cannot fork a worker");
+            self.inputs.push_back(Input::SpawnFailed { id });
         }
     }
 
@@ -293,8 +296,10 @@ impl<A: App> Runner<'_, A> {
                 self.epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL | id.0))?;
                 tracing::info!(worker = %id, pid = child.as_raw(), generation, max_requests, "worker spawned");
                 self.by_pid.insert(child, id);
-                self.procs
-                    .insert(id, Proc { pid: child, pidfd, chan: Some(chan), decoder: Decoder::new(), out: Vec::new() });
+                self.procs.insert(
+                    id,
+                    Proc { pid: child, pidfd, chan: Some(chan), decoder: Decoder::new(), out: Vec::new() },
+                );
                 Ok(())
             }
         }
@@ -342,7 +347,10 @@ impl<A: App> Runner<'_, A> {
         }
         for r in decoded {
             self.inputs.push_back(match r {
-                Ok(msg) => Input::Message { from: id, msg },
+                Ok(msg) => {
+                    tracing::debug!(worker = %id, %msg, "recv");
+                    Input::Message { from: id, msg }
+                }
                 Err(error) => {
                     tracing::warn!(worker = %id, %error, "malformed frame from worker");
                     Input::Malformed { from: id, error }

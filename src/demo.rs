@@ -44,8 +44,11 @@ impl App for Demo {
         let mut len = 0;
         let (method, path) = loop {
             let n = match conn.read(&mut buf[len..]) {
-                Ok(0) | Err(_) => return,
+                Ok(0) => return,
                 Ok(n) => n,
+                // A socket with a timeout is not restarted after a signal (TERM): read again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
             };
             len += n;
             let mut headers = [httparse::EMPTY_HEADER; 32];

@@ -128,7 +128,8 @@ impl Listener {
                 remove_stale_socket(path).map_err(io_err)?;
                 let l = UnixListener::bind(path).map_err(io_err)?;
                 let fd = l.as_fd();
-                socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN)).map_err(|e| io_err(e.into()))?;
+                socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))
+                    .map_err(|e| io_err(e.into()))?;
                 l.set_nonblocking(true).map_err(io_err)?;
                 Ok(Listener::Unix(l, path.clone()))
             }
@@ -235,7 +236,8 @@ impl AsFd for Listener {
 
 fn listen_tcp(sa: SocketAddr) -> io::Result<TcpListener> {
     let family = if sa.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    let fd =
+        socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(sa))?;
     socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))?;

@@ -146,14 +146,28 @@ impl<R> Context<'_, R> {
     }
 }
 
+/// Called once the arbiter is ready: signal handlers installed, pidfile written, listeners open.
+pub type OnReady = Box<dyn FnOnce(&[Listener])>;
+
 /// Builds a [`Server`]. Defaults are gunicorn's: one worker, 30 s timeout and graceful timeout,
 /// no request limit.
-#[derive(Debug)]
 pub struct ServerBuilder {
     binds: Vec<Bind>,
     inherited: Vec<Listener>,
     config: Config,
     pidfile: Option<PathBuf>,
+    on_ready: Option<OnReady>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("binds", &self.binds)
+            .field("inherited", &self.inherited)
+            .field("config", &self.config)
+            .field("pidfile", &self.pidfile)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerBuilder {
@@ -211,6 +225,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Calls `f` once the arbiter is ready to serve (e.g. to print the addresses or notify a
+    /// supervisor). Connections made after it returns are served.
+    pub fn on_ready(mut self, f: impl FnOnce(&[Listener]) + 'static) -> Self {
+        self.on_ready = Some(Box::new(f));
+        self
+    }
+
     /// Seeds the request-limit jitter (default: from the clock and pid).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -231,17 +252,28 @@ impl ServerBuilder {
         config.validate()?;
         let pidfile = self.pidfile.map(Pidfile::check).transpose()?;
         let store = Store::Shm(ShmStore::create().map_err(Error::Store)?);
-        Ok(Server { config, listeners, pidfile, store })
+        Ok(Server { config, listeners, pidfile, store, on_ready: self.on_ready })
     }
 }
 
 /// A prefork server, bound and ready to run.
-#[derive(Debug)]
 pub struct Server {
     pub(crate) config: Config,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) pidfile: Option<Pidfile>,
     pub(crate) store: Store,
+    pub(crate) on_ready: Option<OnReady>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("listeners", &self.listeners)
+            .field("pidfile", &self.pidfile)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
@@ -253,7 +285,7 @@ impl Server {
             .unwrap_or(0)
             ^ u64::from(std::process::id()).rotate_left(32);
         let config = Config { seed, ..Config::default() };
-        ServerBuilder { binds: Vec::new(), inherited: Vec::new(), config, pidfile: None }
+        ServerBuilder { binds: Vec::new(), inherited: Vec::new(), config, pidfile: None, on_ready: None }
     }
 
     /// The listeners, in `--bind` order (their index is the protocol's `ListenerId`).

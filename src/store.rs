@@ -64,9 +64,17 @@ impl ShmStore {
         // SAFETY: a fresh shared mapping of `SIZE` bytes of the memfd; zeroed pages are a valid
         // SharedSequences (two atomics at zero), and it is only accessed through atomics.
         let p = unsafe {
-            mmap(std::ptr::null_mut(), SIZE as usize, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0)
+            mmap(
+                std::ptr::null_mut(),
+                SIZE as usize,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )
         }?;
-        let ptr = NonNull::new(p.cast::<SharedSequences>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let ptr = NonNull::new(p.cast::<SharedSequences>())
+            .ok_or_else(|| io::Error::other("mmap returned null"))?;
         Ok(ShmStore { fd, ptr })
     }
 

@@ -138,7 +138,8 @@ const ARBITER_SIGNALS: [Signal; 10] = [
 ];
 
 fn set(signal: Signal, handler: SigHandler) -> io::Result<()> {
-    let flags = SaFlags::SA_RESTART | if signal == Signal::SIGCHLD { SaFlags::SA_NOCLDSTOP } else { SaFlags::empty() };
+    let flags = SaFlags::SA_RESTART
+        | if signal == Signal::SIGCHLD { SaFlags::SA_NOCLDSTOP } else { SaFlags::empty() };
     let action = SigAction::new(handler, flags, SigSet::empty());
     // SAFETY: the handlers only touch atomics and async-signal-safe calls.
     unsafe { sigaction(signal, &action) }?;

@@ -108,6 +108,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(p) = args.pidfile {
         b = b.pidfile(p);
     }
+    b = b.on_ready(|listeners| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for l in listeners {
+            let _ = writeln!(out, "herd: listening on {}", l.url());
+        }
+        let _ = out.flush();
+    });
     let server = match b.build() {
         Ok(s) => s,
         Err(e) => {
@@ -115,9 +123,6 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for l in server.listeners() {
-        println!("herd: listening on {}", l.url());
-    }
     match server.run_app(Demo { misbehave: args.test_misbehave }) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {

@@ -1,0 +1,264 @@
+//! Helpers for the integration tests: launch the real `herd` binary, talk HTTP to it, look at
+//! its processes through /proc. Nothing here forks the test harness: the binary is spawned.
+#![allow(dead_code)]
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any wait for the server may take before the test fails. Generous: the machine may be
+/// loaded by parallel tests; a healthy run takes a small fraction of it.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running `herd serve`.
+pub struct Herd {
+    child: Option<Child>,
+    pub addr: String,
+    pub pid: i32,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+pub fn herd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_herd")
+}
+
+impl Herd {
+    /// Starts `herd serve --bind 127.0.0.1:0 <args>` (debug logs on) and waits until it listens.
+    pub fn start(args: &[&str]) -> Herd {
+        Self::start_with(&["--bind", "127.0.0.1:0"], args)
+    }
+
+    /// Starts `herd serve <bind> <args>` and waits until it listens.
+    pub fn start_with(bind: &[&str], args: &[&str]) -> Herd {
+        let mut child = Command::new(herd_bin())
+            .arg("serve")
+            .args(bind)
+            .args(["--log-level", "debug"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn herd");
+        let pid = child.id() as i32;
+        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let (m, cv) = &*l2;
+                m.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                cv.notify_all();
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read herd stdout");
+        // Keep draining stdout so that the server never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let addr = first
+            .trim()
+            .strip_prefix("herd: listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {first:?}; log:\n{}",
+                    log.0.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
+                )
+            })
+            .to_owned();
+        let addr = addr.strip_prefix("http://").unwrap_or(&addr).to_owned();
+        Herd { child: Some(child), addr, pid, log }
+    }
+
+    /// Sends a signal to the arbiter.
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid), sig).expect("signal arbiter");
+    }
+
+    /// The arbiter's live (non-zombie) children.
+    pub fn workers(&self) -> BTreeSet<i32> {
+        children(self.pid).into_iter().filter(|&(_, state)| state != 'Z').map(|(p, _)| p).collect()
+    }
+
+    /// The arbiter's zombie children.
+    pub fn zombies(&self) -> Vec<i32> {
+        children(self.pid).into_iter().filter(|&(_, state)| state == 'Z').map(|(p, _)| p).collect()
+    }
+
+    /// Waits until `f(workers)` holds; returns them.
+    pub fn wait_workers(&self, what: &str, f: impl Fn(&BTreeSet<i32>) -> bool) -> BTreeSet<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let w = self.workers();
+            if f(&w) {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for workers: {what}; have {w:?}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until `n` workers run.
+    pub fn wait_count(&self, n: usize) -> BTreeSet<i32> {
+        self.wait_workers(&format!("{n} workers"), |w| w.len() == n)
+    }
+
+    /// Waits until `n` workers run and each has announced itself to the arbiter (it booted).
+    pub fn wait_ready(&self, n: usize) -> BTreeSet<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let w = self.wait_count(n);
+            let lines = self.log_lines();
+            if w.iter().all(|&pid| booted(&lines, pid)) {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} booted workers\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The arbiter's name (`w3`) for the worker with this pid, from the log.
+    pub fn worker_name(&self, pid: i32) -> Option<String> {
+        worker_name(&self.log_lines(), pid)
+    }
+
+    /// All stderr lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log_lines().join("\n")
+    }
+
+    /// Waits until the log satisfies `f`.
+    pub fn wait_log(&self, what: &str, f: impl Fn(&[String]) -> bool) {
+        let (m, cv) = &*self.log;
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = m.lock().unwrap_or_else(|e| e.into_inner());
+        while !f(&lines) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let text = lines.join("\n");
+                drop(lines);
+                panic!("timed out waiting for log: {what}\n{text}");
+            }
+            lines = cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    /// Waits for the arbiter to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("still running");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("herd did not exit\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The arbiter's open descriptors.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// GET `path`.
+    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+        http(&self.addr, "GET", path)
+    }
+
+    /// POST `path`.
+    pub fn post(&self, path: &str) -> Result<(u16, String), String> {
+        http(&self.addr, "POST", path)
+    }
+}
+
+impl Drop for Herd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let workers = self.workers();
+            let _ = c.kill();
+            let _ = c.wait();
+            for w in workers {
+                let _ = kill(Pid::from_raw(w), Signal::SIGKILL);
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- herd log ---\n{}", self.log_text());
+        }
+    }
+}
+
+fn worker_name(lines: &[String], pid: i32) -> Option<String> {
+    let tag = format!(" pid={pid} ");
+    let line = lines.iter().find(|l| l.contains("worker spawned") && l.contains(&tag))?;
+    let w = line.split_whitespace().find_map(|f| f.strip_prefix("worker="))?;
+    Some(w.to_owned())
+}
+
+/// Whether the worker with this pid has sent anything to the arbiter.
+fn booted(lines: &[String], pid: i32) -> bool {
+    let Some(w) = worker_name(lines, pid) else { return false };
+    let tag = format!(" worker={w} ");
+    lines.iter().any(|l| l.contains(" recv ") && l.contains(&tag))
+}
+
+/// `(pid, state)` of every child of `parent`.
+pub fn children(parent: i32) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let mut f = rest.split_whitespace();
+        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: i32 = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the status and body.
+pub fn http(addr: &str, method: &str, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: herd\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| format!("read: {e}"))?;
+    let (head, body) = resp.split_once("\r\n\r\n").ok_or_else(|| format!("no response: {resp:?}"))?;
+    let status =
+        head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad head {head:?}"))?;
+    Ok((status, body.to_owned()))
+}
+
+/// GET that must succeed with 200; the body, trimmed.
+pub fn get_ok(addr: &str, path: &str) -> String {
+    match http(addr, "GET", path) {
+        Ok((200, body)) => body.trim().to_owned(),
+        other => panic!("GET {path}: {other:?}"),
+    }
+}
