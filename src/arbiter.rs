@@ -10,12 +10,18 @@
 //! worker's socket is read to the end before its exit is reported, so an answer it sent before
 //! dying is never lost; signals reach the core only from the loop, never from a handler.
 
-use crate::listen::Listener;
-use crate::server::{App, Server};
+use crate::control::{self, Reply, Request};
+use crate::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID, Listener};
+use crate::notify::Notifier;
+use crate::server::{App, Server, UPGRADE_FROM_ENV};
+use crate::store::{REGISTRY_FD_ENV, Store};
 use crate::sys::{Blocked, Clock, WakePipe};
 use crate::worker::{self, WorkerSetup};
-use herd_protocol::arbiter::{Action, Arbiter, ExitStatus, Input, KillSignal, WorkerId};
+use herd_protocol::arbiter::{
+    AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, KillSignal, Life, Phase, WorkerId,
+};
 use herd_protocol::message::{Decoder, ListenerId, Message, WorkerMsg};
+use herd_protocol::signals::Sig;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, socketpair};
@@ -23,13 +29,17 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use rustix::process::{PidfdFlags, pidfd_open, pidfd_send_signal};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::{CString, OsString};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 
 const WAKE: u64 = 0;
 const LISTENER: u64 = 1 << 32;
 const CHANNEL: u64 = 2 << 32;
+const CONTROL: u64 = 3 << 32;
+const CONTROL_CONN: u64 = 4 << 32;
 /// Most bytes read from one worker per wakeup: a worker flooding its pipe cannot starve the loop.
 const READ_BUDGET: usize = 64 * 1024;
 
@@ -42,6 +52,8 @@ struct Proc {
     decoder: Decoder<WorkerMsg>,
     /// Frames waiting to be written (one write per drain).
     out: Vec<u8>,
+    /// Its scoreboard slot.
+    slot: Option<usize>,
 }
 
 struct Runner<'s, A: App> {
@@ -49,48 +61,90 @@ struct Runner<'s, A: App> {
     clock: Clock,
     wake: WakePipe,
     epoll: Epoll,
-    server: &'s Server,
+    server: &'s mut Server,
     app: A,
     procs: BTreeMap<WorkerId, Proc>,
     by_pid: HashMap<Pid, WorkerId>,
     inputs: VecDeque<Input>,
     me: Pid,
+    /// Control requests answered once the inputs they caused are handled.
+    replies: Vec<(u64, Request)>,
+    notifier: Option<Notifier>,
+    /// A reload is under way (for RELOADING/READY notifications).
+    reloading: bool,
+    stopping_notified: bool,
+    /// The child arbiter started by an upgrade, while it runs.
+    reexec: Option<Pid>,
+    /// How this process was started, to start its replacement the same way.
+    exe: PathBuf,
+    args: Vec<OsString>,
 }
 
 pub(crate) fn run<A: App>(mut server: Server, app: A) -> Result<i32, crate::Error> {
     let io = |what| move |source| crate::Error::Io { what, source };
     let me = nix::unistd::getpid();
     let clock = Clock::new();
+    let _ = nix::sys::prctl::set_name(c"herd: arbiter");
+    let exe = std::env::current_exe().map_err(io("finding this program for upgrades"))?;
+    let args: Vec<OsString> = std::env::args_os().collect();
     crate::sys::install_arbiter_handlers().map_err(io("installing signal handlers"))?;
     let wake = WakePipe::install().map_err(io("creating the self-pipe"))?;
+    // An arbiter started by an upgrade begins with every signal blocked (nothing sent to it
+    // between fork and here is lost): its handlers are in place now.
+    crate::sys::unblock_all().map_err(io("unblocking signals"))?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| io("epoll_create")(e.into()))?;
     epoll
         .add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))
         .map_err(|e| io("watching the self-pipe")(e.into()))?;
+    if let Some(c) = &server.control {
+        epoll
+            .add(c.listener().as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CONTROL))
+            .map_err(|e| io("watching the control socket")(e.into()))?;
+    }
     if let Some(p) = &server.pidfile {
         p.write(me.as_raw() as u32)?;
     }
+    let notifier = Notifier::from_env().map_err(io("NOTIFY_SOCKET"))?;
     let core = Arbiter::new(server.config.clone(), clock.now())?;
     if let Some(f) = server.on_ready.take() {
         f(&server.listeners);
     }
-    tracing::info!(pid = me.as_raw(), workers = server.config.workers, mode = ?server.config.accept_mode, "arbiter started");
+    if let Some(n) = &notifier {
+        n.ready();
+    }
+    tracing::info!(
+        pid = me.as_raw(),
+        workers = server.config.workers,
+        mode = ?server.config.accept_mode,
+        upgraded_from = ?server.upgrade_from,
+        "arbiter started"
+    );
     let mut r = Runner {
         core,
         clock,
         wake,
         epoll,
-        server: &server,
+        server: &mut server,
         app,
         procs: BTreeMap::new(),
         by_pid: HashMap::new(),
         inputs: VecDeque::new(),
         me,
+        replies: Vec::new(),
+        notifier,
+        reloading: false,
+        stopping_notified: false,
+        reexec: None,
+        exe,
+        args,
     };
     let code = r.main_loop();
     drop(r);
     if let Some(p) = &server.pidfile {
         p.remove(me.as_raw() as u32);
+    }
+    if let Some(c) = &server.control {
+        c.unlink();
     }
     Ok(code)
 }
@@ -130,6 +184,8 @@ impl<A: App> Runner<'_, A> {
                         let queued = self.server.listeners[usize::from(i)].queued();
                         self.inputs.push_back(Input::Ready { socket: ListenerId(i), queued });
                     }
+                    CONTROL => self.accept_control(),
+                    CONTROL_CONN => self.read_control(token & 0xffff_ffff),
                     _ => self.read_worker(WorkerId(token & 0xffff_ffff), false),
                 }
             }
@@ -148,9 +204,130 @@ impl<A: App> Runner<'_, A> {
                 }
             }
             self.flush();
-            let input = self.inputs.pop_front()?;
+            let Some(input) = self.inputs.pop_front() else { break };
+            if matches!(input, Input::Signal(Sig::Hup) | Input::Control(Command::Reload)) {
+                self.reloading = true;
+                if let Some(n) = &self.notifier {
+                    n.reloading();
+                }
+            }
             let now = self.clock.now();
             self.core.handle(now, input);
+        }
+        self.after_drain();
+        None
+    }
+
+    /// Answers control requests and sends readiness notifications, now that every input is
+    /// handled.
+    fn after_drain(&mut self) {
+        for (key, req) in std::mem::take(&mut self.replies) {
+            let reply = match req {
+                Request::Status => Reply { ok: true, status: Some(self.status()), ..Reply::default() },
+                Request::Command(Command::Incr(_) | Command::Decr(_)) => {
+                    Reply { ok: true, target: Some(self.core.target()), ..Reply::default() }
+                }
+                Request::Command(_) => Reply { ok: true, ..Reply::default() },
+            };
+            if let Some(c) = &mut self.server.control {
+                c.reply(key, &reply);
+            }
+        }
+        let generation = self.core.generation();
+        if self.reloading
+            && self.core.phase() == Phase::Running
+            && self.core.workers().values().all(|w| w.generation == generation && w.booted)
+        {
+            self.reloading = false;
+            if let Some(n) = &self.notifier {
+                n.ready();
+            }
+        }
+        if !self.stopping_notified && self.core.phase() != Phase::Running {
+            self.stopping_notified = true;
+            if let Some(n) = &self.notifier {
+                n.stopping();
+            }
+        }
+    }
+
+    fn accept_control(&mut self) {
+        let Some(c) = &mut self.server.control else { return };
+        for (key, stream) in c.accept() {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONTROL_CONN | key);
+            if let Err(e) = self.epoll.add(stream.as_fd(), ev) {
+                tracing::warn!(error = %e, "cannot watch a control connection");
+            }
+        }
+    }
+
+    fn read_control(&mut self, key: u64) {
+        let Some(c) = &mut self.server.control else { return };
+        if let control::Event::Request(key, req) = c.read(key) {
+            tracing::info!(request = ?req, "control request");
+            if let Request::Command(cmd) = req {
+                self.inputs.push_back(Input::Control(cmd));
+            }
+            self.replies.push((key, req));
+        }
+    }
+
+    fn status(&self) -> control::Status {
+        let now = self.clock.now();
+        let secs = |t: herd_protocol::time::Instant| now.saturating_since(t).as_secs_f64();
+        let workers = self
+            .core
+            .workers()
+            .iter()
+            .map(|(id, w)| {
+                let p = self.procs.get(id);
+                let state = match (w.life, w.accepting, w.booted) {
+                    (Life::Stopping { .. }, ..) => "stopping",
+                    (Life::Killing { .. }, ..) => "killing",
+                    (Life::Killed, ..) => "killed",
+                    (_, _, false) => "booting",
+                    (_, Accepting::Idle, _) => "idle",
+                    (_, Accepting::Dispatched(_), _) => "dispatched",
+                    (_, Accepting::Busy, _) => "busy",
+                };
+                control::WorkerStatus {
+                    id: id.0,
+                    pid: p.map_or(0, |p| p.pid.as_raw()),
+                    generation: w.generation,
+                    state: state.to_owned(),
+                    requests: p.and_then(|p| p.slot).map_or(0, |s| self.server.scoreboard.requests(s)),
+                    age_secs: secs(w.spawned_at),
+                    last_heartbeat_secs: secs(w.last_seen),
+                }
+            })
+            .collect();
+        let st = self.core.stats();
+        control::Status {
+            pid: self.me.as_raw(),
+            phase: match self.core.phase() {
+                Phase::Running => "running",
+                Phase::Stopping { .. } => "stopping",
+                Phase::Exited => "exited",
+            }
+            .to_owned(),
+            target: self.core.target(),
+            generation: self.core.generation(),
+            accept_mode: match self.server.config.accept_mode {
+                AcceptMode::Shared => "shared",
+                AcceptMode::Signaled => "signaled",
+                AcceptMode::Auto => "auto",
+            }
+            .to_owned(),
+            workers,
+            counters: control::Counters {
+                spawns: st.spawns,
+                deaths: st.deaths,
+                timeouts: st.timeouts,
+                recycles: st.recycles,
+                dispatches: st.dispatches,
+                protocol_errors: st.protocol_errors,
+                boot_failures: st.boot_failures,
+            },
         }
     }
 
@@ -195,10 +372,19 @@ impl<A: App> Runner<'_, A> {
             }
             Action::Poll(l) => self.level_check(l),
             Action::Reap => self.reap(),
-            Action::Reexec => {
-                tracing::warn!("USR2 re-exec is not supported by this build; ignored");
-                self.inputs.push_back(Input::ReexecEnded);
-            }
+            Action::Reexec => match self.reexec() {
+                Ok(pid) => {
+                    tracing::info!(pid = pid.as_raw(), "upgrade: new arbiter started");
+                    self.reexec = Some(pid);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "upgrade: cannot start a new arbiter");
+                    if let Some(p) = &self.server.pidfile {
+                        p.from_oldbin(self.me.as_raw() as u32);
+                    }
+                    self.inputs.push_back(Input::ReexecEnded);
+                }
+            },
             Action::ReopenLogs => tracing::info!("USR1: logs go to stderr; nothing to reopen"),
             Action::Exit { code, unlink_sockets } => {
                 if unlink_sockets {
@@ -263,12 +449,16 @@ impl<A: App> Runner<'_, A> {
         use std::io::Write;
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
+        let slot = self.server.scoreboard.claim();
         let blocked = Blocked::all()?;
         // SAFETY: the arbiter is single-threaded (Server::run's contract), so the child may run
         // arbitrary code; it never returns into the arbiter's loop.
         match unsafe { fork() } {
             Err(e) => {
                 blocked.restore()?;
+                if let Some(s) = slot {
+                    self.server.scoreboard.release(s);
+                }
                 Err(e.into())
             }
             Ok(ForkResult::Child) => {
@@ -281,6 +471,7 @@ impl<A: App> Runner<'_, A> {
                     arbiter: self.me,
                     chan,
                     blocked,
+                    slot,
                     inherited: self.arbiter_fds(),
                 };
                 worker::run(setup, self.server, &mut self.app)
@@ -298,7 +489,14 @@ impl<A: App> Runner<'_, A> {
                 self.by_pid.insert(child, id);
                 self.procs.insert(
                     id,
-                    Proc { pid: child, pidfd, chan: Some(chan), decoder: Decoder::new(), out: Vec::new() },
+                    Proc {
+                        pid: child,
+                        pidfd,
+                        chan: Some(chan),
+                        decoder: Decoder::new(),
+                        out: Vec::new(),
+                        slot,
+                    },
                 );
                 Ok(())
             }
@@ -308,6 +506,12 @@ impl<A: App> Runner<'_, A> {
     /// The descriptors a forked worker must close: only the arbiter uses them.
     fn arbiter_fds(&self) -> Vec<i32> {
         let mut fds = vec![self.epoll.0.as_raw_fd(), self.wake.fd().as_raw_fd()];
+        if let Some(c) = &self.server.control {
+            fds.extend(c.fds());
+        }
+        if let Some(n) = &self.notifier {
+            fds.push(n.fd());
+        }
         for p in self.procs.values() {
             fds.push(p.pidfd.as_raw_fd());
             if let Some(c) = &p.chan {
@@ -359,6 +563,53 @@ impl<A: App> Runner<'_, A> {
         }
     }
 
+    /// Starts the replacement arbiter: fork, pass the listeners as `LISTEN_FDS` (3..) and the
+    /// registry store, exec this program with the same arguments. The child execs with every
+    /// signal blocked; the new arbiter unblocks them once its handlers are installed.
+    fn reexec(&mut self) -> io::Result<Pid> {
+        let n = self.server.listeners.len() as i32;
+        let Store::Shm(shm) = &self.server.store;
+        let store_fd = LISTEN_FDS_START + n;
+        let exe = CString::new(self.exe.as_os_str().as_encoded_bytes())?;
+        let argv: Vec<CString> =
+            self.args.iter().map(|a| CString::new(a.as_encoded_bytes())).collect::<Result<_, _>>()?;
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| {
+                ![LISTEN_FDS, LISTEN_PID, "LISTEN_FDNAMES", REGISTRY_FD_ENV, UPGRADE_FROM_ENV]
+                    .iter()
+                    .any(|x| k == x)
+            })
+            .collect();
+        env.push((LISTEN_FDS.into(), n.to_string().into()));
+        env.push((REGISTRY_FD_ENV.into(), store_fd.to_string().into()));
+        env.push((UPGRADE_FROM_ENV.into(), self.me.as_raw().to_string().into()));
+        let sources: Vec<i32> =
+            self.server.listeners.iter().map(|l| l.as_fd().as_raw_fd()).chain([shm.raw_fd()]).collect();
+        if let Some(p) = &self.server.pidfile {
+            p.to_oldbin(self.me.as_raw() as u32);
+        }
+        use std::io::Write;
+        let _ = io::stdout().flush();
+        let _ = io::stderr().flush();
+        let blocked = Blocked::all()?;
+        // SAFETY: single-threaded arbiter; the child only rearranges descriptors and execs.
+        match unsafe { fork() } {
+            Err(e) => {
+                blocked.restore()?;
+                Err(e.into())
+            }
+            Ok(ForkResult::Child) => {
+                let code = exec_child(&exe, &argv, env, &sources);
+                // SAFETY: exec failed; leave without running the arbiter's destructors.
+                unsafe { nix::libc::_exit(code) }
+            }
+            Ok(ForkResult::Parent { child }) => {
+                blocked.restore()?;
+                Ok(child)
+            }
+        }
+    }
+
     fn reap(&mut self) {
         loop {
             let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -372,6 +623,15 @@ impl<A: App> Runner<'_, A> {
                     return;
                 }
             };
+            if self.reexec == Some(pid) {
+                tracing::warn!(pid = pid.as_raw(), ?status, "upgrade: the new arbiter exited");
+                self.reexec = None;
+                if let Some(p) = &self.server.pidfile {
+                    p.from_oldbin(self.me.as_raw() as u32);
+                }
+                self.inputs.push_back(Input::ReexecEnded);
+                continue;
+            }
             let Some(id) = self.by_pid.remove(&pid) else {
                 tracing::debug!(pid = pid.as_raw(), "reaped an unknown child");
                 continue;
@@ -380,8 +640,44 @@ impl<A: App> Runner<'_, A> {
             self.read_worker(id, true);
             if let Some(p) = self.procs.remove(&id) {
                 tracing::info!(worker = %id, pid = p.pid.as_raw(), ?status, "worker exited");
+                if let Some(s) = p.slot {
+                    self.server.scoreboard.release(s);
+                }
             }
             self.inputs.push_back(Input::Exited { id, status });
         }
     }
+}
+
+/// In the forked child of an upgrade: moves `sources` to descriptors 3.. (inheritable), sets
+/// `LISTEN_PID` to this process, and execs. Returns only on failure, with an exit code.
+fn exec_child(exe: &CString, argv: &[CString], mut env: Vec<(OsString, OsString)>, sources: &[i32]) -> i32 {
+    use nix::libc;
+    // First out of the way (above any target number), then into place; dup2 clears CLOEXEC.
+    let high: Vec<i32> = sources
+        .iter()
+        // SAFETY: plain descriptor calls on descriptors this process holds.
+        .map(|&fd| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000) })
+        .collect();
+    if high.iter().any(|&fd| fd < 0) {
+        return 126;
+    }
+    for (i, &fd) in high.iter().enumerate() {
+        // SAFETY: as above.
+        if unsafe { libc::dup2(fd, LISTEN_FDS_START + i as i32) } < 0 {
+            return 126;
+        }
+    }
+    env.push((LISTEN_PID.into(), std::process::id().to_string().into()));
+    let envp: Vec<CString> = env
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            CString::new(kv.into_encoded_bytes()).ok()
+        })
+        .collect();
+    let _ = nix::unistd::execve(exe, argv, &envp);
+    127
 }

@@ -1,6 +1,7 @@
 //! The demo application `herd serve` runs: a small HTTP/1.1 app (parsed with httparse) whose
 //! routes exercise the server: `GET /`, `GET /sleep?ms=N`, `GET /pid`, `GET /registry`,
-//! `POST /registry/bump`, `GET /crash`, and, with the test switch on, `GET /misbehave?kind=K`.
+//! `POST /registry/bump`, `GET /crash`, `GET /alloc?mb=N[&keep=1]` (allocate and touch N MiB;
+//! keep it resident), `GET /spin?ms=N` (burn CPU), and, with the test switch on, `GET /misbehave?kind=K`.
 //!
 //! One request per connection (`Connection: close`), as a sync worker serves it.
 
@@ -19,6 +20,8 @@ const MAX_SLEEP_MS: u64 = 600_000;
 /// The demo application.
 #[derive(Clone, Debug, Default)]
 pub struct Demo {
+    /// Memory kept by `/alloc?keep=1`, so that it stays resident after the request.
+    pub retained: Vec<Vec<u8>>,
     /// Enables `GET /misbehave?kind=garbage|overlong|bye` (tests only): after answering, the
     /// worker writes that to its arbiter.
     pub misbehave: bool,
@@ -82,6 +85,33 @@ impl App for Demo {
                 _ => respond(&mut conn, 400, &format!("ms must be a number from 0 to {MAX_SLEEP_MS}\n")),
             },
             ("GET", "/crash") => std::process::abort(),
+            ("GET", "/alloc") => match param(query, "mb").and_then(|v| v.parse::<usize>().ok()) {
+                Some(mb) if mb <= 1 << 16 => {
+                    // Touch every page so that it is resident.
+                    let block = vec![1u8; mb << 20];
+                    let sum: u64 = block.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+                    if param(query, "keep") == Some("1") {
+                        self.retained.push(block);
+                    }
+                    respond(
+                        &mut conn,
+                        200,
+                        &format!("{} allocated {mb} MiB ({sum} pages)\n", std::process::id()),
+                    )
+                }
+                _ => respond(&mut conn, 400, "mb must be a number of MiB\n"),
+            },
+            ("GET", "/spin") => match param(query, "ms").and_then(|v| v.parse::<u64>().ok()) {
+                Some(ms) if ms <= MAX_SLEEP_MS => {
+                    let until = std::time::Instant::now() + Duration::from_millis(ms);
+                    let mut x = 0u64;
+                    while std::time::Instant::now() < until {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                    respond(&mut conn, 200, &format!("spun {ms}\n"))
+                }
+                _ => respond(&mut conn, 400, &format!("ms must be a number from 0 to {MAX_SLEEP_MS}\n")),
+            },
             ("GET", "/misbehave") if self.misbehave => {
                 let bytes: Vec<u8> = match param(query, "kind") {
                     Some("garbage") => b"\x00\xffnot a frame\n".to_vec(),
@@ -92,7 +122,7 @@ impl App for Demo {
                 respond(&mut conn, 200, &format!("{}\n", std::process::id()));
                 let _ = ctx.send_raw(&bytes);
             }
-            (_, "/" | "/pid" | "/registry" | "/registry/bump" | "/sleep" | "/crash") => {
+            (_, "/" | "/pid" | "/registry" | "/registry/bump" | "/sleep" | "/crash" | "/alloc" | "/spin") => {
                 respond(&mut conn, 405, "method not allowed\n")
             }
             _ => respond(&mut conn, 404, "not found\n"),

@@ -23,6 +23,10 @@
 //! | [`server`] | [`Server`], its builder, the [`App`] trait and the request [`Context`] |
 //! | [`listen`] | `--bind` addresses, listeners, accepted connections |
 //! | [`store`] | registry sequence stores (shared memory) |
+//! | [`control`] | the control socket behind `herd ctl` |
+//! | [`scoreboard`] | per-worker request counters in shared memory |
+//! | [`notify`] | systemd readiness notifications |
+//! | [`shm`] | shared memory regions |
 //! | [`pidfile`] | the pidfile |
 //! | [`demo`] | the demo HTTP application of `herd serve` |
 //! | [`sys`] | signal handlers, the self-pipe, signal masks, the clock |
@@ -31,14 +35,18 @@
 #![deny(missing_docs)]
 
 mod arbiter;
+pub mod control;
 pub mod demo;
 pub mod listen;
+pub mod notify;
 pub mod pidfile;
+pub mod scoreboard;
 pub mod server;
+pub mod shm;
 pub mod store;
 pub mod sys;
 mod worker;
 
 pub use herd_protocol as protocol;
 pub use listen::{Bind, Connection, Listener};
-pub use server::{App, Context, Error, Server, ServerBuilder};
+pub use server::{App, Context, Error, Limits, Server, ServerBuilder};

@@ -314,3 +314,43 @@ impl AsFd for Connection {
         }
     }
 }
+
+/// Environment variables of socket activation (systemd's, also used by a re-executed arbiter).
+pub const LISTEN_FDS: &str = "LISTEN_FDS";
+/// The pid the passed sockets are meant for.
+pub const LISTEN_PID: &str = "LISTEN_PID";
+/// The first passed descriptor.
+pub const LISTEN_FDS_START: i32 = 3;
+
+/// The listening sockets passed by systemd socket activation or a parent arbiter's upgrade:
+/// descriptors 3.. as `LISTEN_FDS` says, if `LISTEN_PID` is this process. Empty otherwise.
+pub fn listeners_from_env() -> io::Result<Vec<Listener>> {
+    let pid = std::env::var(LISTEN_PID).ok().and_then(|p| p.parse::<u32>().ok());
+    if pid != Some(std::process::id()) {
+        return Ok(Vec::new());
+    }
+    let n: i32 = std::env::var(LISTEN_FDS)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| (0..=u16::MAX as i32).contains(&n))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "LISTEN_FDS is not a count"))?;
+    let mut out = Vec::new();
+    for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
+        // The descriptor must be open and a listening socket; anything else is refused.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let listening = socket::getsockopt(&borrowed, sockopt::AcceptConn).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("LISTEN_FDS descriptor {fd}: {e}"))
+        })?;
+        if !listening {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("LISTEN_FDS descriptor {fd} is not a listening socket"),
+            ));
+        }
+        // SAFETY: passed to this process for it to own (LISTEN_PID matched).
+        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+        out.push(Listener::from_fd(owned)?);
+    }
+    Ok(out)
+}

@@ -44,10 +44,12 @@ fn alive(pid: i32) -> bool {
 }
 
 impl Pidfile {
-    /// Refuses a pidfile that holds a live process other than this one; a stale one is fine.
-    pub fn check(path: PathBuf) -> Result<Pidfile, PidfileError> {
+    /// Refuses a pidfile that holds a live process other than this one or `parent` (the arbiter
+    /// this one replaces); a stale one is fine.
+    pub fn check(path: PathBuf, parent: Option<i32>) -> Result<Pidfile, PidfileError> {
         if let Some(pid) = read_pid(&path)
             && pid != std::process::id() as i32
+            && Some(pid) != parent
             && alive(pid)
         {
             return Err(PidfileError::Live { path, pid });
@@ -75,10 +77,36 @@ impl Pidfile {
         })
     }
 
-    /// Removes the pidfile if it still holds `pid` (a new arbiter may have taken it over).
+    /// Removes the pidfile (and its `.oldbin`) if it still holds `pid` (a new arbiter may have
+    /// taken it over).
     pub fn remove(&self, pid: u32) {
+        for p in [self.path.clone(), self.oldbin()] {
+            if read_pid(&p) == Some(pid as i32) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// `<pidfile>.oldbin`: where an arbiter that started its replacement keeps its pid (nginx's
+    /// and gunicorn's convention), so that the new arbiter can write the pidfile.
+    pub fn oldbin(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".oldbin");
+        PathBuf::from(p)
+    }
+
+    /// Moves the pidfile to `.oldbin` (before starting a replacement arbiter).
+    pub fn to_oldbin(&self, pid: u32) {
         if read_pid(&self.path) == Some(pid as i32) {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::rename(&self.path, self.oldbin());
+        }
+    }
+
+    /// Takes the pidfile back from `.oldbin` (the replacement died) unless a live process holds it.
+    pub fn from_oldbin(&self, pid: u32) {
+        let held = read_pid(&self.path).is_some_and(|p| p != pid as i32 && alive(p));
+        if read_pid(&self.oldbin()) == Some(pid as i32) && !held {
+            let _ = std::fs::rename(self.oldbin(), &self.path);
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The library API: build a [`Server`], give it an [`App`] (or a closure), run it.
 
+use crate::control::ControlServer;
 use crate::listen::{Bind, BindError, Connection, Listener};
 use crate::pidfile::{Pidfile, PidfileError};
-use crate::store::{ShmStore, Store, StoreError};
+use crate::scoreboard::Scoreboard;
+use crate::store::{REGISTRY_FD_ENV, ShmStore, Store, StoreError};
 use herd_protocol::arbiter::{AcceptMode, Config, ConfigError, WorkerId};
 use herd_protocol::registry::{Registry, SequenceStore, Sequences};
 use std::io;
@@ -28,6 +30,17 @@ pub enum Error {
     /// The registry store could not be set up.
     #[error("registry store: {0}")]
     Store(io::Error),
+    /// Inherited sockets (`LISTEN_FDS`) are unusable.
+    #[error("inherited sockets: {0}")]
+    Inherited(io::Error),
+    /// The control socket could not be set up.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// A system call the arbiter needs failed.
     #[error("{what}: {source}")]
     Io {
@@ -156,8 +169,26 @@ pub struct ServerBuilder {
     inherited: Vec<Listener>,
     config: Config,
     pidfile: Option<PathBuf>,
+    control: Option<PathBuf>,
+    limits: Limits,
     on_ready: Option<OnReady>,
 }
+
+/// Per-worker resource limits (Odoo's `--limit-memory-soft`, `--limit-memory-hard`,
+/// `--limit-time-cpu`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Resident memory in bytes past which a worker finishes its request, then is replaced.
+    pub memory_soft: Option<u64>,
+    /// Address space in bytes a worker may never exceed (`RLIMIT_AS`): an allocation past it
+    /// fails and the worker dies, alone.
+    pub memory_hard: Option<u64>,
+    /// CPU seconds one request may use (`RLIMIT_CPU`, re-armed before each request).
+    pub cpu: Option<Duration>,
+}
+
+/// Environment variable naming the arbiter a re-executed arbiter replaces.
+pub const UPGRADE_FROM_ENV: &str = "HERD_UPGRADE_FROM";
 
 impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,6 +197,8 @@ impl std::fmt::Debug for ServerBuilder {
             .field("inherited", &self.inherited)
             .field("config", &self.config)
             .field("pidfile", &self.pidfile)
+            .field("control", &self.control)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +258,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves `herd ctl` on a unix socket at `path` (owner-only). Default: `<pidfile>.ctl` when a
+    /// pidfile is set.
+    pub fn control_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.control = Some(path.into());
+        self
+    }
+
+    /// Per-worker resource limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Calls `f` once the arbiter is ready to serve (e.g. to print the addresses or notify a
     /// supervisor). Connections made after it returns are served.
     pub fn on_ready(mut self, f: impl FnOnce(&[Listener]) + 'static) -> Self {
@@ -238,11 +284,19 @@ impl ServerBuilder {
         self
     }
 
-    /// Checks the configuration, binds the listeners, checks the pidfile and sets up the store.
+    /// Checks the configuration, sets up the listeners (the sockets passed by socket activation
+    /// or by the arbiter this one replaces, if any — then `bind` addresses are not bound again —
+    /// else the `bind` addresses), checks the pidfile and sets up the store.
     pub fn build(self) -> Result<Server, Error> {
+        let upgrade_from = std::env::var(UPGRADE_FROM_ENV).ok().and_then(|p| p.parse::<i32>().ok());
+        let from_env = crate::listen::listeners_from_env().map_err(Error::Inherited)?;
         let mut listeners = self.inherited;
-        for b in &self.binds {
-            listeners.push(Listener::bind(b)?);
+        if from_env.is_empty() {
+            for b in &self.binds {
+                listeners.push(Listener::bind(b)?);
+            }
+        } else {
+            listeners.extend(from_env);
         }
         if listeners.is_empty() {
             return Err(Error::NoListener);
@@ -250,9 +304,39 @@ impl ServerBuilder {
         let mut config = self.config;
         config.listeners = u16::try_from(listeners.len()).map_err(|_| Error::NoListener)?;
         config.validate()?;
-        let pidfile = self.pidfile.map(Pidfile::check).transpose()?;
-        let store = Store::Shm(ShmStore::create().map_err(Error::Store)?);
-        Ok(Server { config, listeners, pidfile, store, on_ready: self.on_ready })
+        let control_path = self.control.or_else(|| {
+            self.pidfile.as_ref().map(|p| {
+                let mut s = p.clone().into_os_string();
+                s.push(".ctl");
+                PathBuf::from(s)
+            })
+        });
+        let pidfile = self.pidfile.map(|p| Pidfile::check(p, upgrade_from)).transpose()?;
+        let control = control_path
+            .map(|path| {
+                ControlServer::bind(&path, upgrade_from.is_some())
+                    .map_err(|source| Error::Control { path, source })
+            })
+            .transpose()?;
+        let inherited_store = std::env::var(REGISTRY_FD_ENV).ok().and_then(|f| f.parse::<i32>().ok());
+        let shm = match inherited_store {
+            // SAFETY: the arbiter this one replaces passed it (with LISTEN_PID naming us).
+            Some(fd) if upgrade_from.is_some() => unsafe { ShmStore::from_raw_fd(fd) },
+            _ => ShmStore::create(),
+        }
+        .map_err(Error::Store)?;
+        let scoreboard = Scoreboard::create().map_err(Error::Store)?;
+        Ok(Server {
+            config,
+            listeners,
+            pidfile,
+            control,
+            limits: self.limits,
+            store: Store::Shm(shm),
+            scoreboard,
+            upgrade_from,
+            on_ready: self.on_ready,
+        })
     }
 }
 
@@ -261,7 +345,11 @@ pub struct Server {
     pub(crate) config: Config,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) pidfile: Option<Pidfile>,
+    pub(crate) control: Option<ControlServer>,
+    pub(crate) limits: Limits,
     pub(crate) store: Store,
+    pub(crate) scoreboard: Scoreboard,
+    pub(crate) upgrade_from: Option<i32>,
     pub(crate) on_ready: Option<OnReady>,
 }
 
@@ -271,7 +359,10 @@ impl std::fmt::Debug for Server {
             .field("config", &self.config)
             .field("listeners", &self.listeners)
             .field("pidfile", &self.pidfile)
+            .field("control", &self.control)
+            .field("limits", &self.limits)
             .field("store", &self.store)
+            .field("upgrade_from", &self.upgrade_from)
             .finish_non_exhaustive()
     }
 }
@@ -285,7 +376,15 @@ impl Server {
             .unwrap_or(0)
             ^ u64::from(std::process::id()).rotate_left(32);
         let config = Config { seed, ..Config::default() };
-        ServerBuilder { binds: Vec::new(), inherited: Vec::new(), config, pidfile: None, on_ready: None }
+        ServerBuilder {
+            binds: Vec::new(),
+            inherited: Vec::new(),
+            config,
+            pidfile: None,
+            control: None,
+            limits: Limits::default(),
+            on_ready: None,
+        }
     }
 
     /// The listeners, in `--bind` order (their index is the protocol's `ListenerId`).
@@ -296,6 +395,11 @@ impl Server {
     /// The arbiter's configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The control socket's path, if any.
+    pub fn control_path(&self) -> Option<&std::path::Path> {
+        self.control.as_ref().map(ControlServer::path)
     }
 
     /// Runs the arbiter in this process until it stops; returns its exit code. Workers are forked

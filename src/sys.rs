@@ -54,6 +54,14 @@ extern "C" fn on_abort(_: libc::c_int) {
 
 /// Exit code of a worker that took SIGABRT (128 + 6, as a shell reports it).
 pub const EXIT_ABORTED: i32 = 134;
+/// Exit code of a worker whose request used up its CPU limit (128 + SIGXCPU).
+pub const EXIT_CPU: i32 = 152;
+
+/// A worker's XCPU (`--limit-cpu` reached): exit now.
+extern "C" fn on_xcpu(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(EXIT_CPU) }
+}
 
 fn sig_of(signo: libc::c_int) -> Option<Sig> {
     Some(match Signal::try_from(signo).ok()? {
@@ -170,6 +178,7 @@ pub fn install_worker_handlers() -> io::Result<()> {
         set(s, h)?;
     }
     set(Signal::SIGABRT, SigHandler::Handler(on_abort))?;
+    set(Signal::SIGXCPU, SigHandler::Handler(on_xcpu))?;
     set(Signal::SIGPIPE, SigHandler::SigIgn)
 }
 
@@ -193,6 +202,12 @@ impl Blocked {
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None)?;
         Ok(())
     }
+}
+
+/// Unblocks every signal (an arbiter started by an upgrade begins with all of them blocked).
+pub fn unblock_all() -> io::Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+    Ok(())
 }
 
 /// The monotonic clock, as the cores' [`Instant`]: nanoseconds since this clock was made.

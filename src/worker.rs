@@ -36,6 +36,8 @@ pub(crate) struct WorkerSetup {
     pub chan: UnixStream,
     /// Every signal is blocked until the worker's handlers are in place.
     pub blocked: Blocked,
+    /// Its scoreboard slot.
+    pub slot: Option<usize>,
     /// The arbiter's descriptors, closed first thing.
     pub inherited: Vec<i32>,
 }
@@ -64,9 +66,15 @@ pub(crate) fn run<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> !
 fn boot<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> io::Result<i32> {
     let wake = WakePipe::install()?;
     crate::sys::install_worker_handlers()?;
-    let WorkerSetup { id, generation, max_requests, arbiter, chan, blocked, .. } = setup;
+    let WorkerSetup { id, generation, max_requests, arbiter, chan, blocked, slot, .. } = setup;
     blocked.restore()?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    if let Ok(title) = std::ffi::CString::new(format!("herd: worker {}", id.0)) {
+        let _ = nix::sys::prctl::set_name(&title);
+    }
+    if let Some(bytes) = server.limits.memory_hard {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
+    }
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
     epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL))?;
@@ -100,6 +108,7 @@ fn boot<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> io::Result<
         next_listener: 0,
         server,
         registry,
+        slot,
         exit: None,
     };
     tracing::debug!(worker = %id, pid = std::process::id(), "worker booted");
@@ -121,6 +130,7 @@ struct Proc<'s, R> {
     next_listener: usize,
     server: &'s Server,
     registry: Registry<R>,
+    slot: Option<usize>,
     exit: Option<i32>,
 }
 
@@ -197,7 +207,15 @@ impl<R> Proc<'_, R> {
                 }
                 Action::Serve(_) => {
                     self.flush();
+                    self.arm_cpu_limit();
                     self.serve(app);
+                    if let Some(s) = self.slot {
+                        self.server.scoreboard.count(s);
+                    }
+                    if self.over_memory() {
+                        let now = self.clock.now();
+                        self.core.handle(now, Input::OverMemory);
+                    }
                     // The end of a request is a loop point: a TERM that came during it is seen
                     // before the worker decides to take more work.
                     self.loop_point();
@@ -212,6 +230,25 @@ impl<R> Proc<'_, R> {
             }
         }
         self.flush();
+    }
+
+    /// Re-arms `RLIMIT_CPU` so that this request gets `--limit-cpu` seconds of CPU from now.
+    fn arm_cpu_limit(&self) {
+        use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
+        let Some(limit) = self.server.limits.cpu else { return };
+        let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else { return };
+        let used = usage.user_time().tv_sec() + usage.system_time().tv_sec() + 1;
+        let soft = used as u64 + limit.as_secs().max(1);
+        let hard = getrlimit(Resource::RLIMIT_CPU).map_or(nix::libc::RLIM_INFINITY, |(_, h)| h);
+        if let Err(e) = setrlimit(Resource::RLIMIT_CPU, soft.min(hard), hard) {
+            tracing::warn!(error = %e, "cannot arm the CPU limit");
+        }
+    }
+
+    /// Whether resident memory passed `--limit-memory-soft`.
+    fn over_memory(&self) -> bool {
+        let Some(limit) = self.server.limits.memory_soft else { return false };
+        resident_bytes().is_some_and(|rss| rss > limit)
     }
 
     fn accept(&mut self, which: Option<ListenerId>) -> Input {
@@ -301,4 +338,11 @@ impl<R> Proc<'_, R> {
         }
         self.out.clear();
     }
+}
+
+/// This process's resident memory (`/proc/self/statm`).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * rustix::param::page_size() as u64)
 }

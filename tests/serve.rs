@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Herd, get_ok, herd_bin, http};
+use common::{Herd, get_ok, herd_bin, http, tempdir};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, BTreeSet};
@@ -363,11 +363,4 @@ fn a_crashing_worker_is_replaced_and_the_server_keeps_serving() {
     assert!(h.get("/crash").is_err(), "a crash answers nothing");
     h.wait_workers("replacement", |w| w.len() == 2 && w != &before);
     assert_eq!(get_ok(&h.addr, "/"), "hello");
-}
-
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("herd-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

@@ -75,6 +75,8 @@ pub enum Input {
     Signal(WorkerSignal),
     /// The parent is no longer the arbiter this worker was born to.
     ParentChanged,
+    /// The worker's memory passed its soft limit: leave after the current request.
+    OverMemory,
 }
 
 /// What the worker must do.
@@ -191,14 +193,9 @@ impl Worker {
             (State::Exited, _) => {}
             (_, Input::Signal(WorkerSignal::Quit)) => self.exit(EXIT_OK),
             (_, Input::Malformed) => self.exit(EXIT_PROTOCOL),
-            (State::Serving | State::Accepting(_), Input::Signal(WorkerSignal::Term)) => {
-                self.leaving.get_or_insert(ByeReason::Stop);
-            }
-            (State::Serving | State::Accepting(_), Input::ParentChanged) => {
-                self.leaving.get_or_insert(ByeReason::Parent);
-            }
-            (_, Input::Signal(WorkerSignal::Term)) => self.bye(ByeReason::Stop),
-            (_, Input::ParentChanged) => self.bye(ByeReason::Parent),
+            (_, Input::Signal(WorkerSignal::Term)) => self.leave(ByeReason::Stop),
+            (_, Input::ParentChanged) => self.leave(ByeReason::Parent),
+            (_, Input::OverMemory) => self.leave(ByeReason::Memory),
             (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
                 self.state = State::Accepting(Some(socket));
                 self.actions.push_back(Action::Accept(Some(socket)));
@@ -245,6 +242,17 @@ impl Worker {
             // Results that do not fit the state (a spurious readiness, a stray report) change
             // nothing.
             _ => {}
+        }
+    }
+
+    /// Leaves now if idle; while a request or an accept is under way, at the next idle point
+    /// (the first reason given wins).
+    fn leave(&mut self, reason: ByeReason) {
+        match self.state {
+            State::Serving | State::Accepting(_) => {
+                self.leaving.get_or_insert(reason);
+            }
+            _ => self.bye(reason),
         }
     }
 

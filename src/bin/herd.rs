@@ -22,6 +22,51 @@ struct Cli {
 enum Command {
     /// Serve the demo HTTP application.
     Serve(ServeArgs),
+    /// Control a running arbiter through its control socket (exact, acknowledged commands).
+    Ctl(CtlArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CtlArgs {
+    /// The arbiter's pidfile; its control socket is `<pidfile>.ctl`.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "socket", required_unless_present = "socket")]
+    pidfile: Option<PathBuf>,
+    /// The control socket.
+    #[arg(short, long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the arbiter's JSON answer instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    request: CtlRequest,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlRequest {
+    /// Every worker (id, pid, state, requests, age, last heartbeat) and the counters.
+    Status,
+    /// Add N workers (exactly N, unlike repeated TTIN).
+    Incr {
+        /// How many.
+        #[arg(default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        n: u32,
+    },
+    /// Remove N workers (never below one).
+    Decr {
+        /// How many.
+        #[arg(default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        n: u32,
+    },
+    /// Replace every worker with a new generation (as HUP).
+    Reload,
+    /// Stop: graceful (as TERM), or fast (as QUIT) with --fast.
+    Stop {
+        /// Do not wait for requests in flight.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Start a new arbiter from the program on disk, inheriting the sockets (as USR2).
+    Upgrade,
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,9 +89,22 @@ struct ServeArgs {
     /// Up to this many more requests, chosen per worker, so that workers do not all restart at once.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_requests_jitter: u32,
-    /// Write the arbiter's pid to this file.
+    /// Write the arbiter's pid to this file (and serve `herd ctl` on `<FILE>.ctl`).
     #[arg(short, long, value_name = "FILE")]
     pidfile: Option<PathBuf>,
+    /// Serve `herd ctl` on this unix socket (owner-only).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
+    /// Resident memory (bytes; K, M, G suffixes) past which a worker finishes its request and is
+    /// replaced.
+    #[arg(long, value_name = "BYTES", value_parser = bytes)]
+    limit_memory_soft: Option<u64>,
+    /// Address space (bytes; K, M, G suffixes) a worker may never exceed; past it the worker dies.
+    #[arg(long, value_name = "BYTES", value_parser = bytes)]
+    limit_memory_hard: Option<u64>,
+    /// CPU seconds one request may use; past it the worker dies and is replaced.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    limit_cpu: Option<Duration>,
     /// How connections reach workers.
     #[arg(long, value_enum, default_value_t = Mode::Signaled)]
     accept_mode: Mode,
@@ -76,11 +134,97 @@ fn seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+fn bytes(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1 << 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size in bytes (e.g. 536870912 or 512M)"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Ctl(args) => ctl(args),
     }
+}
+
+fn ctl(args: CtlArgs) -> ExitCode {
+    let socket = match (&args.socket, &args.pidfile) {
+        (Some(s), _) => s.clone(),
+        (None, Some(p)) => {
+            let mut s = p.clone().into_os_string();
+            s.push(".ctl");
+            PathBuf::from(s)
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let line = match args.request {
+        CtlRequest::Status => "status".to_owned(),
+        CtlRequest::Incr { n } => format!("incr {n}"),
+        CtlRequest::Decr { n } => format!("decr {n}"),
+        CtlRequest::Reload => "reload".to_owned(),
+        CtlRequest::Stop { fast: false } => "stop".to_owned(),
+        CtlRequest::Stop { fast: true } => "stop fast".to_owned(),
+        CtlRequest::Upgrade => "upgrade".to_owned(),
+    };
+    let reply = match herd::control::request(&socket, &line) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("herd ctl: cannot talk to the arbiter at {}: {e}", socket.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+    } else if let Some(status) = &reply.status {
+        print!("{}", status_table(status));
+    } else if let Some(t) = reply.target {
+        println!("ok: target {t} workers");
+    } else if reply.ok {
+        println!("ok");
+    }
+    if !reply.ok {
+        eprintln!("herd ctl: {}", reply.error.as_deref().unwrap_or("refused"));
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn status_table(s: &herd::control::Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "arbiter {}  {}  target {}  generation {}  accept mode {}",
+        s.pid, s.phase, s.target, s.generation, s.accept_mode
+    );
+    let _ = writeln!(
+        out,
+        "{:>6} {:>8} {:>4} {:<10} {:>9} {:>9} {:>10}",
+        "ID", "PID", "GEN", "STATE", "REQUESTS", "AGE", "HEARTBEAT"
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            out,
+            "{:>6} {:>8} {:>4} {:<10} {:>9} {:>8.1}s {:>6.1}s ago",
+            w.id, w.pid, w.generation, w.state, w.requests, w.age_secs, w.last_heartbeat_secs
+        );
+    }
+    let c = &s.counters;
+    let _ = writeln!(
+        out,
+        "spawns {}  deaths {}  timeouts {}  recycles {}  dispatches {}  protocol errors {}  boot failures {}",
+        c.spawns, c.deaths, c.timeouts, c.recycles, c.dispatches, c.protocol_errors, c.boot_failures
+    );
+    out
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -108,6 +252,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(p) = args.pidfile {
         b = b.pidfile(p);
     }
+    if let Some(p) = args.control_socket {
+        b = b.control_socket(p);
+    }
+    b = b.limits(herd::Limits {
+        memory_soft: args.limit_memory_soft,
+        memory_hard: args.limit_memory_hard,
+        cpu: args.limit_cpu,
+    });
     b = b.on_ready(|listeners| {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -123,7 +275,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server.run_app(Demo { misbehave: args.test_misbehave }) {
+    match server.run_app(Demo { misbehave: args.test_misbehave, ..Demo::default() }) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("herd: {e}");

@@ -35,11 +35,20 @@ impl Herd {
 
     /// Starts `herd serve <bind> <args>` and waits until it listens.
     pub fn start_with(bind: &[&str], args: &[&str]) -> Herd {
-        let mut child = Command::new(herd_bin())
-            .arg("serve")
-            .args(bind)
-            .args(["--log-level", "debug"])
-            .args(args)
+        Self::start_env(bind, args, &[])
+    }
+
+    /// As [`Herd::start_with`], with extra environment variables.
+    pub fn start_env(bind: &[&str], args: &[&str], env: &[(&str, &str)]) -> Herd {
+        let mut cmd = Command::new(herd_bin());
+        cmd.arg("serve").args(bind).args(["--log-level", "debug"]).args(args);
+        Self::launch(cmd, env)
+    }
+
+    /// Launches a prepared command whose first stdout line is herd's "listening on".
+    pub fn launch(mut cmd: Command, env: &[(&str, &str)]) -> Herd {
+        let mut child = cmd
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -80,9 +89,9 @@ impl Herd {
         kill(Pid::from_raw(self.pid), sig).expect("signal arbiter");
     }
 
-    /// The arbiter's live (non-zombie) children.
+    /// The arbiter's live (non-zombie) worker children.
     pub fn workers(&self) -> BTreeSet<i32> {
-        children(self.pid).into_iter().filter(|&(_, state)| state != 'Z').map(|(p, _)| p).collect()
+        workers_of(self.pid)
     }
 
     /// The arbiter's zombie children.
@@ -222,6 +231,33 @@ fn booted(lines: &[String], pid: i32) -> bool {
     lines.iter().any(|l| l.contains(" recv ") && l.contains(&tag))
 }
 
+/// A process's name (`/proc/PID/comm`: herd sets `herd: arbiter`, `herd: worker N`).
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// Whether a process exists (not yet reaped).
+pub fn exists(pid: i32) -> bool {
+    !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// Waits until `f()` holds.
+pub fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A fresh empty directory for one test.
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("herd-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// `(pid, state)` of every child of `parent`.
 pub fn children(parent: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
@@ -239,6 +275,15 @@ pub fn children(parent: i32) -> Vec<(i32, char)> {
         }
     }
     out
+}
+
+/// The live worker children of an arbiter (not a child arbiter started by an upgrade).
+pub fn workers_of(arbiter: i32) -> BTreeSet<i32> {
+    children(arbiter)
+        .into_iter()
+        .filter(|&(p, state)| state != 'Z' && comm(p) != "herd: arbiter")
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// One HTTP/1.1 request with `Connection: close`; the status and body.

@@ -168,6 +168,31 @@ fn parent_change_exits_at_the_next_idle_point() {
 }
 
 #[test]
+fn over_memory_finishes_the_request_then_says_bye_memory() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 1, Input::Accepted(L0));
+    // Reported during the request: nothing happens until it ends; a later TERM does not change
+    // the reason.
+    assert_eq!(step(&mut w, 2, Input::OverMemory), vec![]);
+    assert_eq!(step(&mut w, 2, Input::Signal(WorkerSignal::Term)), vec![]);
+    assert_eq!(
+        step(&mut w, 3, Input::RequestDone),
+        vec![send(WorkerMsg::Bye { reason: ByeReason::Memory }), Action::Exit(EXIT_OK)]
+    );
+    // While idle it leaves at once.
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    assert_eq!(
+        step(&mut w, 1, Input::OverMemory),
+        vec![send(WorkerMsg::Bye { reason: ByeReason::Memory }), Action::Exit(EXIT_OK)]
+    );
+}
+
+#[test]
 fn illegal_or_malformed_frames_from_the_arbiter_end_the_worker() {
     let mut w = worker(AcceptMode::Signaled, 0);
     w.start(Instant::ZERO);

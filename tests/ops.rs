@@ -1,0 +1,273 @@
+//! Operating herd: the control socket and `herd ctl`, per-worker limits, systemd readiness and
+//! socket activation, WINCH, and the zero-downtime USR2 upgrade. Each test launches the real
+//! binary.
+
+mod common;
+
+use common::{Herd, comm, exists, get_ok, herd_bin, http, tempdir, wait_until, workers_of};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn ctl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(herd_bin()).arg("ctl").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(pidfile: &str) -> serde_json::Value {
+    let (code, out, err) = ctl(&["--pidfile", pidfile, "--json", "status"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    v["status"].clone()
+}
+
+#[test]
+fn ctl_incr_and_decr_are_exact() {
+    let dir = tempdir("ctl-exact");
+    let pidfile = dir.join("herd.pid");
+    let p = pidfile.to_str().unwrap();
+    let h = Herd::start(&["--workers", "2", "--pidfile", p]);
+    h.wait_count(2);
+    // Ten TTINs sent at once may coalesce; one `incr 10` never does.
+    let (code, out, err) = ctl(&["--pidfile", p, "incr", "10"]);
+    assert_eq!((code, out.trim()), (0, "ok: target 12 workers"), "{err}");
+    h.wait_count(12);
+    let (code, out, _) = ctl(&["--pidfile", p, "decr", "5"]);
+    assert_eq!((code, out.trim()), (0, "ok: target 7 workers"));
+    h.wait_count(7);
+    // Bad requests are refused with a clear message, exit 2 for usage.
+    let (code, _, err) = ctl(&["--pidfile", p, "incr", "0"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = ctl(&["--socket", "/nonexistent/herd.ctl", "status"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot talk to the arbiter"), "{err}");
+}
+
+#[test]
+fn ctl_status_matches_the_process_table() {
+    let dir = tempdir("ctl-status");
+    let pidfile = dir.join("herd.pid");
+    let p = pidfile.to_str().unwrap();
+    let h = Herd::start(&["--workers", "3", "--pidfile", p]);
+    let pids = h.wait_ready(3);
+    for _ in 0..9 {
+        get_ok(&h.addr, "/");
+    }
+    let s = status(p);
+    assert_eq!(s["pid"], h.pid);
+    assert_eq!(s["target"], 3);
+    assert_eq!(s["phase"], "running");
+    let listed: BTreeSet<i32> =
+        s["workers"].as_array().unwrap().iter().map(|w| w["pid"].as_i64().unwrap() as i32).collect();
+    assert_eq!(listed, pids, "status lists exactly the worker processes");
+    let served: u64 = s["workers"].as_array().unwrap().iter().map(|w| w["requests"].as_u64().unwrap()).sum();
+    assert_eq!(served, 9, "requests served add up");
+    assert_eq!(s["counters"]["spawns"], 3);
+    assert_eq!(s["counters"]["dispatches"], 9);
+    // Process titles.
+    assert_eq!(comm(h.pid), "herd: arbiter");
+    for &w in &pids {
+        assert!(comm(w).starts_with("herd: worker "), "{}", comm(w));
+    }
+    // The human table has a row per worker.
+    let (code, table, _) = ctl(&["--pidfile", p, "status"]);
+    assert_eq!(code, 0);
+    for &w in &pids {
+        assert!(table.contains(&format!(" {w} ")), "pid {w} missing from\n{table}");
+    }
+    // The control socket is owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("herd.pid.ctl")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_worker_holds_no_descriptor_of_the_arbiter_or_of_other_workers() {
+    let dir = tempdir("fds");
+    let pidfile = dir.join("herd.pid");
+    let p = pidfile.to_str().unwrap();
+    let h = Herd::start(&["--workers", "1", "--pidfile", p]);
+    let first = *h.wait_ready(1).iter().next().unwrap();
+    let fds = |pid: i32| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let baseline = fds(first);
+    // Spawned by a control request (its connection open at fork time), with 5 workers around.
+    ctl(&["--pidfile", p, "incr", "5"]);
+    let all = h.wait_ready(6);
+    for w in all {
+        assert_eq!(fds(w), baseline, "worker {w} has {} descriptors, the first had {baseline}", fds(w));
+    }
+}
+
+#[test]
+fn soft_memory_limit_finishes_the_request_then_recycles_the_worker() {
+    let h = Herd::start(&["--workers", "2", "--limit-memory-soft", "64M"]);
+    let before = h.wait_ready(2);
+    let body = get_ok(&h.addr, "/alloc?mb=96&keep=1");
+    let pid: i32 = body.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(before.contains(&pid));
+    h.wait_workers("the big worker replaced", |w| w.len() == 2 && !w.contains(&pid));
+    h.wait_log("BYE:memory", |l| l.iter().any(|l| l.contains("msg=BYE:memory")));
+    // A small request does not trip it.
+    let body = get_ok(&h.addr, "/alloc?mb=1");
+    let small: i32 = body.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(h.workers().contains(&small));
+}
+
+#[test]
+fn hard_memory_limit_kills_only_the_worker_that_passes_it() {
+    let h = Herd::start(&["--workers", "3", "--limit-memory-hard", "512M"]);
+    let before = h.wait_ready(3);
+    assert!(http(&h.addr, "GET", "/alloc?mb=1024").is_err(), "the allocation cannot succeed");
+    let after = h.wait_workers("one replacement", |w| w.len() == 3 && w != &before);
+    assert_eq!(after.intersection(&before).count(), 2, "only one worker died");
+    get_ok(&h.addr, "/alloc?mb=64");
+}
+
+#[test]
+fn cpu_limit_is_per_request() {
+    let h = Herd::start(&["--workers", "1", "--limit-cpu", "1"]);
+    let before = h.wait_ready(1);
+    // Ten requests of 0.3 s each: 3 s of CPU in all, never 1 s in one request.
+    for _ in 0..10 {
+        assert_eq!(get_ok(&h.addr, "/spin?ms=300"), "spun 300");
+    }
+    assert_eq!(h.workers(), before, "re-armed before each request: the worker lived");
+    // One request spinning far past the limit is cut.
+    assert!(http(&h.addr, "GET", "/spin?ms=8000").is_err());
+    h.wait_workers("replacement", |w| w.len() == 1 && w != &before);
+    h.wait_log("XCPU exit", |l| l.iter().any(|l| l.contains("worker exited") && l.contains("Code(152)")));
+}
+
+#[test]
+fn winch_stops_the_workers_and_keeps_the_arbiter() {
+    let h = Herd::start(&["--workers", "3"]);
+    h.wait_count(3);
+    h.signal(Signal::SIGWINCH);
+    h.wait_count(0);
+    assert!(exists(h.pid));
+    h.signal(Signal::SIGHUP);
+    h.wait_count(3);
+    assert_eq!(get_ok(&h.addr, "/"), "hello");
+}
+
+#[test]
+fn sd_notify_ready_reloading_stopping() {
+    let dir = tempdir("notify");
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut h = Herd::start_env(
+        &["--bind", "127.0.0.1:0"],
+        &["--workers", "2"],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let ready = recv();
+    assert!(ready.contains("READY=1") && ready.contains(&format!("MAINPID={}", h.pid)), "{ready}");
+    h.wait_ready(2);
+    h.signal(Signal::SIGHUP);
+    let reloading = recv();
+    assert!(reloading.contains("RELOADING=1") && reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    assert!(recv().contains("READY=1"), "ready again once the new generation is up");
+    h.signal(Signal::SIGTERM);
+    assert!(recv().contains("STOPPING=1"));
+    assert_eq!(h.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn socket_activation_serves_on_the_passed_listener() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Make the socket inheritable, and let a shell put it at descriptor 3 with LISTEN_PID set to
+    // its own pid, which `exec` hands on to herd (what systemd does after its fork).
+    use std::os::fd::AsRawFd;
+    let fd = listener.as_raw_fd();
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
+    let redirect = if fd == 3 { String::new() } else { format!("exec 3<&{fd} {fd}<&-; ") };
+    let script =
+        format!("{redirect}LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" serve --workers 2 --log-level debug");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script, herd_bin()]);
+    let h = Herd::launch(cmd, &[]);
+    drop(listener);
+    assert_eq!(h.addr, addr, "serves on the passed socket, not a --bind of its own");
+    h.wait_ready(2);
+    assert_eq!(get_ok(&h.addr, "/"), "hello");
+}
+
+#[test]
+fn usr2_upgrade_under_load_loses_no_request() {
+    let dir = tempdir("upgrade");
+    let pidfile = dir.join("herd.pid");
+    let p = pidfile.to_str().unwrap().to_owned();
+    let mut old = Herd::start(&["--workers", "3", "--pidfile", &p]);
+    old.wait_ready(3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (addr, stop) = (old.addr.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match http(&addr, "GET", "/sleep?ms=1") {
+                        Ok((200, _)) => ok += 1,
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    old.signal(Signal::SIGUSR2);
+    // The new arbiter takes the pidfile; the old one keeps its pid in .oldbin.
+    let read =
+        |f: &std::path::Path| std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    let oldbin = dir.join("herd.pid.oldbin");
+    wait_until("new arbiter writes the pidfile", || read(&pidfile).is_some_and(|n| n != old.pid));
+    let new = read(&pidfile).unwrap();
+    assert_eq!(read(&oldbin), Some(old.pid));
+    assert_eq!(comm(new), "herd: arbiter");
+    wait_until("new arbiter's workers", || workers_of(new).len() == 3);
+    // A second USR2 while the new arbiter runs starts nothing (one child arbiter at most).
+    let usr2s = |h: &Herd| h.log_lines().iter().filter(|l| l.contains("signal=USR2")).count();
+    let seen = usr2s(&old);
+    old.signal(Signal::SIGUSR2);
+    old.wait_log("second USR2 handled", |l| l.iter().filter(|l| l.contains("signal=USR2")).count() > seen);
+    let child_arbiters =
+        common::children(old.pid).into_iter().filter(|&(p, _)| comm(p) == "herd: arbiter").count();
+    assert_eq!(child_arbiters, 1);
+    // The old arbiter leaves; the new one serves on.
+    old.signal(Signal::SIGTERM);
+    assert_eq!(old.wait_exit().code(), Some(0));
+    assert!(!oldbin.exists(), "the old arbiter removed its .oldbin");
+    assert_eq!(read(&pidfile), Some(new), "the pidfile names the new arbiter");
+    for _ in 0..20 {
+        get_ok(&old.addr, "/");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for t in load {
+        let (ok, failed) = t.join().unwrap();
+        assert!(failed.is_empty(), "requests failed across the upgrade: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 0);
+    // The new arbiter answers its control socket, then stops.
+    let s = status(&p);
+    assert_eq!(s["pid"], new);
+    kill(Pid::from_raw(new), Signal::SIGTERM).unwrap();
+    wait_until("new arbiter gone", || !exists(new) || comm(new).is_empty());
+    assert!(!pidfile.exists());
+}
