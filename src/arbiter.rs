@@ -568,7 +568,12 @@ impl<A: App> Runner<'_, A> {
     /// signal blocked; the new arbiter unblocks them once its handlers are installed.
     fn reexec(&mut self) -> io::Result<Pid> {
         let n = self.server.listeners.len() as i32;
-        let Store::Shm(shm) = &self.server.store;
+        // The shared-memory store is passed on; a database store is reopened from the arguments.
+        let shm_fd = match &self.server.store {
+            Store::Shm(shm) => Some(shm.raw_fd()),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
         let store_fd = LISTEN_FDS_START + n;
         let exe = CString::new(self.exe.as_os_str().as_encoded_bytes())?;
         let argv: Vec<CString> =
@@ -581,10 +586,12 @@ impl<A: App> Runner<'_, A> {
             })
             .collect();
         env.push((LISTEN_FDS.into(), n.to_string().into()));
-        env.push((REGISTRY_FD_ENV.into(), store_fd.to_string().into()));
+        if shm_fd.is_some() {
+            env.push((REGISTRY_FD_ENV.into(), store_fd.to_string().into()));
+        }
         env.push((UPGRADE_FROM_ENV.into(), self.me.as_raw().to_string().into()));
         let sources: Vec<i32> =
-            self.server.listeners.iter().map(|l| l.as_fd().as_raw_fd()).chain([shm.raw_fd()]).collect();
+            self.server.listeners.iter().map(|l| l.as_fd().as_raw_fd()).chain(shm_fd).collect();
         if let Some(p) = &self.server.pidfile {
             p.to_oldbin(self.me.as_raw() as u32);
         }

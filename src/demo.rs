@@ -42,28 +42,11 @@ impl App for Demo {
     }
 
     fn handle(&mut self, ctx: &mut Context<'_, DemoRegistry>, mut conn: Connection) {
-        let _ = conn.set_timeouts(Some(Duration::from_secs(30)));
-        let mut buf = vec![0u8; MAX_HEAD];
-        let mut len = 0;
-        let (method, path) = loop {
-            let n = match conn.read(&mut buf[len..]) {
-                Ok(0) => return,
-                Ok(n) => n,
-                // A socket with a timeout is not restarted after a signal (TERM): read again.
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            };
-            len += n;
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&buf[..len]) {
-                Ok(httparse::Status::Complete(_)) => {
-                    break (req.method.unwrap_or("").to_owned(), req.path.unwrap_or("").to_owned());
-                }
-                Ok(httparse::Status::Partial) if len < buf.len() => {}
-                Ok(httparse::Status::Partial) => return respond(&mut conn, 431, "request head too large\n"),
-                Err(e) => return respond(&mut conn, 400, &format!("bad request: {e}\n")),
-            }
+        let (method, path) = match read_head(&mut conn) {
+            Head::Request { method, path } => (method, path),
+            Head::Closed => return,
+            Head::TooLarge => return respond(&mut conn, 431, "request head too large\n"),
+            Head::Bad(e) => return respond(&mut conn, 400, &format!("bad request: {e}\n")),
         };
         let (route, query) = path.split_once('?').unwrap_or((&path, ""));
         match (method.as_str(), route) {
@@ -130,7 +113,47 @@ impl App for Demo {
     }
 
     fn unavailable(&mut self, mut conn: Connection, error: &StoreError) {
-        respond(&mut conn, 503, &format!("{error}\n"));
+        // Read the request first: closing with it unread would reset the connection.
+        if let Head::Request { .. } = read_head(&mut conn) {
+            respond(&mut conn, 503, &format!("{error}\n"));
+        }
+    }
+}
+
+enum Head {
+    Request { method: String, path: String },
+    Closed,
+    TooLarge,
+    Bad(httparse::Error),
+}
+
+/// Reads one request head (the demo's requests have no body worth reading).
+fn read_head(conn: &mut Connection) -> Head {
+    let _ = conn.set_timeouts(Some(Duration::from_secs(30)));
+    let mut buf = vec![0u8; MAX_HEAD];
+    let mut len = 0;
+    loop {
+        let n = match conn.read(&mut buf[len..]) {
+            Ok(0) => return Head::Closed,
+            Ok(n) => n,
+            // A socket with a timeout is not restarted after a signal (TERM): read again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Head::Closed,
+        };
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(_)) => {
+                return Head::Request {
+                    method: req.method.unwrap_or("").to_owned(),
+                    path: req.path.unwrap_or("").to_owned(),
+                };
+            }
+            Ok(httparse::Status::Partial) if len < buf.len() => {}
+            Ok(httparse::Status::Partial) => return Head::TooLarge,
+            Err(e) => return Head::Bad(e),
+        }
     }
 }
 

@@ -22,7 +22,7 @@
 //! |---|---|
 //! | [`server`] | [`Server`], its builder, the [`App`] trait and the request [`Context`] |
 //! | [`listen`] | `--bind` addresses, listeners, accepted connections |
-//! | [`store`] | registry sequence stores (shared memory) |
+//! | [`store`] | registry sequence stores (shared memory; PostgreSQL in `pgstore` with the `postgres` feature) |
 //! | [`control`] | the control socket behind `herd ctl` |
 //! | [`scoreboard`] | per-worker request counters in shared memory |
 //! | [`notify`] | systemd readiness notifications |
@@ -39,6 +39,8 @@ pub mod control;
 pub mod demo;
 pub mod listen;
 pub mod notify;
+#[cfg(feature = "postgres")]
+pub mod pgstore;
 pub mod pidfile;
 pub mod scoreboard;
 pub mod server;

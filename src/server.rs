@@ -30,6 +30,9 @@ pub enum Error {
     /// The registry store could not be set up.
     #[error("registry store: {0}")]
     Store(io::Error),
+    /// The registry store URL is unusable, or its database unreachable.
+    #[error("{0}")]
+    RegistryStore(String),
     /// Inherited sockets (`LISTEN_FDS`) are unusable.
     #[error("inherited sockets: {0}")]
     Inherited(io::Error),
@@ -171,6 +174,7 @@ pub struct ServerBuilder {
     pidfile: Option<PathBuf>,
     control: Option<PathBuf>,
     limits: Limits,
+    registry_store: Option<String>,
     on_ready: Option<OnReady>,
 }
 
@@ -199,6 +203,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("pidfile", &self.pidfile)
             .field("control", &self.control)
             .field("limits", &self.limits)
+            .field("registry_store", &self.registry_store.as_deref().map(crate::store::redact))
             .finish_non_exhaustive()
     }
 }
@@ -265,6 +270,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Where the registry sequences live: `shm` (the default: shared memory, one host) or a
+    /// PostgreSQL URL `postgres://user:password@host:port/database` (several hosts; needs the
+    /// `postgres` feature).
+    pub fn registry_store(mut self, url: impl Into<String>) -> Self {
+        self.registry_store = Some(url.into());
+        self
+    }
+
     /// Per-worker resource limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -318,13 +331,26 @@ impl ServerBuilder {
                     .map_err(|source| Error::Control { path, source })
             })
             .transpose()?;
-        let inherited_store = std::env::var(REGISTRY_FD_ENV).ok().and_then(|f| f.parse::<i32>().ok());
-        let shm = match inherited_store {
-            // SAFETY: the arbiter this one replaces passed it (with LISTEN_PID naming us).
-            Some(fd) if upgrade_from.is_some() => unsafe { ShmStore::from_raw_fd(fd) },
-            _ => ShmStore::create(),
-        }
-        .map_err(Error::Store)?;
+        let store = match self.registry_store.as_deref() {
+            None | Some("shm") => {
+                let inherited = std::env::var(REGISTRY_FD_ENV).ok().and_then(|f| f.parse::<i32>().ok());
+                let shm = match inherited {
+                    // SAFETY: the arbiter this one replaces passed it (with LISTEN_PID naming us).
+                    Some(fd) if upgrade_from.is_some() => unsafe { ShmStore::from_raw_fd(fd) },
+                    _ => ShmStore::create(),
+                }
+                .map_err(Error::Store)?;
+                Store::Shm(shm)
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                postgres_store(url)?
+            }
+            Some(other) => {
+                return Err(Error::RegistryStore(format!(
+                    "unknown registry store {other:?}: expected shm or postgres://user:password@host/database"
+                )));
+            }
+        };
         let scoreboard = Scoreboard::create().map_err(Error::Store)?;
         Ok(Server {
             config,
@@ -332,7 +358,7 @@ impl ServerBuilder {
             pidfile,
             control,
             limits: self.limits,
-            store: Store::Shm(shm),
+            store,
             scoreboard,
             upgrade_from,
             on_ready: self.on_ready,
@@ -383,6 +409,7 @@ impl Server {
             pidfile: None,
             control: None,
             limits: Limits::default(),
+            registry_store: None,
             on_ready: None,
         }
     }
@@ -414,4 +441,18 @@ impl Server {
     pub fn run<F: FnMut(&mut Context<'_, ()>, Connection)>(self, handler: F) -> Result<i32, Error> {
         self.run_app(FnApp(handler))
     }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres_store(url: &str) -> Result<Store, Error> {
+    crate::pgstore::PgStore::setup(url)
+        .map(|p| Store::Postgres(Box::new(p)))
+        .map_err(|e| Error::RegistryStore(e.to_string()))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_store(_: &str) -> Result<Store, Error> {
+    Err(Error::RegistryStore(
+        "this herd was built without PostgreSQL support (cargo feature `postgres`)".into(),
+    ))
 }

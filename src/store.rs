@@ -12,6 +12,17 @@ use std::os::fd::RawFd;
 /// Environment variable carrying the store's descriptor to a re-executed arbiter.
 pub const REGISTRY_FD_ENV: &str = "HERD_REGISTRY_FD";
 
+/// A store URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
 /// A store that could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +75,20 @@ impl ShmStore {
 pub enum Store {
     /// Shared memory on this host.
     Shm(ShmStore),
+    /// PostgreSQL: processes on several hosts sharing one database.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<crate::pgstore::PgStore>),
+}
+
+impl Store {
+    /// Closes this process's connections (before forking workers, which open their own).
+    pub fn disconnect(&self) {
+        match self {
+            Store::Shm(_) => {}
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p) => p.disconnect(),
+        }
+    }
 }
 
 impl SequenceStore for Store {
@@ -71,11 +96,27 @@ impl SequenceStore for Store {
     fn get(&self) -> Result<Sequences, StoreError> {
         match self {
             Store::Shm(s) => Ok(s.shared().load()),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p) => p.get(),
         }
     }
     fn bump(&self, what: Bump) -> Result<Sequences, StoreError> {
         match self {
             Store::Shm(s) => Ok(s.shared().increment(what)),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p) => p.bump(what),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_in_messages() {
+        assert_eq!(redact("postgres://herd:s3cret@db:5432/x"), "postgres://herd:***@db:5432/x");
+        assert_eq!(redact("postgres://herd@db/x"), "postgres://herd@db/x");
+        assert_eq!(redact("host=/tmp dbname=x"), "host=/tmp dbname=x");
     }
 }

@@ -108,6 +108,16 @@ struct ServeArgs {
     /// How connections reach workers.
     #[arg(long, value_enum, default_value_t = Mode::Signaled)]
     accept_mode: Mode,
+    /// Where the registry sequences live: shm (one host) or postgres://user:password@host/db
+    /// (several hosts sharing one database).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HERD_REGISTRY_STORE",
+        default_value = "shm",
+        hide_env_values = true
+    )]
+    registry_store: String,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
@@ -255,6 +265,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(p) = args.control_socket {
         b = b.control_socket(p);
     }
+    b = b.registry_store(args.registry_store);
     b = b.limits(herd::Limits {
         memory_soft: args.limit_memory_soft,
         memory_hard: args.limit_memory_hard,
