@@ -75,6 +75,8 @@ struct Runner<'s, A: App> {
     stopping_notified: bool,
     /// The child arbiter started by an upgrade, while it runs.
     reexec: Option<Pid>,
+    /// Workers that died while accepting or serving (each may have taken a connection with it).
+    in_flight_deaths: u64,
     /// How this process was started, to start its replacement the same way.
     exe: PathBuf,
     args: Vec<OsString>,
@@ -135,6 +137,7 @@ pub(crate) fn run<A: App>(mut server: Server, app: A) -> Result<i32, crate::Erro
         reloading: false,
         stopping_notified: false,
         reexec: None,
+        in_flight_deaths: 0,
         exe,
         args,
     };
@@ -327,6 +330,7 @@ impl<A: App> Runner<'_, A> {
                 dispatches: st.dispatches,
                 protocol_errors: st.protocol_errors,
                 boot_failures: st.boot_failures,
+                in_flight_deaths: self.in_flight_deaths,
             },
         }
     }
@@ -479,12 +483,28 @@ impl<A: App> Runner<'_, A> {
             Ok(ForkResult::Parent { child }) => {
                 drop(theirs);
                 blocked.restore()?;
-                let pidfd = pidfd_open(
+                let chan = UnixStream::from(ours);
+                let tracked = pidfd_open(
                     rustix::process::Pid::from_raw(child.as_raw()).expect("fork returns a positive pid"),
                     PidfdFlags::empty(),
-                )?;
-                let chan = UnixStream::from(ours);
-                self.epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL | id.0))?;
+                )
+                .map_err(io::Error::from)
+                .and_then(|pidfd| {
+                    self.epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL | id.0))?;
+                    Ok(pidfd)
+                });
+                let pidfd = match tracked {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        // Out of descriptors (or memory) after the fork: a worker the arbiter cannot
+                        // track must not live. Not yet reaped, so its pid cannot have been reused.
+                        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                        if let Some(s) = slot {
+                            self.server.scoreboard.release(s);
+                        }
+                        return Err(e);
+                    }
+                };
                 tracing::info!(worker = %id, pid = child.as_raw(), generation, max_requests, "worker spawned");
                 self.by_pid.insert(child, id);
                 self.procs.insert(
@@ -648,6 +668,10 @@ impl<A: App> Runner<'_, A> {
             if let Some(p) = self.procs.remove(&id) {
                 tracing::info!(worker = %id, pid = p.pid.as_raw(), ?status, "worker exited");
                 if let Some(s) = p.slot {
+                    if self.server.scoreboard.busy(s) {
+                        self.in_flight_deaths += 1;
+                        tracing::info!(worker = %id, "the worker died with a request in flight");
+                    }
                     self.server.scoreboard.release(s);
                 }
             }

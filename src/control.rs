@@ -100,6 +100,9 @@ pub struct Counters {
     pub protocol_errors: u64,
     /// Workers that died before booting or could not be forked.
     pub boot_failures: u64,
+    /// Workers that died while accepting or serving: each may have taken one connection with it.
+    #[serde(default)]
+    pub in_flight_deaths: u64,
 }
 
 /// The answer to `status`.

@@ -22,8 +22,8 @@ const MAX_SLEEP_MS: u64 = 600_000;
 pub struct Demo {
     /// Memory kept by `/alloc?keep=1`, so that it stays resident after the request.
     pub retained: Vec<Vec<u8>>,
-    /// Enables `GET /misbehave?kind=garbage|overlong|bye` (tests only): after answering, the
-    /// worker writes that to its arbiter.
+    /// Enables `GET /misbehave?kind=garbage|overlong|bye|flood|forged` (tests only): after
+    /// answering, the worker writes that to its arbiter.
     pub misbehave: bool,
 }
 
@@ -100,9 +100,21 @@ impl App for Demo {
                     Some("garbage") => b"\x00\xffnot a frame\n".to_vec(),
                     Some("overlong") => [vec![b'A'; 100], vec![b'\n']].concat(),
                     Some("bye") => b"BYE:nonsense\n".to_vec(),
-                    _ => return respond(&mut conn, 400, "kind must be garbage, overlong or bye\n"),
+                    // Legal frames, far too many: 16 MiB of heartbeats.
+                    Some("flood") => b"ALIVE:1\n".repeat(2 << 20),
+                    // "I want work" while serving; the worker's own ACCEPT after this request
+                    // then comes from a worker the arbiter already counts as idle.
+                    Some("forged") => b"ACCEPT\n".to_vec(),
+                    _ => {
+                        return respond(
+                            &mut conn,
+                            400,
+                            "kind must be garbage, overlong, bye, flood or forged\n",
+                        );
+                    }
                 };
                 respond(&mut conn, 200, &format!("{}\n", std::process::id()));
+                drop(conn);
                 let _ = ctx.send_raw(&bytes);
             }
             (_, "/" | "/pid" | "/registry" | "/registry/bump" | "/sleep" | "/crash" | "/alloc" | "/spin") => {

@@ -1,6 +1,7 @@
-//! The scoreboard: one shared counter per worker slot, which a worker bumps after each request
-//! and the arbiter reads for `herd ctl status` (Apache's scoreboard, Unicorn's raindrops). It is
-//! for reporting only: no decision of the arbiter depends on it.
+//! The scoreboard (Apache's, Unicorn's raindrops): per worker slot, a request counter the worker
+//! bumps after each request and a busy flag it holds from accept to the end of the request. The
+//! arbiter reads them for `herd ctl status` and to count workers that died with a request in
+//! flight. Reporting only: no decision of the arbiter depends on it.
 
 use crate::shm::Region;
 use herd_protocol::arbiter::MAX_WORKERS;
@@ -10,7 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Slots: the most workers at once, plus room for the ones still stopping.
 pub const SLOTS: usize = 2 * MAX_WORKERS as usize;
 
-type Board = [AtomicU64; SLOTS];
+#[repr(C)]
+struct Board {
+    requests: [AtomicU64; SLOTS],
+    /// Set from before an accept to the end of the request it took.
+    busy: [AtomicU64; SLOTS],
+}
 
 /// The shared counters and which slots are free (the free list lives in the arbiter only).
 #[derive(Debug)]
@@ -34,7 +40,8 @@ impl Scoreboard {
     /// Takes a free slot, zeroed; `None` if all are in use.
     pub fn claim(&mut self) -> Option<usize> {
         let slot = self.free.pop()?;
-        self.board()[slot].store(0, Ordering::Relaxed);
+        self.board().requests[slot].store(0, Ordering::Relaxed);
+        self.board().busy[slot].store(0, Ordering::Relaxed);
         Some(slot)
     }
 
@@ -45,13 +52,25 @@ impl Scoreboard {
 
     /// Requests the worker in `slot` served.
     pub fn requests(&self, slot: usize) -> u64 {
-        self.board().get(slot).map_or(0, |c| c.load(Ordering::Relaxed))
+        self.board().requests.get(slot).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Counts one request served by the worker in `slot` (called in the worker).
     pub fn count(&self, slot: usize) {
-        if let Some(c) = self.board().get(slot) {
+        if let Some(c) = self.board().requests.get(slot) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Marks the worker in `slot` as accepting or serving (called in the worker).
+    pub fn set_busy(&self, slot: usize, busy: bool) {
+        if let Some(c) = self.board().busy.get(slot) {
+            c.store(u64::from(busy), Ordering::Release);
+        }
+    }
+
+    /// Whether the worker in `slot` was accepting or serving (read by the arbiter once it died).
+    pub fn busy(&self, slot: usize) -> bool {
+        self.board().busy.get(slot).is_some_and(|c| c.load(Ordering::Acquire) != 0)
     }
 }

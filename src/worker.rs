@@ -49,13 +49,25 @@ pub(crate) fn run<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> !
         // (the arbiter's structures that do are never touched again in this process).
         unsafe { libc::close(*fd) };
     }
-    let code = match boot(setup, server, app) {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!(error = %e, "worker failed to boot");
-            herd_protocol::arbiter::WORKER_BOOT_ERROR
-        }
-    };
+    // A panic must never unwind out of here: above this frame is the arbiter's loop (and its
+    // destructors, which remove the pidfile and unlink sockets).
+    let loaded = std::cell::Cell::new(false);
+    let code =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot(setup, server, app, &loaded))) {
+            Ok(Ok(code)) => code,
+            // The runtime could not set the worker up (descriptors, memory): it dies before booting
+            // and the arbiter respawns it with backoff. Not a boot error of the application, which
+            // would halt the server.
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "worker failed to start");
+                EXIT_SETUP
+            }
+            Err(_) if !loaded.get() => {
+                tracing::error!("the application panicked while loading: stopping the server");
+                herd_protocol::arbiter::APP_LOAD_ERROR
+            }
+            Err(_) => EXIT_PANIC,
+        };
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     // SAFETY: _exit ends the process without running the arbiter's destructors (which would
@@ -63,7 +75,17 @@ pub(crate) fn run<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> !
     unsafe { libc::_exit(code) }
 }
 
-fn boot<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> io::Result<i32> {
+/// Exit code of a worker whose runtime setup failed (before it could boot).
+pub const EXIT_SETUP: i32 = 1;
+/// Exit code of a worker whose application panicked while serving.
+pub const EXIT_PANIC: i32 = 101;
+
+fn boot<A: App>(
+    setup: WorkerSetup,
+    server: &Server,
+    app: &mut A,
+    loaded: &std::cell::Cell<bool>,
+) -> io::Result<i32> {
     let wake = WakePipe::install()?;
     crate::sys::install_worker_handlers()?;
     let WorkerSetup { id, generation, max_requests, arbiter, chan, blocked, slot, .. } = setup;
@@ -89,6 +111,7 @@ fn boot<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> io::Result<
     let clock = Clock::new();
     let as_of = server.store.get().unwrap_or_default();
     let registry = Registry::new(app.load(as_of), as_of);
+    loaded.set(true);
     let core = Worker::new(
         WorkerConfig { accept_mode: config.accept_mode, timeout: config.timeout, max_requests },
         clock.now(),
@@ -202,7 +225,13 @@ impl<R> Proc<'_, R> {
             match action {
                 Action::Send(msg) => self.out.extend_from_slice(msg.encode().as_bytes()),
                 Action::Accept(which) => {
+                    // Busy from before the accept to the end of the request: a death meanwhile
+                    // may lose a connection, and the arbiter counts it.
+                    self.set_busy(true);
                     let input = self.accept(which);
+                    if !matches!(input, Input::Accepted(_)) {
+                        self.set_busy(false);
+                    }
                     self.core.handle(now, input);
                 }
                 Action::Serve(_) => {
@@ -212,6 +241,7 @@ impl<R> Proc<'_, R> {
                     if let Some(s) = self.slot {
                         self.server.scoreboard.count(s);
                     }
+                    self.set_busy(false);
                     if self.over_memory() {
                         let now = self.clock.now();
                         self.core.handle(now, Input::OverMemory);
@@ -230,6 +260,12 @@ impl<R> Proc<'_, R> {
             }
         }
         self.flush();
+    }
+
+    fn set_busy(&self, busy: bool) {
+        if let Some(s) = self.slot {
+            self.server.scoreboard.set_busy(s, busy);
+        }
     }
 
     /// Re-arms `RLIMIT_CPU` so that this request gets `--limit-cpu` seconds of CPU from now.

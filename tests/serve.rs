@@ -341,18 +341,23 @@ fn unix_socket_listener_serves_and_is_unlinked_on_exit() {
 
 #[test]
 fn a_worker_that_breaks_the_protocol_is_killed_and_replaced_alone() {
-    for kind in ["garbage", "overlong", "bye"] {
+    for kind in ["garbage", "overlong", "bye", "flood", "forged"] {
         let h = Herd::start(&["--workers", "3", "--test-misbehave"]);
         let before = h.wait_ready(3);
+        let rss_before = common::rss_kib(h.pid);
         let (status, body) = h.get(&format!("/misbehave?kind={kind}")).unwrap();
         assert_eq!(status, 200);
         let culprit: i32 = body.trim().parse().unwrap();
         let after = h.wait_workers("replacement", |w| w.len() == 3 && !w.contains(&culprit));
         let others: BTreeSet<i32> = before.iter().copied().filter(|&p| p != culprit).collect();
         assert!(others.is_subset(&after), "{kind}: other workers disturbed: {before:?} -> {after:?}");
-        h.wait_log("protocol kill", |l| l.iter().any(|l| l.contains("malformed frame from worker")));
+        h.wait_log("protocol kill", |l| {
+            l.iter().any(|l| l.contains("signal worker") && l.contains("reason=Protocol"))
+        });
         let (ok, failed) = burst(&h.addr, "/", 4, 40);
         assert!(failed.is_empty() && ok == 40, "{kind}: {failed:?}");
+        let grown = common::rss_kib(h.pid).saturating_sub(rss_before);
+        assert!(grown < 4096, "{kind}: the arbiter's memory grew by {grown} KiB");
     }
 }
 

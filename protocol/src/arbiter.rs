@@ -25,7 +25,8 @@
 //! - TERM: graceful stop (TERM to workers, KILL what is left at `graceful_timeout`, B19); INT and
 //!   QUIT: fast stop (QUIT, then KILL at `graceful_timeout`).
 //! - A worker silent for `timeout` (by the arbiter's own receive time) gets ABRT, then KILL after
-//!   `kill_grace`. A worker exit code 3 (boot error) or 4 (app load error) halts the server; a
+//!   `kill_grace` — a retiring one too while the server runs; a stopping server gives its workers
+//!   `graceful_timeout` instead. A worker exit code 3 (boot error) or 4 (app load error) halts the server; a
 //!   death by signal never does (B09). Workers that die before their first message are respawned
 //!   one at a time with exponential backoff.
 //! - A worker that sends a malformed frame or a frame illegal in its state is killed at once and
@@ -369,7 +370,14 @@ pub struct WorkerEntry {
     pub asked: Option<KillSignal>,
     /// False once it sent a malformed or illegal frame: nothing it says is believed again.
     pub trusted: bool,
+    /// Start of the current heartbeat window (`timeout / 2` long) and the `ALIVE` frames received
+    /// in it: a worker heartbeats about once per window, so more than [`MAX_ALIVES_PER_WINDOW`]
+    /// is a flood, and a protocol violation.
+    pub alive_window: (Instant, u8),
 }
+
+/// Most `ALIVE` frames a worker may send in one `timeout / 2` (it sends one, two at a boundary).
+pub const MAX_ALIVES_PER_WINDOW: u8 = 16;
 
 /// Counters, for status output and checkers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -602,16 +610,22 @@ impl Arbiter {
             let Some(w) = self.workers.get(&id) else {
                 continue;
             };
+            let silent = w.last_seen + timeout <= now;
             match w.life {
-                Life::Active if w.last_seen + timeout <= now => {
-                    self.stats.timeouts += 1;
-                    self.set_life(id, Life::Killing { kill_at: now + grace });
-                    self.kill(id, KillSignal::Abrt, KillReason::Timeout);
-                }
                 Life::Stopping { kill_at } | Life::Killing { kill_at }
                     if kill_at <= now && !(bug!(self, B19) && self.phase != Phase::Running) =>
                 {
                     self.hard_kill(id, KillReason::GraceExpired);
+                }
+                // A retiring worker (HUP, TTOU, recycling) is still bound by the request timeout
+                // while the server runs, as gunicorn's murder_workers does; only a stopping
+                // server gives its workers the whole graceful timeout.
+                Life::Active | Life::Stopping { .. }
+                    if silent && (w.life == Life::Active || self.phase == Phase::Running) =>
+                {
+                    self.stats.timeouts += 1;
+                    self.set_life(id, Life::Killing { kill_at: now + grace });
+                    self.kill(id, KillSignal::Abrt, KillReason::Timeout);
                 }
                 _ => {}
             }
@@ -705,7 +719,17 @@ impl Arbiter {
         }
         let active = w.life == Life::Active;
         match (msg, w.accepting) {
-            (WorkerMsg::Alive { .. }, _) => {}
+            (WorkerMsg::Alive { .. }, _) => {
+                let (start, n) = w.alive_window;
+                w.alive_window = if now >= start + self.config.timeout / 2 {
+                    (now, 1)
+                } else {
+                    (start, n.saturating_add(1))
+                };
+                if w.alive_window.1 > MAX_ALIVES_PER_WINDOW {
+                    self.violation(from);
+                }
+            }
             (WorkerMsg::Accept, Accepting::Busy) if dispatches => {
                 if active && running {
                     w.accepting = Accepting::Idle;
@@ -975,6 +999,7 @@ impl Arbiter {
                 max_requests,
                 asked: None,
                 trusted: true,
+                alive_window: (self.now, 0),
             },
         );
         self.stats.spawns += 1;

@@ -113,6 +113,8 @@ struct Seen {
     kill_by: Option<Instant>,
     term_sent: bool,
     quit_sent: bool,
+    /// ABRT sent (the soft kill for silence).
+    aborted: bool,
     killed: bool,
     /// Sent ACCEPT (or EMPTY) and not dispatched since.
     idle: bool,
@@ -226,6 +228,7 @@ impl Monitor {
                         kill_by: None,
                         term_sent: false,
                         quit_sent: false,
+                        aborted: false,
                         killed: false,
                         idle: false,
                     },
@@ -265,6 +268,7 @@ impl Monitor {
                         Some(self.graceful_timeout)
                     }
                     KillSignal::Abrt => {
+                        s.aborted = true;
                         if s.last_heard + timeout > now {
                             return Err(Violation::new(
                                 LivenessKill,
@@ -344,7 +348,12 @@ impl Monitor {
                             format!("{id} still not killed at {now:?}, due by {by:?}"),
                         ));
                     }
-                    None if s.last_heard + self.timeout <= now => {
+                    // Silent past the timeout and not soft-killed: only a stopping server may
+                    // leave a worker its graceful timeout instead.
+                    _ if s.last_heard + self.timeout <= now
+                        && !s.aborted
+                        && (s.kill_by.is_none() || !self.stop_requested) =>
+                    {
                         return Err(Violation::new(
                             LivenessKill,
                             format!("{id} silent since {:?}, not killed at {now:?}", s.last_heard),

@@ -231,8 +231,16 @@ fn status_table(s: &herd::control::Status) -> String {
     let c = &s.counters;
     let _ = writeln!(
         out,
-        "spawns {}  deaths {}  timeouts {}  recycles {}  dispatches {}  protocol errors {}  boot failures {}",
-        c.spawns, c.deaths, c.timeouts, c.recycles, c.dispatches, c.protocol_errors, c.boot_failures
+        "spawns {}  deaths {}  timeouts {}  recycles {}  dispatches {}  protocol errors {}  boot failures {}  \
+         in-flight deaths {}",
+        c.spawns,
+        c.deaths,
+        c.timeouts,
+        c.recycles,
+        c.dispatches,
+        c.protocol_errors,
+        c.boot_failures,
+        c.in_flight_deaths
     );
     out
 }

@@ -497,6 +497,44 @@ fn hostile_worker_is_killed_and_replaced_and_its_dispatch_redone() {
 }
 
 #[test]
+fn a_flood_of_alive_is_a_violation_but_steady_heartbeats_are_not() {
+    let mut s = Script::new(config(2));
+    s.at(1).boot_all();
+    let (a, b) = (s.spawned[0], s.spawned[1]);
+    // b heartbeats every timeout / 2 for a long time: never killed.
+    for k in 1..=40u64 {
+        let acts = s.at(k * 5_000).msg(b, WorkerMsg::Alive { timestamp: k });
+        assert!(kills(&acts).is_empty(), "steady heartbeat {k}");
+    }
+    // a floods: MAX_ALIVES_PER_WINDOW in one window are tolerated, one more is not.
+    let t = 200_001;
+    for k in 0..u64::from(MAX_ALIVES_PER_WINDOW) {
+        let acts = s.at(t).msg(a, WorkerMsg::Alive { timestamp: k });
+        assert!(kills(&acts).is_empty(), "alive {k}");
+    }
+    let acts = s.at(t).msg(a, WorkerMsg::Alive { timestamp: 99 });
+    assert_eq!(kills(&acts), vec![(a, KillSignal::Kill)]);
+    assert_eq!(s.a().stats().protocol_errors, 1);
+}
+
+#[test]
+fn a_retiring_worker_is_still_bound_by_the_timeout_while_the_server_runs() {
+    // A graceful timeout far longer than the request timeout, so that the timeout acts first.
+    let mut s = Script::new(Config { graceful_timeout: Duration::from_secs(60), ..config(1) });
+    s.at(1).boot_all();
+    let old = s.spawned[0];
+    s.at(2).input(ready(1));
+    s.at(3).msg(old, WorkerMsg::Accepted { socket: ListenerId(0) });
+    // HUP: the replacement boots, the old worker (busy with a hung request) is asked to stop.
+    s.at(4).input(Input::Signal(Sig::Hup));
+    let new = *s.spawned.last().unwrap();
+    assert_eq!(kills(&s.at(5).msg(new, WorkerMsg::Accept)), vec![(old, KillSignal::Term)]);
+    assert!(kills(&s.at(10_002).tick()).is_empty(), "not silent for the timeout yet");
+    assert_eq!(kills(&s.at(10_003).tick()), vec![(old, KillSignal::Abrt)], "timed out while retiring");
+    assert_eq!(s.a().stats().timeouts, 1);
+}
+
+#[test]
 fn winch_stops_all_workers_and_hup_brings_them_back() {
     let mut s = Script::new(config(3));
     s.at(1).boot_all();

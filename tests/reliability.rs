@@ -1,0 +1,115 @@
+//! Resource exhaustion in the arbiter (fork failing at RLIMIT_NPROC, descriptors exhausted at
+//! RLIMIT_NOFILE): it logs, backs off, keeps serving with the workers it has, and recovers when
+//! the resources return. Plus a short chaos run (`herd-chaos`); the 60-second one is in `.ci/run`.
+
+mod common;
+
+use common::{Herd, get_ok, herd_bin};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::process::Command;
+
+/// Sets the soft limit `what` (`nproc`, `nofile`) of another process, leaving the hard limit:
+/// lowering and raising a soft limit needs no privilege, only the same user, so the call runs
+/// as `as_uid` when given (`setpriv` + util-linux `prlimit`).
+fn set_soft_limit(pid: i32, what: &str, value: u64, as_uid: Option<u32>) {
+    let mut cmd = match as_uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+            c.arg("prlimit");
+            c
+        }
+        None => Command::new("prlimit"),
+    };
+    let out =
+        cmd.args(["--pid", &pid.to_string(), &format!("--{what}={value}:")]).output().expect("run prlimit");
+    assert!(out.status.success(), "prlimit --{what}={value}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn processes_of(uid: u32) -> u64 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|s| s.parse::<u32>().is_ok()))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|s| {
+            s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(&uid.to_string()))
+        })
+        .map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+        })
+        .sum()
+}
+
+#[test]
+fn fork_failing_at_rlimit_nproc_backs_off_and_recovers() {
+    // RLIMIT_NPROC does not bind root: run the server as `nobody` when the tests run as root.
+    let root = rustix::process::getuid().is_root();
+    let mut cmd = if root {
+        // setpriv execs (runuser would fork and stay the parent).
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", herd_bin()]);
+        c
+    } else {
+        Command::new(herd_bin())
+    };
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--log-level", "debug"]);
+    let h = Herd::launch(cmd, &[]);
+    h.wait_ready(2);
+    let uid = if root { 65534 } else { rustix::process::getuid().as_raw() };
+    // No room for one more process of this user.
+    let n = processes_of(uid);
+    let as_uid = root.then_some(uid);
+    set_soft_limit(h.pid, "nproc", n, as_uid);
+    h.signal(Signal::SIGTTIN);
+    h.wait_log("fork failed", |l| l.iter().any(|l| l.contains("cannot fork a worker")));
+    // It keeps serving with the workers it has.
+    for _ in 0..20 {
+        assert_eq!(get_ok(&h.addr, "/"), "hello");
+    }
+    assert_eq!(h.workers().len(), 2);
+    set_soft_limit(h.pid, "nproc", n + 64, as_uid);
+    h.wait_ready(3);
+    assert!(h.zombies().is_empty());
+}
+
+#[test]
+fn descriptors_exhausted_back_off_and_recover() {
+    let h = Herd::start(&["--workers", "2"]);
+    let workers = h.wait_ready(2);
+    let fds = h.fd_count() as u64;
+    // Below what it has open: descriptors it holds stay, no new one can be made (0, 1, 2 are
+    // taken, so no number under the limit is free).
+    set_soft_limit(h.pid, "nofile", 3, None);
+    let victim = *workers.iter().next().unwrap();
+    kill(Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+    h.wait_log("spawn failed", |l| l.iter().any(|l| l.contains("cannot fork a worker")));
+    for _ in 0..20 {
+        assert_eq!(get_ok(&h.addr, "/"), "hello");
+    }
+    set_soft_limit(h.pid, "nofile", 1024, None);
+    h.wait_ready(2);
+    common::wait_until("no zombies", || h.zombies().is_empty());
+    assert_eq!(h.fd_count() as u64, fds, "no descriptor leaked by the failed spawns");
+}
+
+#[test]
+fn a_short_chaos_run_accounts_for_every_request() {
+    let out = Command::new(env!("CARGO_BIN_EXE_herd-chaos"))
+        .args(["--duration", "8s", "--herd", herd_bin()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "herd-chaos failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("unexplained failures") && stdout.contains("verdict: ok"), "{stdout}");
+}
