@@ -13,7 +13,7 @@ use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
 use herd_protocol::registry::{Registry, SequenceStore, Sequences};
 use herd_protocol::signals::Sig;
-use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerSignal};
+use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -113,7 +113,12 @@ fn boot<A: App>(
     let registry = Registry::new(app.load(as_of), as_of);
     loaded.set(true);
     let core = Worker::new(
-        WorkerConfig { accept_mode: config.accept_mode, timeout: config.timeout, max_requests },
+        WorkerConfig {
+            accept_mode: config.accept_mode,
+            timeout: config.timeout,
+            max_requests,
+            kind: WorkerKind::Sync,
+        },
         clock.now(),
     );
     let mut w = Proc {

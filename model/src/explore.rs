@@ -19,7 +19,7 @@ use herd_protocol::invariants::{Checked, Invariant, Violation};
 use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
 use herd_protocol::signals::Sig;
 use herd_protocol::time::Instant;
-use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerSignal};
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
@@ -380,6 +380,7 @@ impl State {
                             accept_mode: self.mode(),
                             timeout: Duration::from_secs(3_600),
                             max_requests,
+                            kind: WorkerKind::Sync,
                         },
                         self.now,
                     );

@@ -11,7 +11,7 @@ use herd_protocol::invariants::Checked;
 use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
 use herd_protocol::signals::Sig;
 use herd_protocol::time::Instant;
-use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerSignal};
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use shuttle::rand::{Rng, thread_rng};
 use shuttle::sync::mpsc::{Receiver, Sender, channel};
 use shuttle::sync::{Arc, Mutex};
@@ -54,7 +54,12 @@ fn worker_thread(
     shared: Arc<Shared>,
 ) {
     let mut core = Worker::new(
-        WorkerConfig { accept_mode: mode, timeout: Duration::from_secs(3_600), max_requests },
+        WorkerConfig {
+            accept_mode: mode,
+            timeout: Duration::from_secs(3_600),
+            max_requests,
+            kind: WorkerKind::Sync,
+        },
         Instant::ZERO,
     );
     core.start(Instant::ZERO);

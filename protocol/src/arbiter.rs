@@ -623,8 +623,13 @@ impl Arbiter {
                 Life::Active | Life::Stopping { .. }
                     if silent && (w.life == Life::Active || self.phase == Phase::Running) =>
                 {
+                    // The hard kill comes after `kill_grace`, or sooner if a stop is already due.
+                    let kill_at = match w.life {
+                        Life::Stopping { kill_at } => kill_at.min(now + grace),
+                        _ => now + grace,
+                    };
                     self.stats.timeouts += 1;
-                    self.set_life(id, Life::Killing { kill_at: now + grace });
+                    self.set_life(id, Life::Killing { kill_at });
                     self.kill(id, KillSignal::Abrt, KillReason::Timeout);
                 }
                 _ => {}

@@ -45,6 +45,24 @@ pub struct WorkerConfig {
     pub timeout: Duration,
     /// Requests to serve before recycling; 0 = unlimited.
     pub max_requests: u32,
+    /// Sync (one connection at a time) or async (several at once).
+    pub kind: WorkerKind,
+}
+
+/// What kind of worker: how many connections it serves at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WorkerKind {
+    /// One connection at a time, one request per connection; no heartbeat while serving, so the
+    /// arbiter's timeout is a request timeout (gunicorn's sync worker).
+    #[default]
+    Sync,
+    /// Up to `connections` connections at once, each with any number of requests (keep-alive).
+    /// It asks for work whenever it is below its limit, and heartbeats while requests run, so
+    /// the timeout catches a blocked event loop, not a slow request.
+    Async {
+        /// Most connections open at once (`--worker-connections`).
+        connections: u32,
+    },
 }
 
 /// Signals a worker acts on.
@@ -77,6 +95,8 @@ pub enum Input {
     ParentChanged,
     /// The worker's memory passed its soft limit: leave after the current request.
     OverMemory,
+    /// Async workers: a connection closed (it was counted open since its `Accepted`).
+    ConnectionClosed,
 }
 
 /// What the worker must do.
@@ -92,6 +112,9 @@ pub enum Action {
     Serve(ListenerId),
     /// Exit the process with this code.
     Exit(i32),
+    /// Async workers: finish the requests under way, close every connection after its current
+    /// request (no more keep-alive), then report [`Input::ConnectionClosed`] for each.
+    Drain,
 }
 
 /// Where the worker is.
@@ -121,6 +144,8 @@ pub struct Worker {
     requests: u64,
     /// Leave at the next idle point, with this reason.
     leaving: Option<ByeReason>,
+    /// Async workers: connections open.
+    open: u32,
     actions: VecDeque<Action>,
 }
 
@@ -134,6 +159,7 @@ impl Worker {
             last_alive: now,
             requests: 0,
             leaving: None,
+            open: 0,
             actions: VecDeque::new(),
         }
     }
@@ -163,10 +189,15 @@ impl Worker {
     /// middle of a request, which is what makes the arbiter's timeout a request timeout).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            State::Serving | State::Exited | State::Booting => None,
+        match (self.state, self.config.kind) {
+            (State::Exited | State::Booting, _) | (State::Serving, WorkerKind::Sync) => None,
             _ => Some(self.last_alive + self.config.timeout / 2),
         }
+    }
+
+    /// Async workers: connections open.
+    pub fn open_connections(&self) -> u32 {
+        self.open
     }
 
     /// Boots: announce liveness and start asking for work.
@@ -189,6 +220,9 @@ impl Worker {
     /// Handles one event.
     pub fn handle(&mut self, now: Instant, input: Input) {
         self.now = self.now.max(now);
+        if let WorkerKind::Async { connections } = self.config.kind {
+            return self.handle_async(input, connections.max(1));
+        }
         match (self.state, input) {
             (State::Exited, _) => {}
             (_, Input::Signal(WorkerSignal::Quit)) => self.exit(EXIT_OK),
@@ -242,6 +276,111 @@ impl Worker {
             // Results that do not fit the state (a spurious readiness, a stray report) change
             // nothing.
             _ => {}
+        }
+    }
+
+    /// The async kind: the accept half of the cycle is the sync one's; connections are counted,
+    /// and the worker asks for more whenever it is below its limit and not leaving.
+    fn handle_async(&mut self, input: Input, limit: u32) {
+        match (self.state, input) {
+            (State::Exited, _) => {}
+            (_, Input::Signal(WorkerSignal::Quit)) => self.exit(EXIT_OK),
+            (_, Input::Malformed) => self.exit(EXIT_PROTOCOL),
+            (_, Input::Signal(WorkerSignal::Term)) => self.leave_async(ByeReason::Stop),
+            (_, Input::ParentChanged) => self.leave_async(ByeReason::Parent),
+            (_, Input::OverMemory) => self.leave_async(ByeReason::Memory),
+            (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
+                self.state = State::Accepting(Some(socket));
+                self.actions.push_back(Action::Accept(Some(socket)));
+            }
+            (State::Accepting(told), Input::Accepted(socket)) => {
+                if told.is_some() {
+                    self.send(WorkerMsg::Accepted { socket });
+                }
+                self.open += 1;
+                self.actions.push_back(Action::Serve(socket));
+                if self.leaving.is_none() && self.open < limit {
+                    self.ask_async();
+                } else {
+                    self.state = State::Serving;
+                }
+            }
+            (State::Accepting(Some(socket)), Input::AcceptEmpty) => {
+                self.send(WorkerMsg::Empty { socket });
+                self.state = State::Idle;
+                self.maybe_bye_async();
+            }
+            (State::Accepting(None), Input::AcceptEmpty) => {
+                if self.leaving.is_some() {
+                    self.state = State::Serving;
+                    self.maybe_bye_async();
+                } else if self.config.accept_mode == AcceptMode::Shared {
+                    self.state = State::Waiting;
+                } else {
+                    self.state = State::Idle;
+                    self.send(WorkerMsg::Accept);
+                }
+            }
+            (State::Waiting, Input::ListenersReadable) => {
+                self.state = State::Accepting(None);
+                self.actions.push_back(Action::Accept(None));
+            }
+            (_, Input::RequestDone) => {
+                self.requests += 1;
+                let budget = u64::from(self.config.max_requests);
+                if budget > 0 && self.requests >= budget {
+                    self.leave_async(ByeReason::Recycle);
+                }
+            }
+            (_, Input::ConnectionClosed) => {
+                self.open = self.open.saturating_sub(1);
+                if self.leaving.is_some() {
+                    self.maybe_bye_async();
+                } else if self.state == State::Serving && self.open < limit {
+                    self.ask_async();
+                }
+            }
+            // ACCEPT:<socket> while not asking: the arbiter broke the protocol.
+            (_, Input::Message(_)) => self.exit(EXIT_PROTOCOL),
+            _ => {}
+        }
+    }
+
+    /// Async: asks for one more connection (directly first in shared and auto modes).
+    fn ask_async(&mut self) {
+        match self.config.accept_mode {
+            AcceptMode::Signaled => {
+                self.state = State::Idle;
+                self.send(WorkerMsg::Accept);
+            }
+            AcceptMode::Shared | AcceptMode::Auto => {
+                self.state = State::Accepting(None);
+                self.actions.push_back(Action::Accept(None));
+            }
+        }
+    }
+
+    /// Async: stop taking work (the first reason wins), drain the open connections, and say BYE
+    /// once none is left. An `ACCEPT` already sent may still be answered with `ACCEPT:<socket>`:
+    /// the worker stays ready for it (state `Idle`) and serves what it takes.
+    fn leave_async(&mut self, reason: ByeReason) {
+        if self.leaving.is_some() {
+            return;
+        }
+        self.leaving = Some(reason);
+        self.actions.push_back(Action::Drain);
+        if matches!(self.state, State::Waiting | State::Booting) {
+            self.state = State::Serving;
+        }
+        self.maybe_bye_async();
+    }
+
+    fn maybe_bye_async(&mut self) {
+        if let Some(reason) = self.leaving
+            && self.open == 0
+            && !matches!(self.state, State::Accepting(_) | State::Exited)
+        {
+            self.bye(reason);
         }
     }
 

@@ -15,7 +15,7 @@ use herd_protocol::registry::{Registry, SharedSequences};
 use herd_protocol::rng::Rng;
 use herd_protocol::signals::{Sig, SignalQueue};
 use herd_protocol::time::Instant;
-use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerSignal};
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
@@ -35,14 +35,21 @@ enum Ev {
     ArbiterTimer,
     ArbiterWake,
     SignalDelivered(Sig),
-    ToArbiter { from: WorkerId, frame: Vec<u8> },
-    ToWorker { to: WorkerId, msg: ArbiterMsg },
+    ToArbiter {
+        from: WorkerId,
+        frame: Vec<u8>,
+    },
+    ToWorker {
+        to: WorkerId,
+        msg: ArbiterMsg,
+    },
     Ready(ListenerId),
     Forked(WorkerId),
     SpawnFailed(WorkerId),
     WorkerTimer(WorkerId),
     WorkerSignal(WorkerId, KillSignal),
-    RequestDone(WorkerId),
+    /// A request ended, on the worker's only connection (sync) or on this one (async).
+    RequestDone(WorkerId, u64),
     Arrival,
     OutsideKill,
     Storm,
@@ -61,6 +68,10 @@ struct Proc {
     dead: Option<ExitStatus>,
     reap_wanted: bool,
     serving: Option<Conn>,
+    /// Async workers: open connections (keep-alive), and whether they were told to drain.
+    conns: Vec<AsyncConn>,
+    draining: bool,
+    next_conn: u64,
     hung: bool,
     crash_at_done: bool,
     registry: Registry<u64>,
@@ -80,6 +91,12 @@ struct Proc {
     lane: usize,
 }
 
+/// An async worker's open connection: requests left on it (keep-alive).
+struct AsyncConn {
+    id: u64,
+    requests_left: u32,
+}
+
 struct Listener {
     queue: VecDeque<Conn>,
     watched: bool,
@@ -93,7 +110,7 @@ struct Listener {
 pub struct Tally {
     /// Connections that arrived.
     pub arrived: u64,
-    /// Requests served to the end.
+    /// Connections served to the end (every request on them).
     pub served: u64,
     /// Requests in flight on a worker that was killed or crashed (explained failures).
     pub failed_killed: u64,
@@ -143,6 +160,9 @@ pub struct World {
     pub(crate) timeline: Option<Timeline>,
     stop_sent: Option<Instant>,
     violation: Option<Violation>,
+    /// The worker kind of this run (drawn apart from the main generator, so that the sync runs
+    /// of every seed are what they were before async workers existed).
+    kind: WorkerKind,
     /// The fault kinds of this run, as drawn (healing clears the mix).
     faults: String,
     faults_drawn: u32,
@@ -182,6 +202,12 @@ impl World {
         let arbiter = herd_protocol::arbiter::Arbiter::new(config.clone(), Instant::ZERO);
         let (arb, first) = Checked::wrap(arbiter.expect("the simulator draws valid configs"));
         let heal_at = Instant::ZERO + opts.duration;
+        let mut kind_rng = Rng::new(opts.seed ^ 0xa5a5_0000_0000_a5a5);
+        let kind = if kind_rng.chance(0.3) {
+            WorkerKind::Async { connections: 2 + kind_rng.up_to(2) }
+        } else {
+            WorkerKind::Sync
+        };
         let mut w = World {
             now: Instant::ZERO,
             seq: 0,
@@ -210,6 +236,7 @@ impl World {
             timeline: opts.timeline.then(Timeline::default),
             stop_sent: None,
             violation: None,
+            kind,
             faults: String::new(),
             faults_drawn: 0,
         };
@@ -224,8 +251,9 @@ impl World {
             })
             .collect();
         let line = format!(
-            "config {:?} arrivals every {:?}; faults: {}",
+            "config {:?} {:?} arrivals every {:?}; faults: {}",
             w.config,
+            w.kind,
             w.arrival_mean,
             w.mix.describe()
         );
@@ -400,7 +428,9 @@ impl World {
                 }
             }
             Ev::ToWorker { to, msg } => {
-                if self.procs.get(&to).is_some_and(|p| p.dead.is_none() && p.started) {
+                // A hung async worker's event loop is blocked: nothing is read.
+                if self.procs.get(&to).is_some_and(|p| p.dead.is_none() && p.started && !self.loop_blocked(p))
+                {
                     self.worker_input(to, worker::Input::Message(msg));
                 }
             }
@@ -420,7 +450,7 @@ impl World {
             Ev::WorkerTimer(id) => {
                 let now = self.now;
                 let Some(p) = self.procs.get_mut(&id) else { return };
-                if p.dead.is_some() || p.timer_at != Some(now) {
+                if p.dead.is_some() || p.timer_at != Some(now) || (p.hung && self.kind != WorkerKind::Sync) {
                     return;
                 }
                 p.timer_at = None;
@@ -438,9 +468,13 @@ impl World {
                     KillSignal::Kill => self.die(id, ExitStatus::Signaled(9)),
                 }
             }
-            Ev::RequestDone(id) => {
+            Ev::RequestDone(id, conn) => {
                 let Some(p) = self.procs.get_mut(&id) else { return };
-                if p.dead.is_some() || p.serving.is_none() || p.hung {
+                let open = match self.kind {
+                    WorkerKind::Sync => p.serving.is_some(),
+                    WorkerKind::Async { .. } => p.conns.iter().any(|c| c.id == conn),
+                };
+                if p.dead.is_some() || !open || p.hung {
                     return;
                 }
                 if p.crash_at_done {
@@ -449,7 +483,11 @@ impl World {
                     return self.die(id, ExitStatus::Signaled(sig));
                 }
                 p.serving = None;
-                self.tally.served += 1;
+                // Connections are what arrive; an async connection counts as served when it
+                // closes after its last request.
+                if self.kind == WorkerKind::Sync {
+                    self.tally.served += 1;
+                }
                 // Some requests change the registry: commit, then bump (registry or caches).
                 let r = self.rng.up_to(99);
                 if r < 3 {
@@ -484,6 +522,9 @@ impl World {
                     t.request_end(lane, self.now);
                 }
                 self.worker_input(id, worker::Input::RequestDone);
+                if self.kind != WorkerKind::Sync {
+                    self.next_request_or_close(id, conn);
+                }
             }
             Ev::Arrival => {
                 if self.phase != RunPhase::Safety {
@@ -698,6 +739,7 @@ impl World {
                         accept_mode: self.config.accept_mode,
                         timeout: self.config.timeout,
                         max_requests,
+                        kind: self.kind,
                     },
                     self.now,
                 );
@@ -711,6 +753,9 @@ impl World {
                         dead: None,
                         reap_wanted: false,
                         serving: None,
+                        conns: Vec::new(),
+                        draining: false,
+                        next_conn: 0,
                         hung: false,
                         crash_at_done: false,
                         registry: Registry::new(self.db_version, as_of),
@@ -817,6 +862,8 @@ impl World {
         if p.serving.take().is_some() {
             self.tally.failed_killed += 1;
         }
+        // Each open connection of an async worker loses its request under way.
+        self.tally.failed_killed += p.conns.drain(..).count() as u64;
         let lane = p.lane;
         if let Some(t) = &mut self.timeline {
             t.exit(lane, self.now, status);
@@ -918,42 +965,89 @@ impl World {
                     }
                 }
             }
-            worker::Action::Serve(_) => {
-                let shared = self.store.load();
-                let db = self.db_version;
-                let signalled = self.signalled;
+            worker::Action::Serve(_) => match self.kind {
+                WorkerKind::Sync => self.start_request(id, 0),
+                WorkerKind::Async { .. } => {
+                    let keep_alive = 1 + self.rng.up_to(3);
+                    let p = self.procs.get_mut(&id).expect("proc");
+                    p.serving = None;
+                    let conn = p.next_conn;
+                    p.next_conn += 1;
+                    p.conns.push(AsyncConn { id: conn, requests_left: keep_alive });
+                    self.start_request(id, conn);
+                }
+            },
+            worker::Action::Drain => {
                 let p = self.procs.get_mut(&id).expect("proc");
-                let mut reloaded = false;
-                let version = *p.registry.before_request(
-                    shared,
-                    || {
-                        reloaded = true;
-                        db
-                    },
-                    |_| {},
-                );
-                p.served += 1;
-                let (served, budget) = (p.served, p.budget);
-                if reloaded {
-                    self.tally.reloads += 1;
-                }
-                self.checks().serve(id, version, signalled, served, budget);
-                let hang = self.rng.chance(self.mix.hang);
-                let crash = self.rng.chance(self.mix.crash);
-                let d = Duration::from_nanos((100 + u64::from(self.rng.up_to(19_900))) * US);
-                let p = self.procs.get_mut(&id).expect("proc");
-                p.hung = hang;
-                p.crash_at_done = crash;
-                if let Some(t) = &mut self.timeline {
-                    t.request_start(p.lane, self.now, hang);
-                }
-                if hang {
-                    self.log(|| format!("fault: {id}'s request hangs"));
-                } else {
-                    self.schedule_in(d, Ev::RequestDone(id));
-                }
+                p.draining = true;
             }
             worker::Action::Exit(code) => self.die(id, ExitStatus::Code(code)),
+        }
+    }
+
+    /// A hung async worker: its event loop is blocked (a handler that never yields).
+    fn loop_blocked(&self, p: &Proc) -> bool {
+        p.hung && self.kind != WorkerKind::Sync
+    }
+
+    /// Starts a request on a worker's connection: the registry check, then the request, which
+    /// ends (`RequestDone`), hangs, or crashes the worker at its end.
+    fn start_request(&mut self, id: WorkerId, conn: u64) {
+        let shared = self.store.load();
+        let db = self.db_version;
+        let signalled = self.signalled;
+        let p = self.procs.get_mut(&id).expect("proc");
+        let mut reloaded = false;
+        let version = *p.registry.before_request(
+            shared,
+            || {
+                reloaded = true;
+                db
+            },
+            |_| {},
+        );
+        p.served += 1;
+        let (served, budget) = (p.served, p.budget);
+        if reloaded {
+            self.tally.reloads += 1;
+        }
+        // An async worker learns its budget is spent when a request ends; requests already
+        // started on its other connections still run: at most `connections - 1` more.
+        let slack = match self.kind {
+            WorkerKind::Sync => 0,
+            WorkerKind::Async { connections } => connections - 1,
+        };
+        self.checks().serve(id, version, signalled, served, if budget > 0 { budget + slack } else { 0 });
+        let hang = self.rng.chance(self.mix.hang);
+        let crash = self.rng.chance(self.mix.crash);
+        let d = Duration::from_nanos((100 + u64::from(self.rng.up_to(19_900))) * US);
+        let p = self.procs.get_mut(&id).expect("proc");
+        p.hung |= hang;
+        p.crash_at_done |= crash;
+        if let Some(t) = &mut self.timeline {
+            t.request_start(p.lane, self.now, hang);
+        }
+        if hang {
+            self.log(|| format!("fault: {id}'s request hangs"));
+        } else {
+            self.schedule_in(d, Ev::RequestDone(id, conn));
+        }
+    }
+
+    /// Async: after a request, the connection carries the next one (keep-alive) or closes.
+    fn next_request_or_close(&mut self, id: WorkerId, conn: u64) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        if p.dead.is_some() {
+            return;
+        }
+        let Some(i) = p.conns.iter().position(|c| c.id == conn) else { return };
+        if p.conns[i].requests_left > 1 && !p.draining {
+            p.conns[i].requests_left -= 1;
+            self.start_request(id, conn);
+        } else {
+            p.conns.remove(i);
+            self.tally.served += 1;
+            self.worker_input(id, worker::Input::ConnectionClosed);
         }
     }
 }

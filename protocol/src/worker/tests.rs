@@ -4,7 +4,12 @@ const MS: u64 = 1_000_000;
 
 fn worker(mode: AcceptMode, max_requests: u32) -> Worker {
     Worker::new(
-        WorkerConfig { accept_mode: mode, timeout: Duration::from_secs(10), max_requests },
+        WorkerConfig {
+            accept_mode: mode,
+            timeout: Duration::from_secs(10),
+            max_requests,
+            kind: WorkerKind::Sync,
+        },
         Instant::ZERO,
     )
 }
@@ -233,4 +238,96 @@ fn back_to_back_requests_still_heartbeat() {
         assert!(gaps.iter().all(|&g| g <= 5_000), "{mode:?}: heartbeat gaps {gaps:?} exceed timeout/2");
         assert!(alive_at[0] <= 5_000, "{mode:?}: first heartbeat at {}", alive_at[0]);
     }
+}
+
+fn async_worker(mode: AcceptMode, max_requests: u32, connections: u32) -> Worker {
+    Worker::new(
+        WorkerConfig {
+            accept_mode: mode,
+            timeout: Duration::from_secs(10),
+            max_requests,
+            kind: WorkerKind::Async { connections },
+        },
+        Instant::ZERO,
+    )
+}
+
+#[test]
+fn async_asks_for_work_while_below_its_limit_and_heartbeats_while_serving() {
+    let mut w = async_worker(AcceptMode::Signaled, 0, 2);
+    w.start(Instant::ZERO);
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 0 }), send(WorkerMsg::Accept)]);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    // One connection open, one free: answer, serve, and ask again at once.
+    assert_eq!(
+        step(&mut w, 1, Input::Accepted(L0)),
+        vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0), send(WorkerMsg::Accept)]
+    );
+    step(&mut w, 2, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    // At the limit: serve, do not ask.
+    assert_eq!(
+        step(&mut w, 2, Input::Accepted(L0)),
+        vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
+    );
+    assert_eq!(w.open_connections(), 2);
+    // Heartbeats flow while requests run.
+    assert_eq!(w.poll_timeout(), Some(Instant(5_000 * MS)));
+    w.handle_timeout(Instant(5_000 * MS));
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 5_000 })]);
+    // Requests end (keep-alive: no new ask); a connection closes: below the limit, ask again.
+    assert_eq!(step(&mut w, 5_001, Input::RequestDone), vec![]);
+    assert_eq!(step(&mut w, 5_002, Input::ConnectionClosed), vec![send(WorkerMsg::Accept)]);
+    assert_eq!(w.open_connections(), 1);
+}
+
+#[test]
+fn async_budget_counts_requests_across_connections_then_drains() {
+    let mut w = async_worker(AcceptMode::Shared, 3, 4);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Accepted(L0));
+    step(&mut w, 1, Input::Accepted(L0));
+    // Nothing more to take: it waits on the listeners while serving.
+    assert_eq!(step(&mut w, 1, Input::AcceptEmpty), vec![]);
+    assert!(w.waits_on_listeners());
+    assert_eq!(w.open_connections(), 2);
+    assert_eq!(step(&mut w, 2, Input::RequestDone), vec![]);
+    assert_eq!(step(&mut w, 3, Input::RequestDone), vec![]);
+    // The third request spends the budget: stop taking work, drain, leave when all closed.
+    assert_eq!(step(&mut w, 4, Input::RequestDone), vec![Action::Drain]);
+    assert!(!w.waits_on_listeners());
+    assert_eq!(step(&mut w, 5, Input::ConnectionClosed), vec![]);
+    assert_eq!(
+        step(&mut w, 6, Input::ConnectionClosed),
+        vec![send(WorkerMsg::Bye { reason: ByeReason::Recycle }), Action::Exit(EXIT_OK)]
+    );
+}
+
+#[test]
+fn async_term_drains_and_still_serves_a_dispatch_already_asked_for() {
+    let mut w = async_worker(AcceptMode::Signaled, 0, 2);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 1, Input::Accepted(L0)); // serving one, asked for another
+    assert_eq!(step(&mut w, 2, Input::Signal(WorkerSignal::Term)), vec![Action::Drain]);
+    // The arbiter had already dispatched to it: legal, taken and served, no new ask.
+    step(&mut w, 3, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    assert_eq!(
+        step(&mut w, 3, Input::Accepted(L0)),
+        vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
+    );
+    assert_eq!(step(&mut w, 4, Input::ConnectionClosed), vec![]);
+    assert_eq!(
+        step(&mut w, 5, Input::ConnectionClosed),
+        vec![send(WorkerMsg::Bye { reason: ByeReason::Stop }), Action::Exit(EXIT_OK)]
+    );
+    // Idle with nothing open: TERM leaves at once.
+    let mut w = async_worker(AcceptMode::Signaled, 0, 2);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    assert_eq!(
+        step(&mut w, 1, Input::Signal(WorkerSignal::Term)),
+        vec![Action::Drain, send(WorkerMsg::Bye { reason: ByeReason::Stop }), Action::Exit(EXIT_OK)]
+    );
 }
