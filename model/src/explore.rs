@@ -43,6 +43,8 @@ pub struct Bounds {
     pub mode: AcceptMode,
     /// Worker request budget (0 = unlimited).
     pub max_requests: u32,
+    /// Sync or async workers.
+    pub kind: WorkerKind,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
     /// A re-introduced bug of BUGS.md.
@@ -66,6 +68,9 @@ struct Proc {
     to_arbiter: VecDeque<Vec<WorkerMsg>>,
     to_worker: VecDeque<ArbiterMsg>,
     os: Option<Os>,
+    /// Async workers: connections open (each serves one request, then closes; keep-alive
+    /// changes nothing the arbiter sees).
+    conns: u32,
 }
 
 /// Faults left in this run, and the kinds that are on.
@@ -99,6 +104,8 @@ pub struct State {
     ready_pending: bool,
     /// Dispatched accepts that may legitimately find nothing: one per abandoned connection.
     spare_wakeups: u32,
+    /// The worker kind.
+    kind: WorkerKind,
 }
 
 /// A transition, for traces.
@@ -116,6 +123,8 @@ pub enum Step {
     Os(WorkerId),
     /// A waiting worker (shared mode) sees the listener readable.
     Wake(WorkerId),
+    /// An async worker's connection ends: its request done, the connection closed.
+    Finish(WorkerId),
 
     /// A dead worker is reaped (its pipe read to the end first).
     Reap(WorkerId),
@@ -190,6 +199,7 @@ impl State {
             exited: false,
             ready_pending: false,
             spare_wakeups: 0,
+            kind: b.kind,
         };
         s.arbiter_actions(actions).expect("start breaks nothing");
         s
@@ -235,6 +245,9 @@ impl State {
             }
             if p.os.is_some() {
                 steps.push(Step::Os(id));
+            }
+            if p.conns > 0 {
+                steps.push(Step::Finish(id));
             }
             if p.core.waits_on_listeners() && self.queue > 0 {
                 steps.push(Step::Wake(id));
@@ -326,6 +339,13 @@ impl State {
                 }
             }
             Step::Wake(id) => self.worker(id, worker::Input::ListenersReadable),
+            Step::Finish(id) => {
+                let p = self.procs.get_mut(&id).expect("proc");
+                p.conns -= 1;
+                self.served += 1;
+                self.worker(id, worker::Input::RequestDone);
+                self.worker(id, worker::Input::ConnectionClosed);
+            }
 
             Step::Reap(id) => {
                 let p = self.procs.remove(&id).expect("proc");
@@ -353,7 +373,8 @@ impl State {
                 self.spare_wakeups += 1;
             }
         }
-        let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count() as u32;
+        let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count() as u32
+            + self.procs.values().filter(|p| !p.dead).map(|p| p.conns).sum::<u32>();
         if self.arrived != self.served + self.queue + serving + self.lost_with_worker + self.abandoned {
             return Err(Violation::new(
                 Invariant::NoLostWakeup,
@@ -380,7 +401,7 @@ impl State {
                             accept_mode: self.mode(),
                             timeout: Duration::from_secs(3_600),
                             max_requests,
-                            kind: WorkerKind::Sync,
+                            kind: self.kind,
                         },
                         self.now,
                     );
@@ -395,6 +416,7 @@ impl State {
                             to_arbiter: VecDeque::new(),
                             to_worker: VecDeque::new(),
                             os: None,
+                            conns: 0,
                         },
                     );
                     let now = self.now;
@@ -443,7 +465,10 @@ impl State {
             match a {
                 worker::Action::Send(m) => packet.push(m),
                 worker::Action::Accept(which) => p.os = Some(Os::Accept(which)),
+                worker::Action::Serve(_) if self.kind != WorkerKind::Sync => p.conns += 1,
                 worker::Action::Serve(_) => p.os = Some(Os::Serving),
+                // Connections finish on their own (the Finish step).
+                worker::Action::Drain => {}
                 worker::Action::Exit(code) => {
                     // Frames written before exiting are still read by the arbiter.
                     if !packet.is_empty() {
@@ -465,6 +490,7 @@ impl State {
             if p.os == Some(Os::Serving) {
                 self.lost_with_worker += 1;
             }
+            self.lost_with_worker += std::mem::take(&mut p.conns);
             p.dead = true;
             p.status = Some(status);
             p.os = None;

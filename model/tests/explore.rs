@@ -12,6 +12,7 @@ fn bounds(mode: AcceptMode, workers: u32, connections: u32, faults: u32) -> Boun
         kinds: KINDS.iter().map(|k| k.to_string()).collect(),
         mode,
         max_requests: 0,
+        kind: herd_protocol::worker::WorkerKind::Sync,
         max_states: 2_000_000,
         #[cfg(feature = "mutants")]
         mutant: None,
@@ -65,4 +66,23 @@ fn reachable_arbiter_bugs_are_found_with_a_short_trace() {
         assert!(trace.len() < 30, "{m:?}: trace of {} steps", trace.len());
         eprintln!("{m:?}: {v} after {} steps: {trace:?}", trace.len());
     }
+}
+
+fn async_bounds(mode: AcceptMode, faults: u32) -> Bounds {
+    Bounds { kind: herd_protocol::worker::WorkerKind::Async { connections: 2 }, ..bounds(mode, 2, 2, faults) }
+}
+
+#[test]
+fn async_workers_signaled_any_one_fault() {
+    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1), 100_000);
+}
+
+#[test]
+fn async_workers_shared_any_one_fault() {
+    complete_and_clean(&async_bounds(AcceptMode::Shared, 1), 100_000);
+}
+
+#[test]
+fn async_workers_auto_kill_term_abandon() {
+    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 50_000);
 }

@@ -35,6 +35,9 @@ struct Cli {
     /// Worker request budget (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     max_requests: u32,
+    /// Async workers serving up to this many connections at once (0: sync workers).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4))]
+    async_connections: u32,
     /// Give up after this many states (0 = none).
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
@@ -53,6 +56,10 @@ fn main() -> ExitCode {
             Mode::Auto => AcceptMode::Auto,
         },
         max_requests: cli.max_requests,
+        kind: match cli.async_connections {
+            0 => herd_protocol::worker::WorkerKind::Sync,
+            n => herd_protocol::worker::WorkerKind::Async { connections: n },
+        },
         max_states: cli.max_states,
         #[cfg(feature = "mutants")]
         mutant: None,
