@@ -14,6 +14,20 @@ use crate::control::{self, Reply, Request};
 use crate::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID, Listener};
 use crate::notify::Notifier;
 use crate::server::{App, Server, UPGRADE_FROM_ENV};
+
+/// What a forked worker runs: never returns into the arbiter's code.
+pub(crate) trait WorkerMain {
+    fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> !;
+}
+
+/// A sync worker serving an [`App`].
+pub(crate) struct SyncWorker<A>(pub A);
+
+impl<A: App> WorkerMain for SyncWorker<A> {
+    fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
+        worker::run(setup, server, &mut self.0)
+    }
+}
 use crate::store::{REGISTRY_FD_ENV, Store};
 use crate::sys::{Blocked, Clock, WakePipe};
 use crate::worker::{self, WorkerSetup};
@@ -56,7 +70,7 @@ struct Proc {
     slot: Option<usize>,
 }
 
-struct Runner<'s, A: App> {
+struct Runner<'s, A: WorkerMain> {
     core: Arbiter,
     clock: Clock,
     wake: WakePipe,
@@ -82,7 +96,7 @@ struct Runner<'s, A: App> {
     args: Vec<OsString>,
 }
 
-pub(crate) fn run<A: App>(mut server: Server, app: A) -> Result<i32, crate::Error> {
+pub(crate) fn run<A: WorkerMain>(mut server: Server, app: A) -> Result<i32, crate::Error> {
     let io = |what| move |source| crate::Error::Io { what, source };
     let me = nix::unistd::getpid();
     let clock = Clock::new();
@@ -152,7 +166,7 @@ pub(crate) fn run<A: App>(mut server: Server, app: A) -> Result<i32, crate::Erro
     Ok(code)
 }
 
-impl<A: App> Runner<'_, A> {
+impl<A: WorkerMain> Runner<'_, A> {
     fn main_loop(&mut self) -> i32 {
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
@@ -478,7 +492,7 @@ impl<A: App> Runner<'_, A> {
                     slot,
                     inherited: self.arbiter_fds(),
                 };
-                worker::run(setup, self.server, &mut self.app)
+                self.app.worker_main(setup, self.server)
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(theirs);

@@ -190,3 +190,47 @@ fn respond(conn: &mut Connection, status: u16, body: &str) {
     let _ = conn.write_all([head.as_bytes(), body.as_bytes()].concat().as_slice());
     let _ = conn.flush();
 }
+
+/// The demo application for async workers (`herd serve --worker-class async`): the same routes,
+/// HTTP/1.1 with keep-alive; `/sleep` awaits (the worker keeps serving others), and
+/// `GET /block?ms=N` blocks the worker's event loop (its heartbeats stop: past `--timeout` the
+/// arbiter kills it).
+#[cfg(feature = "async")]
+pub async fn demo_async(
+    req: hyper::Request<hyper::body::Incoming>,
+    ctx: crate::async_worker::HttpContext,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let reply = |status: u16, body: String| {
+        let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        r
+    };
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let ms = || param(&query, "ms").and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms <= MAX_SLEEP_MS);
+    match (req.method().as_str(), req.uri().path()) {
+        ("GET", "/") => reply(200, "hello\n".into()),
+        ("GET", "/pid") => reply(200, format!("{}\n", std::process::id())),
+        ("GET", "/registry") => reply(200, format!("{}\n", ctx.sequences().registry)),
+        ("POST", "/registry/bump") => match ctx.bump_registry() {
+            Ok(after) => reply(200, format!("{}\n", after.registry)),
+            Err(e) => reply(503, format!("{e}\n")),
+        },
+        ("GET", "/sleep") => match ms() {
+            Some(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                reply(200, format!("slept {ms}\n"))
+            }
+            None => reply(400, format!("ms must be a number from 0 to {MAX_SLEEP_MS}\n")),
+        },
+        ("GET", "/block") => match ms() {
+            Some(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                reply(200, format!("blocked {ms}\n"))
+            }
+            None => reply(400, format!("ms must be a number from 0 to {MAX_SLEEP_MS}\n")),
+        },
+        ("GET", "/crash") => std::process::abort(),
+        _ => reply(404, "not found\n".into()),
+    }
+}

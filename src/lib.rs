@@ -20,6 +20,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`async_worker`] | async workers: tokio + hyper, HTTP/1.1 keep-alive (feature `async`) |
 //! | [`server`] | [`Server`], its builder, the [`App`] trait and the request [`Context`] |
 //! | [`listen`] | `--bind` addresses, listeners, accepted connections |
 //! | [`store`] | registry sequence stores (shared memory; PostgreSQL in `pgstore` with the `postgres` feature) |
@@ -35,6 +36,8 @@
 #![deny(missing_docs)]
 
 mod arbiter;
+#[cfg(feature = "async")]
+pub mod async_worker;
 pub mod control;
 pub mod demo;
 pub mod listen;

@@ -434,7 +434,30 @@ impl Server {
     ///
     /// Call it from a single-threaded process: `fork` copies only the calling thread.
     pub fn run_app<A: App>(self, app: A) -> Result<i32, Error> {
-        crate::arbiter::run(self, app)
+        crate::arbiter::run(self, crate::arbiter::SyncWorker(app))
+    }
+
+    /// Runs an async application on async workers (tokio + hyper, HTTP/1.1 with keep-alive),
+    /// each serving up to `connections` connections at once (`--worker-connections`). `handler`
+    /// answers one request; it gets an [`crate::async_worker::HttpContext`] (worker id, registry
+    /// sequences, registry bumps). The registry sequence is checked before every request.
+    ///
+    /// A handler that blocks the runtime stops the worker's heartbeats: the arbiter kills it
+    /// after `timeout`. A slow handler that awaits does not.
+    #[cfg(feature = "async")]
+    pub fn run_async<F, Fut, B>(self, connections: u32, handler: F) -> Result<i32, Error>
+    where
+        F: Fn(hyper::Request<hyper::body::Incoming>, crate::async_worker::HttpContext) -> Fut
+            + Clone
+            + 'static,
+        Fut: std::future::Future<Output = hyper::Response<B>> + 'static,
+        B: hyper::body::Body<Data = bytes::Bytes> + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        crate::arbiter::run(
+            self,
+            crate::async_worker::AsyncWorker { handler, connections: connections.max(1) },
+        )
     }
 
     /// Runs a closure as the application (no registry).

@@ -44,35 +44,61 @@ pub(crate) struct WorkerSetup {
 
 /// Runs a worker to its end and exits the process; never returns into the arbiter's code.
 pub(crate) fn run<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> ! {
-    for fd in &setup.inherited {
+    let inherited = setup.inherited.clone();
+    run_process(&inherited, |loaded| boot(setup, server, app, loaded))
+}
+
+/// The frame of every worker process: closes the arbiter's descriptors, runs `body`, and exits
+/// with its code. A panic never unwinds out of here: above this frame is the arbiter's loop (and
+/// its destructors, which remove the pidfile and unlink sockets). `body` sets the flag once the
+/// application is loaded: a panic before that is an application load error, which halts the
+/// server; after, a crash of this worker.
+pub(crate) fn run_process(
+    inherited: &[i32],
+    body: impl FnOnce(&std::cell::Cell<bool>) -> io::Result<i32>,
+) -> ! {
+    for fd in inherited {
         // SAFETY: these are the arbiter's descriptors; nothing in the worker owns or uses them
         // (the arbiter's structures that do are never touched again in this process).
         unsafe { libc::close(*fd) };
     }
-    // A panic must never unwind out of here: above this frame is the arbiter's loop (and its
-    // destructors, which remove the pidfile and unlink sockets).
     let loaded = std::cell::Cell::new(false);
-    let code =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| boot(setup, server, app, &loaded))) {
-            Ok(Ok(code)) => code,
-            // The runtime could not set the worker up (descriptors, memory): it dies before booting
-            // and the arbiter respawns it with backoff. Not a boot error of the application, which
-            // would halt the server.
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "worker failed to start");
-                EXIT_SETUP
-            }
-            Err(_) if !loaded.get() => {
-                tracing::error!("the application panicked while loading: stopping the server");
-                herd_protocol::arbiter::APP_LOAD_ERROR
-            }
-            Err(_) => EXIT_PANIC,
-        };
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&loaded))) {
+        Ok(Ok(code)) => code,
+        // The runtime could not set the worker up (descriptors, memory): it dies before booting
+        // and the arbiter respawns it with backoff. Not a boot error of the application, which
+        // would halt the server.
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "worker failed to start");
+            EXIT_SETUP
+        }
+        Err(_) if !loaded.get() => {
+            tracing::error!("the application panicked while loading: stopping the server");
+            herd_protocol::arbiter::APP_LOAD_ERROR
+        }
+        Err(_) => EXIT_PANIC,
+    };
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     // SAFETY: _exit ends the process without running the arbiter's destructors (which would
     // remove the pidfile and unlink sockets).
     unsafe { libc::_exit(code) }
+}
+
+/// What every worker does first: its own self-pipe and signal dispositions, then the signals
+/// unblocked; the parent-death signal; its process title; the hard memory limit.
+pub(crate) fn prepare(id: WorkerId, blocked: Blocked, server: &Server) -> io::Result<WakePipe> {
+    let wake = WakePipe::install()?;
+    crate::sys::install_worker_handlers()?;
+    blocked.restore()?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    if let Ok(title) = std::ffi::CString::new(format!("herd: worker {}", id.0)) {
+        let _ = nix::sys::prctl::set_name(&title);
+    }
+    if let Some(bytes) = server.limits.memory_hard {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
+    }
+    Ok(wake)
 }
 
 /// Exit code of a worker whose runtime setup failed (before it could boot).
@@ -86,17 +112,8 @@ fn boot<A: App>(
     app: &mut A,
     loaded: &std::cell::Cell<bool>,
 ) -> io::Result<i32> {
-    let wake = WakePipe::install()?;
-    crate::sys::install_worker_handlers()?;
     let WorkerSetup { id, generation, max_requests, arbiter, chan, blocked, slot, .. } = setup;
-    blocked.restore()?;
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-    if let Ok(title) = std::ffi::CString::new(format!("herd: worker {}", id.0)) {
-        let _ = nix::sys::prctl::set_name(&title);
-    }
-    if let Some(bytes) = server.limits.memory_hard {
-        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
-    }
+    let wake = prepare(id, blocked, server)?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
     epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL))?;
@@ -262,6 +279,8 @@ impl<R> Proc<'_, R> {
                     self.exit = Some(code);
                     return;
                 }
+                // Only async workers are told to drain.
+                Action::Drain => {}
             }
         }
         self.flush();
@@ -382,7 +401,7 @@ impl<R> Proc<'_, R> {
 }
 
 /// This process's resident memory (`/proc/self/statm`).
-fn resident_bytes() -> Option<u64> {
+pub(crate) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * rustix::param::page_size() as u64)

@@ -90,6 +90,8 @@ fn worker_thread(
                     let _ = tx.send(Event::Exited(id, ExitStatus::Code(code)));
                     return;
                 }
+                // Sync workers here: never told to drain.
+                worker::Action::Drain => {}
             }
         }
         let input = match rx.recv() {

@@ -108,6 +108,13 @@ struct ServeArgs {
     /// How connections reach workers.
     #[arg(long, value_enum, default_value_t = Mode::Signaled)]
     accept_mode: Mode,
+    /// Worker kind: sync (one connection at a time) or async (tokio + hyper, keep-alive, up to
+    /// --worker-connections at once).
+    #[arg(long, value_enum, default_value_t = WorkerClass::Sync)]
+    worker_class: WorkerClass,
+    /// Most connections an async worker serves at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    worker_connections: u32,
     /// Where the registry sequences live: shm (one host) or postgres://user:password@host/db
     /// (several hosts sharing one database).
     #[arg(
@@ -124,6 +131,14 @@ struct ServeArgs {
     /// Test only: enable GET /misbehave, which makes the serving worker break the protocol.
     #[arg(long, hide = true)]
     test_misbehave: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WorkerClass {
+    /// One connection at a time, one request per connection.
+    Sync,
+    /// Many connections at once on an event loop, with keep-alive.
+    Async,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -294,7 +309,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server.run_app(Demo { misbehave: args.test_misbehave, ..Demo::default() }) {
+    let ran = match args.worker_class {
+        WorkerClass::Sync => server.run_app(Demo { misbehave: args.test_misbehave, ..Demo::default() }),
+        WorkerClass::Async => server.run_async(args.worker_connections, herd::demo::demo_async),
+    };
+    match ran {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("herd: {e}");

@@ -1,0 +1,453 @@
+//! Async workers (`--worker-class async`): the [`herd_protocol::worker::Worker`] core with
+//! [`WorkerKind::Async`], driven by a tokio current-thread runtime created after fork, serving
+//! HTTP/1.1 with keep-alive through hyper.
+//!
+//! One task runs the core: it reads the arbiter's socket and the self-pipe, waits on the
+//! listeners (shared mode), heartbeats on the core's timer, and spawns one task per accepted
+//! connection. Connection tasks report each finished request and their own end back to it;
+//! `Drain` turns every connection to a graceful shutdown (the request under way finishes, then the
+//! connection closes). The registry sequence is checked before every request.
+
+use crate::arbiter::WorkerMain;
+use crate::listen::{Connection, Listener};
+use crate::server::Server;
+use crate::store::StoreError;
+use crate::worker::{self, WorkerSetup};
+use bytes::Bytes;
+use herd_protocol::arbiter::WorkerId;
+use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
+use herd_protocol::registry::{Check, Coherence, SequenceStore, Sequences};
+use herd_protocol::signals::Sig;
+use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind, WorkerSignal};
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Incoming};
+use hyper::{Request, Response};
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+/// What a request handler of an async worker can see and do.
+#[derive(Clone)]
+pub struct HttpContext {
+    worker: WorkerId,
+    coherence: Rc<RefCell<Coherence>>,
+    server: Rc<ServerRef>,
+}
+
+/// The parts of the server a worker uses (the `Server` lives in the forked process's memory for
+/// the worker's whole life).
+struct ServerRef(*const Server);
+
+impl ServerRef {
+    fn get(&self) -> &Server {
+        // SAFETY: the Server outlives the worker: the worker process exits with `_exit` from a
+        // frame below the one that owns it.
+        unsafe { &*self.0 }
+    }
+}
+
+impl HttpContext {
+    /// The arbiter's id for this worker.
+    pub fn worker_id(&self) -> u64 {
+        self.worker.0
+    }
+
+    /// The registry sequences this request runs on (checked before it started).
+    pub fn sequences(&self) -> Sequences {
+        self.coherence.borrow().seen()
+    }
+
+    /// Signals a registry change to every process: bumps the shared registry sequence (call it
+    /// after the change is committed). Every request that starts after this returns runs on a
+    /// registry at least that new.
+    pub fn bump_registry(&self) -> Result<Sequences, StoreError> {
+        let mut c = self.coherence.borrow_mut();
+        c.invalidate_registry();
+        match c.commit() {
+            Some(what) => {
+                let after = self.server.get().store.bump(what)?;
+                c.bumped(what, after);
+                Ok(after)
+            }
+            None => self.server.get().store.get(),
+        }
+    }
+}
+
+/// An async worker running `handler` on up to `connections` connections at once.
+pub(crate) struct AsyncWorker<F> {
+    pub handler: F,
+    pub connections: u32,
+}
+
+impl<F, Fut, B> WorkerMain for AsyncWorker<F>
+where
+    F: Fn(Request<Incoming>, HttpContext) -> Fut + Clone + 'static,
+    Fut: Future<Output = Response<B>> + 'static,
+    B: Body<Data = Bytes> + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
+        let inherited = setup.inherited.clone();
+        let handler = self.handler.clone();
+        let connections = self.connections;
+        worker::run_process(&inherited, |loaded| {
+            let wake = worker::prepare(setup.id, setup.blocked, server)?;
+            loaded.set(true);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let local = tokio::task::LocalSet::new();
+            let setup = Setup {
+                id: setup.id,
+                max_requests: setup.max_requests,
+                arbiter: setup.arbiter,
+                chan: setup.chan,
+                slot: setup.slot,
+            };
+            local.block_on(&rt, main_loop(setup, server, wake, handler, connections))
+        })
+    }
+}
+
+struct Setup {
+    id: WorkerId,
+    max_requests: u32,
+    arbiter: nix::unistd::Pid,
+    chan: std::os::unix::net::UnixStream,
+    slot: Option<usize>,
+}
+
+/// A raw descriptor to wait on (the self-pipe, a listener): owned elsewhere.
+struct Fd(RawFd);
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+enum Ev {
+    RequestDone,
+    Closed,
+}
+
+async fn main_loop<F, Fut, B>(
+    setup: Setup,
+    server: &Server,
+    wake: crate::sys::WakePipe,
+    handler: F,
+    limit: u32,
+) -> io::Result<i32>
+where
+    F: Fn(Request<Incoming>, HttpContext) -> Fut + Clone + 'static,
+    Fut: Future<Output = Response<B>> + 'static,
+    B: Body<Data = Bytes> + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let clock = crate::sys::Clock::new();
+    setup.chan.set_nonblocking(true)?;
+    let mut chan = tokio::net::UnixStream::from_std(setup.chan)?;
+    let wake_fd = register(wake.fd().as_raw_fd())?;
+    let listener_fds: Vec<AsyncFd<Fd>> =
+        server.listeners.iter().map(|l| register(l.as_fd_raw())).collect::<Result<_, _>>()?;
+    let as_of = server.store.get().unwrap_or_default();
+    let coherence = Rc::new(RefCell::new(Coherence::new(as_of)));
+    let ctx = HttpContext { worker: setup.id, coherence, server: Rc::new(ServerRef(server)) };
+    let mut core = Worker::new(
+        WorkerConfig {
+            accept_mode: server.config.accept_mode,
+            timeout: server.config.timeout,
+            max_requests: setup.max_requests,
+            kind: WorkerKind::Async { connections: limit },
+        },
+        clock.now(),
+    );
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Ev>();
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let mut decoder = Decoder::<ArbiterMsg>::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut next_listener = 0usize;
+    let mut inputs: Vec<Input> = Vec::new();
+    core.start(clock.now());
+    loop {
+        // Carry out the core's actions, feeding back accept results at once.
+        while let Some(action) = core.poll_action() {
+            match action {
+                Action::Send(m) => out.extend_from_slice(m.encode().as_bytes()),
+                Action::Accept(which) => {
+                    let (input, conn) = accept(&server.listeners, which, &mut next_listener);
+                    if let Some(conn) = conn {
+                        set_busy(server, setup.slot, true);
+                        spawn_connection(conn, handler.clone(), ctx.clone(), ev_tx.clone(), drain_rx.clone());
+                    }
+                    core.handle(clock.now(), input);
+                }
+                // The connection task was spawned when it was accepted.
+                Action::Serve(_) => {}
+                Action::Drain => {
+                    let _ = drain_tx.send(true);
+                }
+                Action::Exit(code) => {
+                    let _ = chan.write_all(&out).await;
+                    return Ok(code);
+                }
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = chan.write_all(&out).await {
+                tracing::debug!(worker = %setup.id, error = %e, "cannot write to the arbiter");
+            }
+            out.clear();
+        }
+        let timeout = core.poll_timeout().map(|t| clock.millis_until(t));
+        let waits = core.waits_on_listeners();
+        let mut buf = [0u8; 256];
+        tokio::select! {
+            r = chan.read(&mut buf) => match r {
+                Ok(0) | Err(_) => inputs.push(Input::ParentChanged),
+                Ok(n) => {
+                    let mut decoded = Vec::new();
+                    decoder.decode_all(&buf[..n], &mut decoded);
+                    inputs.extend(decoded.into_iter().map(|r| r.map_or(Input::Malformed, Input::Message)));
+                }
+            },
+            g = wake_fd.readable() => {
+                if let Ok(mut g) = g {
+                    g.clear_ready();
+                }
+            }
+            Some(ev) = ev_rx.recv() => {
+                inputs.push(match ev {
+                    Ev::RequestDone => {
+                        if let Some(s) = setup.slot {
+                            server.scoreboard.count(s);
+                        }
+                        Input::RequestDone
+                    }
+                    Ev::Closed => Input::ConnectionClosed,
+                });
+            }
+            _ = readable_any(&listener_fds), if waits => inputs.push(Input::ListenersReadable),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(timeout.unwrap_or(60_000))), if timeout.is_some() => {}
+        }
+        // A loop point: signals and the parent check first.
+        let batch = wake.drain();
+        if batch.count(Sig::Term) > 0 {
+            core.handle(clock.now(), Input::Signal(WorkerSignal::Term));
+        }
+        if nix::unistd::getppid() != setup.arbiter {
+            core.handle(clock.now(), Input::ParentChanged);
+        }
+        for input in inputs.drain(..) {
+            if input == Input::ConnectionClosed && core.open_connections() == 1 {
+                set_busy(server, setup.slot, false);
+            }
+            if input == Input::RequestDone && over_memory(server) {
+                core.handle(clock.now(), Input::OverMemory);
+            }
+            core.handle(clock.now(), input);
+        }
+        core.handle_timeout(clock.now());
+    }
+}
+
+/// Watches a descriptor for readability (interest: read only).
+fn register(fd: RawFd) -> io::Result<AsyncFd<Fd>> {
+    // SAFETY: the self-pipe and the listeners stay open, as the same descriptions, for the whole
+    // life of the worker process, which outlives these registrations.
+    unsafe { AsyncFd::register_with_interest(Fd(fd), tokio::io::Interest::READABLE) }
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn set_busy(server: &Server, slot: Option<usize>, busy: bool) {
+    if let Some(s) = slot {
+        server.scoreboard.set_busy(s, busy);
+    }
+}
+
+fn over_memory(server: &Server) -> bool {
+    server
+        .limits
+        .memory_soft
+        .is_some_and(|limit| crate::worker::resident_bytes().is_some_and(|rss| rss > limit))
+}
+
+async fn readable_any(fds: &[AsyncFd<Fd>]) {
+    let futs: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + '_>>> = fds
+        .iter()
+        .map(|f| {
+            Box::pin(async move {
+                if let Ok(mut g) = f.readable().await {
+                    g.clear_ready();
+                }
+            }) as std::pin::Pin<Box<dyn Future<Output = ()> + '_>>
+        })
+        .collect();
+    futures_select_all(futs).await;
+}
+
+/// Waits for the first of several futures (a tiny `select_all`).
+async fn futures_select_all(mut futs: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + '_>>>) {
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if f.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn accept(
+    listeners: &[Listener],
+    which: Option<ListenerId>,
+    next: &mut usize,
+) -> (Input, Option<Connection>) {
+    let n = listeners.len();
+    let order: Vec<usize> = match which {
+        Some(l) if usize::from(l.0) < n => vec![usize::from(l.0)],
+        Some(_) => return (Input::Malformed, None),
+        None => (0..n).map(|k| (*next + k) % n).collect(),
+    };
+    for i in order {
+        match listeners[i].accept() {
+            Ok(Some(c)) => {
+                *next = (i + 1) % n;
+                return (Input::Accepted(ListenerId(i as u16)), Some(c));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        }
+    }
+    (Input::AcceptEmpty, None)
+}
+
+fn spawn_connection<F, Fut, B>(
+    conn: Connection,
+    handler: F,
+    ctx: HttpContext,
+    events: mpsc::UnboundedSender<Ev>,
+    mut drain: watch::Receiver<bool>,
+) where
+    F: Fn(Request<Incoming>, HttpContext) -> Fut + Clone + 'static,
+    Fut: Future<Output = Response<B>> + 'static,
+    B: Body<Data = Bytes> + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::task::spawn_local(async move {
+        let done = events.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (handler, ctx, done) = (handler.clone(), ctx.clone(), done.clone());
+            async move {
+                // The registry check before every request; no request on a registry that may
+                // be stale.
+                let shared = ctx.server.get().store.get();
+                let resp = match shared {
+                    Ok(shared) => {
+                        {
+                            let mut c = ctx.coherence.borrow_mut();
+                            match c.check(shared) {
+                                Check::UpToDate => {}
+                                Check::Reload { as_of } => c.reloaded(as_of),
+                                Check::ClearCaches { as_of } => c.caches_cleared(as_of),
+                            }
+                        }
+                        handler(req, ctx).await.map(Either::Left)
+                    }
+                    Err(e) => {
+                        let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{e}\n")))));
+                        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                        r
+                    }
+                };
+                let _ = done.send(Ev::RequestDone);
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let io = match conn {
+            Connection::Tcp(s) => {
+                s.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(s)).map(Io::Tcp)
+            }
+            Connection::Unix(s) => {
+                s.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(s)).map(Io::Unix)
+            }
+        };
+        if let Ok(io) = io {
+            let served = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(served);
+            let mut draining = *drain.borrow();
+            if draining {
+                served.as_mut().graceful_shutdown();
+            }
+            loop {
+                tokio::select! {
+                    _ = served.as_mut() => break,
+                    r = drain.changed(), if !draining => {
+                        if r.is_err() || *drain.borrow() {
+                            draining = true;
+                            served.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+        }
+        let _ = events.send(Ev::Closed);
+    });
+}
+
+/// A TCP or unix connection, for hyper.
+enum Io {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

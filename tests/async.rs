@@ -1,0 +1,164 @@
+//! Async workers (`--worker-class async`, tokio + hyper) on the real binary: no lost wakeups,
+//! recycling across connections, the timeout kill of a worker whose event loop is blocked (and
+//! not of one whose requests merely await), graceful stop with keep-alive connections open.
+#![cfg(feature = "async")]
+
+mod common;
+
+use common::{Herd, get_ok, http};
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const MODES: [&str; 3] = ["shared", "signaled", "auto"];
+
+/// A keep-alive HTTP/1.1 client connection.
+struct KeepAlive {
+    r: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    fn open(addr: &str) -> KeepAlive {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(common::PATIENCE)).unwrap();
+        KeepAlive { r: BufReader::new(s) }
+    }
+
+    /// One request on the connection; the status and body, or what went wrong.
+    fn get(&mut self, path: &str) -> Result<(u16, String), String> {
+        write!(self.r.get_mut(), "GET {path} HTTP/1.1\r\nHost: herd\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        if self.r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("closed".into());
+        }
+        let status =
+            line.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or(format!("bad status {line:?}"))?;
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            self.r.read_line(&mut h).map_err(|e| e.to_string())?;
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        self.r.read_exact(&mut body).map_err(|e| e.to_string())?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// Whether the server closed the connection (end of file).
+    fn closed_by_server(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.get_mut().read(&mut b), Ok(0))
+    }
+}
+
+#[test]
+fn async_workers_lose_no_wakeup_in_any_mode() {
+    for mode in MODES {
+        let h = Herd::start(&["--workers", "3", "--worker-class", "async", "--accept-mode", mode]);
+        h.wait_ready(3);
+        // 24 keep-alive clients of 20 requests each, plus 100 one-shot connections.
+        let clients: Vec<_> = (0..24)
+            .map(|_| {
+                let addr = h.addr.clone();
+                std::thread::spawn(move || {
+                    let mut c = KeepAlive::open(&addr);
+                    (0..20).filter(|_| c.get("/").is_ok_and(|(s, b)| s == 200 && b == "hello\n")).count()
+                })
+            })
+            .collect();
+        for _ in 0..100 {
+            assert_eq!(get_ok(&h.addr, "/"), "hello", "{mode}");
+        }
+        let ok: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(ok, 24 * 20, "{mode}");
+    }
+}
+
+#[test]
+fn async_recycling_counts_requests_across_connections() {
+    let h = Herd::start(&[
+        "--workers",
+        "3",
+        "--worker-class",
+        "async",
+        "--worker-connections",
+        "4",
+        "--max-requests",
+        "50",
+        "--max-requests-jitter",
+        "10",
+    ]);
+    h.wait_ready(3);
+    let served: Arc<Mutex<BTreeMap<i32, u32>>> = Default::default();
+    let failures = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, served, failures) = (h.addr.clone(), Arc::clone(&served), Arc::clone(&failures));
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    match http(&addr, "GET", "/pid") {
+                        Ok((200, b)) => {
+                            *served.lock().unwrap().entry(b.trim().parse().unwrap()).or_default() += 1
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    let served = served.lock().unwrap();
+    assert_eq!(served.values().sum::<u32>(), 1000);
+    // Budget 50..=60, plus at most connections - 1 requests already started when it was spent.
+    let max = *served.values().max().unwrap();
+    assert!(max <= 63, "a worker served {max}: {served:?}");
+    assert!(served.len() >= 16, "recycling happened: {served:?}");
+    h.wait_count(3);
+}
+
+#[test]
+fn a_blocked_event_loop_is_killed_but_an_awaiting_request_is_not() {
+    let h = Herd::start(&["--workers", "2", "--worker-class", "async", "--timeout", "1"]);
+    let before = h.wait_ready(2);
+    // Awaiting 2.5 s, past the 1 s timeout: heartbeats keep flowing, the request completes.
+    let addr = h.addr.clone();
+    let slow = std::thread::spawn(move || http(&addr, "GET", "/sleep?ms=2500"));
+    // Blocking the event loop for 20 s: no heartbeat, the worker is killed.
+    assert!(http(&h.addr, "GET", "/block?ms=20000").is_err(), "the blocked worker was not killed");
+    h.wait_log("timeout kill", |l| l.iter().any(|l| l.contains("worker timeout")));
+    let (status, body) = slow.join().unwrap().expect("the awaiting request completes");
+    assert_eq!((status, body.trim()), (200, "slept 2500"));
+    let after = h.wait_workers("replacement", |w| w.len() == 2 && w != &before);
+    assert_eq!(after.intersection(&before).count(), 1, "only the blocked worker died");
+}
+
+#[test]
+fn term_drains_keep_alive_connections_and_finishes_requests_in_flight() {
+    let mut h = Herd::start(&["--workers", "2", "--worker-class", "async", "--graceful-timeout", "30"]);
+    h.wait_ready(2);
+    let mut idle = KeepAlive::open(&h.addr);
+    assert_eq!(idle.get("/").unwrap(), (200, "hello\n".into()));
+    let addr = h.addr.clone();
+    let busy = std::thread::spawn(move || {
+        let mut c = KeepAlive::open(&addr);
+        c.get("/sleep?ms=800")
+    });
+    h.wait_log("the slow request is being served", |l| {
+        l.iter().filter(|l| l.contains(" recv ") && l.contains("ACCEPTED")).count() >= 2
+    });
+    h.signal(Signal::SIGTERM);
+    assert_eq!(busy.join().unwrap().unwrap(), (200, "slept 800\n".into()), "in flight, finished");
+    assert!(idle.closed_by_server(), "an idle keep-alive connection is closed by the drain");
+    assert_eq!(h.wait_exit().code(), Some(0));
+}
