@@ -341,8 +341,17 @@ fn spawn_connection<F, Fut, B>(
 {
     tokio::task::spawn_local(async move {
         let done = events.clone();
+        // A drain closes a connection only once its first request has begun: a connection taken
+        // from the listener is owed an answer (closing it before its request is read would lose
+        // it). `first` tells the task when that request arrived.
+        let first = Rc::new(tokio::sync::Notify::new());
+        let began = Rc::new(std::cell::Cell::new(false));
+        let (first_s, began_s) = (Rc::clone(&first), Rc::clone(&began));
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let (handler, ctx, done) = (handler.clone(), ctx.clone(), done.clone());
+            if !began_s.replace(true) {
+                first_s.notify_one();
+            }
             async move {
                 // The registry check before every request; no request on a registry that may
                 // be stale.
@@ -382,19 +391,20 @@ fn spawn_connection<F, Fut, B>(
                 .keep_alive(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(io), service);
             tokio::pin!(served);
+            // Asked to drain; shut down (gracefully) once the first request has begun.
             let mut draining = *drain.borrow();
-            if draining {
-                served.as_mut().graceful_shutdown();
-            }
+            let mut shut = false;
             loop {
+                if draining && !shut && began.get() {
+                    shut = true;
+                    served.as_mut().graceful_shutdown();
+                }
                 tokio::select! {
                     _ = served.as_mut() => break,
                     r = drain.changed(), if !draining => {
-                        if r.is_err() || *drain.borrow() {
-                            draining = true;
-                            served.as_mut().graceful_shutdown();
-                        }
+                        draining = r.is_err() || *drain.borrow();
                     }
+                    _ = first.notified(), if draining && !shut => {}
                 }
             }
         }

@@ -1,0 +1,309 @@
+//! `herd-mutants`: every bug of BUGS.md, re-introduced on purpose, must be caught by the suite.
+//!
+//! `cargo run --release -p herd-model --features mutants --bin herd-mutants` prints one row per
+//! bug: caught or not, by which layer, how long it took, and the command that replays the
+//! counterexample. Exit status 1 if any bug is not caught.
+//!
+//! Three ways a bug is re-introduced, none leaving a trace in normal builds:
+//! - **switch**: the arbiter bugs behind the `mutants` cargo feature (`Arbiter::with_mutant`),
+//!   run through the simulator in-process, first catching seed among 0..300;
+//! - **patch**: a one-line change applied to a scratch copy of the workspace (under
+//!   `target/herd-mutants/`), then the named test of that layer is run and must fail (and passes
+//!   on the unpatched copy: a row that cannot fail proves nothing);
+//! - **model**: a loom model of the buggy ordering, which loom must find failing.
+//!
+//! `--quick` skips the loom row (the slowest, named in the output), for CI; `--only B12` runs one
+//! row (the replay of a patch row: the patch is printed by `--only` runs too, in the source below).
+
+use herd_protocol::mutants::Mutant;
+use herd_sim::{Options, run};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+enum How {
+    Switch(Mutant),
+    Patch { file: &'static str, from: &'static str, to: &'static str, test: &'static str },
+    Loom { test: &'static str },
+}
+
+struct Row {
+    id: &'static str,
+    what: &'static str,
+    how: How,
+}
+
+fn rows() -> Vec<Row> {
+    use How::*;
+    vec![
+        Row {
+            id: "B01",
+            what: "signals past the fifth queued are dropped",
+            how: Patch {
+                file: "protocol/src/signals.rs",
+                from: "self.counts[sig.index()].fetch_add(1, Ordering::Release);",
+                to: "if self.counts[sig.index()].load(Ordering::Acquire) < 5 { self.counts[sig.index()].fetch_add(1, Ordering::Release); }",
+                test: "signals::tests::b01",
+            },
+        },
+        Row {
+            id: "B02",
+            what: "CHLD mutates the worker table where it is received",
+            how: Patch {
+                file: "protocol/src/arbiter.rs",
+                from: "Sig::Chld => self.actions.push_back(Action::Reap),",
+                to: "Sig::Chld => { self.actions.push_back(Action::Reap); if let Some(&id) = self.workers.keys().next() { self.workers.remove(&id); } }",
+                test: "arbiter::tests::b02",
+            },
+        },
+        Row {
+            id: "B03",
+            what: "the loop takes the counters, then clears the wakeup",
+            how: Patch {
+                file: "protocol/src/signals.rs",
+                from: "clear_wakeup();\n        self.drain()",
+                to: "let batch = self.drain();\n        clear_wakeup();\n        batch",
+                test: "signals::tests::b03",
+            },
+        },
+        Row {
+            id: "B04",
+            what: "a reaped worker stays in the table and is signalled",
+            how: Patch {
+                file: "protocol/src/arbiter.rs",
+                from: "let Some(w) = self.workers.remove(&id) else {",
+                to: "let Some(w) = self.workers.get(&id).cloned() else {",
+                test: "arbiter::tests::b04",
+            },
+        },
+        Row { id: "B05", what: "liveness judged on the worker's timestamp", how: Switch(Mutant::B05) },
+        Row { id: "B06", what: "no recycling jitter", how: Switch(Mutant::B06) },
+        Row { id: "B07", what: "a second USR2 forks a second child arbiter", how: Switch(Mutant::B07) },
+        Row { id: "B08", what: "unix sockets unlinked under a child arbiter", how: Switch(Mutant::B08) },
+        Row { id: "B09", what: "death by signal 3/4 read as exit code 3/4", how: Switch(Mutant::B09) },
+        Row { id: "B10", what: "TTOU lowers the target, stops no worker", how: Switch(Mutant::B10) },
+        Row {
+            id: "B11",
+            what: "consuming an invalidation raises one",
+            how: Patch {
+                file: "protocol/src/registry.rs",
+                from: "pub fn reloaded(&mut self, as_of: Sequences) {\n        self.seen = as_of;",
+                to: "pub fn reloaded(&mut self, as_of: Sequences) {\n        self.seen = as_of;\n        self.registry_invalidated = true;",
+                test: "registry::tests::b11",
+            },
+        },
+        Row {
+            id: "B12",
+            what: "the old registry object is used after a reload",
+            how: Patch {
+                file: "protocol/src/registry.rs",
+                from: "self.value = load();",
+                to: "let _ = load();",
+                test: "registry::tests::b12",
+            },
+        },
+        Row {
+            id: "B13",
+            what: "a committed registry change is never signalled",
+            how: Patch {
+                file: "protocol/src/registry.rs",
+                from: "Some(Bump::Registry)\n        } else if",
+                to: "None\n        } else if",
+                test: "registry::tests::b13",
+            },
+        },
+        Row {
+            id: "B14",
+            what: "the sequence is read after loading",
+            how: Loom { test: "b14_reading_the_sequence_after_loading_serves_a_stale_registry" },
+        },
+        Row { id: "B15", what: "a dispatch to a dead worker is forgotten", how: Switch(Mutant::B15) },
+        Row { id: "B16", what: "EMPTY forgets the worker's ACCEPT", how: Switch(Mutant::B16) },
+        Row { id: "B17", what: "every idle worker is woken per connection", how: Switch(Mutant::B17) },
+        Row {
+            id: "B18",
+            what: "the request budget is checked before the request",
+            how: Patch {
+                file: "protocol/src/worker.rs",
+                from: "if budget > 0 && self.requests >= budget {\n                    self.bye(ByeReason::Recycle);",
+                to: "if budget > 0 && self.requests > budget {\n                    self.bye(ByeReason::Recycle);",
+                test: "worker::tests::b18",
+            },
+        },
+        Row { id: "B19", what: "graceful stop waits forever for a hung worker", how: Switch(Mutant::B19) },
+        Row {
+            id: "B20",
+            what: "a respawned worker is timed from a stale start",
+            how: Patch {
+                file: "protocol/src/arbiter.rs",
+                from: "spawned_at: self.now,\n                last_seen: self.now,",
+                to: "spawned_at: self.now,\n                last_seen: self.now + self.config.timeout,",
+                test: "arbiter::tests::b20",
+            },
+        },
+    ]
+}
+
+struct Outcome {
+    caught: bool,
+    layer: String,
+    replay: String,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let root = workspace_root();
+    let scratch = root.join("target/herd-mutants");
+    println!("| id | re-introduced bug | caught | layer | time | replay |");
+    println!("|---|---|---|---|---|---|");
+    let (mut caught, mut total, mut skipped) = (0, 0, Vec::new());
+    for row in rows() {
+        if only.as_deref().is_some_and(|o| o != row.id) {
+            continue;
+        }
+        if quick && matches!(row.how, How::Loom { .. }) {
+            skipped.push(row.id);
+            println!("| {} | {} | skipped (--quick: loom is the slowest layer) | | | |", row.id, row.what);
+            continue;
+        }
+        total += 1;
+        let t = Instant::now();
+        let o = match &row.how {
+            How::Switch(m) => switch(*m),
+            How::Patch { file, from, to, test } => patch(&root, &scratch, file, from, to, test),
+            How::Loom { test } => loom(&root, test),
+        };
+        if o.caught {
+            caught += 1;
+        }
+        println!(
+            "| {} | {} | {} | {} | {:.1} s | `{}` |",
+            row.id,
+            row.what,
+            if o.caught { "yes" } else { "**NO**" },
+            o.layer,
+            t.elapsed().as_secs_f64(),
+            o.replay
+        );
+    }
+    println!(
+        "\ncaught: {caught} of {total}{}",
+        if skipped.is_empty() { String::new() } else { format!(" (skipped: {})", skipped.join(", ")) }
+    );
+    if caught == total { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The row id of a patch (for its replay command).
+fn row_id(file: &str, test: &str) -> &'static str {
+    rows()
+        .into_iter()
+        .find(|r| matches!(r.how, How::Patch { file: f, test: t, .. } if f == file && t == test))
+        .map_or("?", |r| r.id)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("model/ is in the workspace").to_path_buf()
+}
+
+/// The simulator, in-process: the first seed among 0..300 that breaks an invariant.
+fn switch(m: Mutant) -> Outcome {
+    for seed in 0..300 {
+        let o = Options { mutant: Some(m), ..Options::new(seed) };
+        if let Some(v) = run(&o).violation {
+            return Outcome {
+                caught: true,
+                layer: format!("simulator ({}, seed {seed})", v.invariant.name()),
+                replay: o.replay_command(),
+            };
+        }
+    }
+    Outcome { caught: false, layer: "simulator (300 seeds)".into(), replay: String::new() }
+}
+
+/// Copies the workspace's sources to `scratch/tree` (the build directory is kept between runs).
+fn sync_tree(root: &Path, scratch: &Path) -> std::io::Result<PathBuf> {
+    let tree = scratch.join("tree");
+    for dir in ["protocol", "sim", "model", "src", "benches", "examples", "tests"] {
+        let _ = std::fs::remove_dir_all(tree.join(dir));
+        copy_dir(&root.join(dir), &tree.join(dir))?;
+    }
+    for f in ["Cargo.toml", "Cargo.lock", "rustfmt.toml"] {
+        if root.join(f).exists() {
+            std::fs::copy(root.join(f), tree.join(f))?;
+        }
+    }
+    Ok(tree)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(&p, to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn cargo_test(tree: &Path, scratch: &Path, filter: &str) -> bool {
+    Command::new(env!("CARGO"))
+        .current_dir(tree)
+        .env("CARGO_TARGET_DIR", scratch.join("target"))
+        .args(["test", "-q", "-p", "herd-protocol", "--lib", filter])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Applies one line change to a scratch copy and runs the layer's test: caught if it fails there
+/// and passes on the unpatched copy.
+fn patch(root: &Path, scratch: &Path, file: &str, from: &str, to: &str, test: &str) -> Outcome {
+    let layer = format!("unit test {test}");
+    let fail =
+        |why: String| Outcome { caught: false, layer: format!("{layer}: {why}"), replay: String::new() };
+    let tree = match sync_tree(root, scratch) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot copy the workspace: {e}")),
+    };
+    if !cargo_test(&tree, scratch, test) {
+        return fail("fails without the mutant".into());
+    }
+    let path = tree.join(file);
+    let Ok(src) = std::fs::read_to_string(&path) else { return fail(format!("cannot read {file}")) };
+    if src.matches(from).count() != 1 {
+        return fail(format!("the patch site is not unique in {file} (the code moved?)"));
+    }
+    if std::fs::write(&path, src.replacen(from, to, 1)).is_err() {
+        return fail("cannot write the patch".into());
+    }
+    let caught = !cargo_test(&tree, scratch, test);
+    let _ = std::fs::write(&path, &src);
+    Outcome { caught, layer, replay: format!("herd-mutants --only {id}", id = row_id(file, test)) }
+}
+
+/// A loom model of the buggy ordering: the test asserts loom finds the failure.
+fn loom(root: &Path, test: &str) -> Outcome {
+    let ok = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .env("RUSTFLAGS", "--cfg herd_loom")
+        .env("LOOM_MAX_PREEMPTIONS", "2")
+        .args(["test", "-q", "-p", "herd-model", "--release", "--test", "loom", test])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    Outcome {
+        caught: ok,
+        layer: format!("loom model {test}"),
+        replay: format!(
+            "RUSTFLAGS=\"--cfg herd_loom\" LOOM_MAX_PREEMPTIONS=2 cargo test -p herd-model --release --test loom {test}"
+        ),
+    }
+}
