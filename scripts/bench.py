@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""herd's benchmark, side by side, in one run on one machine: herd (each accept mode), a raw
+fork-accept baseline (`herd-raw`) and gunicorn (sync workers, installed here into a virtualenv
+from PyPI) serving the same `GET /` -> `hello`, driven by wrk on loopback; plus the thundering-herd
+figure (accept() calls per connection, perf syscall tracepoints), respawn latency, timeout-kill
+overshoot, memory (PSS), and the checkers' own speed. Writes docs/benchmarks.md and
+docs/benchmarks.svg.
+
+    python3 scripts/bench.py [--quick]
+
+Run it on a quiet machine: it measures the whole machine's accept() calls and CPU.
+"""
+import json, os, re, signal, socket, subprocess, sys, time, datetime, platform
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = "--quick" in sys.argv
+DUR = 3 if QUICK else 8
+WORK = os.path.join(ROOT, "target", "bench")
+os.makedirs(WORK, exist_ok=True)
+BIN = os.path.join(ROOT, "target", "release")
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, capture_output=True, text=True, **kw)
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def ticks(pid):
+    """utime+stime of pid and its live children, in seconds."""
+    hz = os.sysconf("SC_CLK_TCK"); total = 0
+    for p in [pid] + children(pid):
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except Exception:
+            pass
+    return total / hz
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                if int(f[1]) == pid and f[0] != "Z":
+                    out.append(int(d))
+            except Exception:
+                pass
+    return out
+
+def pss_kib(pid):
+    total = 0
+    for p in [pid] + children(pid):
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except Exception:
+            pass
+    return total
+
+def get(port, path="/", timeout=30):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        c = s.recv(4096)
+        if not c:
+            break
+        data += c
+    s.close()
+    return data
+
+class Server:
+    def __init__(self, kind, workers, mode=None, extra=()):
+        self.kind, self.port = kind, free_port()
+        if kind == "herd":
+            cmd = [f"{BIN}/herd", "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                   "--accept-mode", mode, "--log-level", "error", *extra]
+        elif kind == "raw":
+            cmd = [f"{BIN}/herd-raw", f"127.0.0.1:{self.port}", str(workers)]
+        else:
+            cmd = [f"{WORK}/venv/bin/gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+                   "--log-level", "error", "--chdir", WORK, *extra, "app:app"]
+        self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if b"hello" in get(self.port, timeout=2) and len(children(self.p.pid)) >= workers:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.3)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM if self.kind != "raw" else signal.SIGKILL)
+        try:
+            self.p.wait(20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        for c in children(self.p.pid):
+            try: os.kill(c, signal.SIGKILL)
+            except OSError: pass
+
+def wrk(port, dur=DUR):
+    out = sh(["wrk", "-t1", "-c16", f"-d{dur}s", "--latency", "-H", "Connection: close", f"http://127.0.0.1:{port}/"]).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errs = re.search(r"Socket errors: (.*)", out)
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        v = float(m.group(1)); return v / 1000 if m.group(2) == "us" else (v if m.group(2) == "ms" else v * 1000)
+    return rps, total, pct(50), pct(99), errs.group(1) if errs else ""
+
+def accepts_per_connection(port, n=300):
+    ev = "syscalls:sys_enter_accept4,syscalls:sys_enter_accept"
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", ev, "-a"], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    for _ in range(n):
+        get(port); time.sleep(0.004)   # every worker idle again between connections
+    time.sleep(0.3)
+    perf.send_signal(signal.SIGINT); err = perf.communicate()[1]
+    calls = sum(int(l.split(",")[0]) for l in err.splitlines() if "sys_enter_accept" in l and l.split(",")[0].isdigit())
+    return calls / n
+
+def respawn_ms(server):
+    ws = children(server.p.pid); v = min(ws); t = time.time(); os.kill(v, signal.SIGKILL)
+    while True:
+        c = children(server.p.pid)
+        if len(c) >= len(ws) and v not in c: return (time.time() - t) * 1000
+        time.sleep(0.0005)
+
+def overshoot_ms(port, timeout_s):
+    t = time.time()
+    try: get(port, "/sleep?ms=10000", timeout=20)
+    except OSError: pass
+    return (time.time() - t - timeout_s) * 1000
+
+def ensure_gunicorn():
+    if not os.path.exists(f"{WORK}/venv/bin/gunicorn"):
+        sh([sys.executable, "-m", "venv", f"{WORK}/venv"])
+        try:
+            sh([f"{WORK}/venv/bin/pip", "install", "-q", "gunicorn>=27,<28"])
+        except subprocess.CalledProcessError:
+            sh([f"{WORK}/venv/bin/pip", "install", "-q", "gunicorn"])
+    open(f"{WORK}/app.py", "w").write('''
+import time
+def app(environ, start_response):
+    path, q = environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
+    if path == "/sleep":
+        time.sleep(int(q.split("ms=")[1]) / 1000)
+    body = b"hello\\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+''')
+    return sh([f"{WORK}/venv/bin/gunicorn", "--version"]).stdout.strip()
+
+def main():
+    sh(["cargo", "build", "--release", "-q", "--bins", "--manifest-path", f"{ROOT}/Cargo.toml"])
+    gver = ensure_gunicorn()
+    servers = [("herd shared", "herd", "shared"), ("herd signaled", "herd", "signaled"), ("herd auto", "herd", "auto"),
+               ("raw fork-accept", "raw", None), ("gunicorn sync", "gunicorn", None)]
+    rows = {}
+    for name, kind, mode in servers:
+        s = Server(kind, 4, mode)
+        c0 = ticks(s.p.pid)
+        rps, total, p50, p99, errs = wrk(s.port)
+        cpu_us = (ticks(s.p.pid) - c0) / max(total, 1) * 1e6
+        pss = pss_kib(s.p.pid)
+        s.stop()
+        s = Server(kind, 8, mode)
+        acc = accepts_per_connection(s.port)
+        s.stop()
+        rows[name] = dict(rps=rps, p50=p50, p99=p99, cpu_us=cpu_us, accepts=acc, pss_mb=pss / 1024, errs=errs)
+        print(name, rows[name], flush=True)
+    # Supervision: respawn after SIGKILL, overshoot of the timeout kill (client side).
+    sup = {}
+    for name, kind, extra in [("herd", "herd", ["--timeout", "1"]), ("gunicorn", "gunicorn", ["--timeout", "1"])]:
+        s = Server(kind, 4, "signaled" if kind == "herd" else None, extra)
+        rs = sorted(respawn_ms(s) or 0 for _ in range(10 if not QUICK else 3) if not time.sleep(0.3))
+        ov = sorted(overshoot_ms(s.port, 1.0) for _ in range(3))
+        s.stop()
+        sup[name] = dict(respawn_median=rs[len(rs) // 2], overshoot_median=ov[len(ov) // 2])
+        print(name, sup[name], flush=True)
+    # Requests/s against worker count.
+    sweep = {}
+    for name, kind, mode in servers:
+        sweep[name] = []
+        for w in (1, 2, 4, 8):
+            s = Server(kind, w, mode); sweep[name].append((w, wrk(s.port, 2 if QUICK else 4)[0])); s.stop()
+        print(name, sweep[name], flush=True)
+    # The checkers' speed.
+    sim = sh(["cargo", "run", "--release", "-q", "-p", "herd-sim", "--", "--seeds", "0..300"], cwd=ROOT).stdout
+    m = re.search(r"\|\s*0\.\.300.*", sim); cells = [c.strip() for c in m.group(0).split("|")]
+    sim_eps = cells[7]
+    ex = sh(["cargo", "run", "--release", "-q", "-p", "herd-model", "--bin", "herd-explore", "--", "--workers", "2", "--connections", "2", "--faults", "1"], cwd=ROOT).stdout
+    bfs = re.search(r"\(([\d]+) states/s\)", ex).group(1)
+    fuzz = "n/a (no nightly)"
+    try:
+        out = subprocess.run(["cargo", "+nightly", "fuzz", "run", "-s", "none", "messages", "--", "-max_total_time=10"], cwd=f"{ROOT}/fuzz", capture_output=True, text=True, timeout=600)
+        m = re.findall(r"exec/s: (\d+)", out.stderr); fuzz = m[-1] if m else fuzz
+    except Exception:
+        pass
+    subprocess.run(["cargo", "bench", "-q", "-p", "herd-protocol", "--bench", "codec", "--", "--quick"], cwd=ROOT, capture_output=True)
+    codec = {}
+    for b in ("encode", "decode"):
+        est = json.load(open(f"{ROOT}/target/criterion/codec/{b}/new/estimates.json"))
+        bench = json.load(open(f"{ROOT}/target/criterion/codec/{b}/new/benchmark.json"))
+        n = bench["throughput"]["Elements"]
+        codec[b] = n / (est["mean"]["point_estimate"] / 1e9) / 1e6
+    write(rows, sup, sweep, dict(sim=sim_eps, bfs=bfs, fuzz=fuzz, codec=codec), gver)
+
+def write(rows, sup, sweep, chk, gver):
+    raw, gun = rows["raw fork-accept"], rows["gunicorn sync"]
+    cpu = open("/proc/cpuinfo").read()
+    model = re.search(r"model name\s*:\s*(.*)", cpu); model = model.group(1) if model else platform.machine()
+    L = ["# Benchmarks", "",
+         f"Generated by `python3 scripts/bench.py` on {datetime.date.today()} — {os.cpu_count()} cores ({model}), "
+         f"Linux {platform.release()}, loopback. herd release build; {gver}; raw = `herd-raw` (N forked processes "
+         "blocking in `accept()`, same handler, no supervision). wrk -t1 -c16, `Connection: close`, 4 workers; "
+         "accept() calls counted system-wide with perf (`syscalls:sys_enter_accept{,4}`) over 300 sequential "
+         "connections to 8 idle workers.", "",
+         "| server | requests/s | p50 ms | p99 ms | server CPU µs/request | accept() per connection | PSS MB (arbiter + 4 workers) | vs raw req/s | vs raw CPU | vs gunicorn req/s |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        L.append(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.0f} | {r['accepts']:.2f} | {r['pss_mb']:.1f} | "
+                 f"{r['rps']/raw['rps']:.2f}x | {r['cpu_us']/raw['cpu_us']:.2f}x | {r['rps']/gun['rps']:.2f}x |")
+    L += ["", "| supervision (4 workers, `--timeout 1`) | herd | gunicorn |", "|---|---|---|",
+          f"| respawn after SIGKILL (median of 10: kill -> new child process) | {sup['herd']['respawn_median']:.1f} ms | {sup['gunicorn']['respawn_median']:.1f} ms |",
+          f"| timeout-kill overshoot (client sees the close, minus the timeout; median of 3) | {sup['herd']['overshoot_median']:.0f} ms | {sup['gunicorn']['overshoot_median']:.0f} ms |",
+          "", "Requests/s against worker count (plot: [benchmarks.svg](benchmarks.svg)):", "",
+          "| server | " + " | ".join(f"{w} workers" for w, _ in next(iter(sweep.values()))) + " |",
+          "|---|" + "---|" * len(next(iter(sweep.values())))]
+    for name, pts in sweep.items():
+        L.append(f"| {name} | " + " | ".join(f"{r:,.0f}" for _, r in pts) + " |")
+    L += ["", "| checker | speed |", "|---|---|",
+          f"| simulator (herd-sim, 300 seeds) | {chk['sim']} events/s |",
+          f"| exhaustive explorer (herd-explore 2 workers, 2 connections, 1 fault) | {int(chk['bfs']):,} states/s |",
+          f"| fuzzing (messages target, 10 s) | {chk['fuzz']} exec/s |",
+          f"| codec (criterion) | encode {chk['codec']['encode']:.1f} M msg/s, decode {chk['codec']['decode']:.1f} M msg/s |", ""]
+    open(f"{ROOT}/docs/benchmarks.md", "w").write("\n".join(L))
+    svg(sweep)
+    print("\n".join(L))
+
+def svg(sweep):
+    W, H, pad = 640, 400, 60
+    top = max(r for pts in sweep.values() for _, r in pts) * 1.1
+    xs = [w for w, _ in next(iter(sweep.values()))]
+    X = lambda i: pad + i * (W - 2 * pad) / (len(xs) - 1)
+    Y = lambda r: H - pad - r / top * (H - 2 * pad)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#d62728"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W/2}" y="20" text-anchor="middle" font-size="14">requests/s against workers (wrk -t1 -c16, Connection: close)</text>',
+           f'<line x1="{pad}" y1="{H-pad}" x2="{W-pad}" y2="{H-pad}" stroke="black"/>',
+           f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{H-pad}" stroke="black"/>']
+    for i, w in enumerate(xs):
+        out.append(f'<text x="{X(i)}" y="{H-pad+18}" text-anchor="middle">{w}</text>')
+    for k in range(5):
+        v = top * k / 4
+        out.append(f'<text x="{pad-6}" y="{Y(v)+4}" text-anchor="end">{v/1000:.0f}k</text>')
+        out.append(f'<line x1="{pad}" y1="{Y(v)}" x2="{W-pad}" y2="{Y(v)}" stroke="#eee"/>')
+    for c, (name, pts) in zip(colors, sweep.items()):
+        d = " ".join(f"{X(i)},{Y(r)}" for i, (_, r) in enumerate(pts))
+        out.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="2"/>')
+    for j, (c, name) in enumerate(zip(colors, sweep)):
+        out.append(f'<rect x="{W-pad-150}" y="{pad+j*18-10}" width="12" height="12" fill="{c}"/><text x="{W-pad-132}" y="{pad+j*18}">{name}</text>')
+    out.append(f'<text x="{W/2}" y="{H-15}" text-anchor="middle">workers</text></svg>')
+    open(f"{ROOT}/docs/benchmarks.svg", "w").write("\n".join(out))
+
+if __name__ == "__main__":
+    main()
