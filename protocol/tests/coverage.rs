@@ -8,7 +8,7 @@ use herd_protocol::arbiter::{
 };
 use herd_protocol::dispatch::Dispatcher;
 use herd_protocol::invariants::{Invariant, Violation};
-use herd_protocol::message::{ArbiterMsg, DecodeError, Decoder, ListenerId, WorkerMsg};
+use herd_protocol::message::{DecodeError, Decoder, ListenerId, WorkerMsg};
 use herd_protocol::registry::{Bump, Coherence, Registry, SequenceStore, Sequences, SharedSequences};
 use herd_protocol::rng::Rng;
 use herd_protocol::signals::{Sig, SignalQueue};
