@@ -252,9 +252,11 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 fn cargo_test(tree: &Path, scratch: &Path, filter: &str) -> bool {
+    // The workspace's own build directory: the scratch copy's dependencies are already built there.
+    let target = scratch.parent().map_or_else(|| scratch.join("target"), Path::to_path_buf);
     Command::new(env!("CARGO"))
         .current_dir(tree)
-        .env("CARGO_TARGET_DIR", scratch.join("target"))
+        .env("CARGO_TARGET_DIR", target)
         .args(["test", "-q", "-p", "herd-protocol", "--lib", filter])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
