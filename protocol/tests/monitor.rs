@@ -1,0 +1,165 @@
+//! The invariant monitor has teeth of its own: fed actions a broken arbiter would emit, it names
+//! the invariant each breaks. (The simulator, the explorer and the fuzzers trust it.)
+
+use herd_protocol::arbiter::{Action, Arbiter, Config, ExitStatus, Input, KillReason, KillSignal, WorkerId};
+use herd_protocol::invariants::{Invariant, Monitor};
+use herd_protocol::message::{ArbiterMsg, ByeReason, ListenerId, WorkerMsg};
+use herd_protocol::signals::Sig;
+use herd_protocol::time::Instant;
+use std::time::Duration;
+
+const MS: u64 = 1_000_000;
+
+fn config() -> Config {
+    Config {
+        workers: 2,
+        timeout: Duration::from_secs(10),
+        graceful_timeout: Duration::from_secs(5),
+        kill_grace: Duration::from_secs(1),
+        max_requests: 10,
+        max_requests_jitter: 5,
+        listeners: 1,
+        ..Config::default()
+    }
+}
+
+/// A monitor that has seen the arbiter's start (workers 0 and 1 spawned).
+fn started() -> (Monitor, Arbiter) {
+    let mut a = Arbiter::new(config(), Instant::ZERO).unwrap();
+    let mut m = Monitor::new(&a);
+    while let Some(act) = a.poll_action() {
+        m.on_action(&act).unwrap();
+    }
+    (m, a)
+}
+
+fn kill(id: u64, signal: KillSignal) -> Action {
+    Action::Kill { id: WorkerId(id), signal, reason: KillReason::Stop }
+}
+
+fn broken(m: &mut Monitor, action: Action) -> Invariant {
+    m.on_action(&action).expect_err("the monitor must object").invariant
+}
+
+#[test]
+fn spawns_are_unique_and_budgets_in_range() {
+    let (mut m, _) = started();
+    assert_eq!(
+        broken(&mut m, Action::Spawn { id: WorkerId(0), generation: 0, max_requests: 12 }),
+        Invariant::Consistency
+    );
+    assert_eq!(
+        broken(&mut m, Action::Spawn { id: WorkerId(7), generation: 0, max_requests: 16 }),
+        Invariant::Recycling
+    );
+    assert_eq!(
+        broken(&mut m, Action::Spawn { id: WorkerId(8), generation: 0, max_requests: 9 }),
+        Invariant::Recycling
+    );
+    m.on_action(&Action::Spawn { id: WorkerId(9), generation: 0, max_requests: 15 }).unwrap();
+    m.on_action(&Action::Spawn { id: WorkerId(10), generation: 0, max_requests: 10 }).unwrap();
+}
+
+#[test]
+fn accept_goes_only_to_a_live_worker_that_asked() {
+    let (mut m, _) = started();
+    let send = |to| Action::Send { to: WorkerId(to), msg: ArbiterMsg::Accept { socket: ListenerId(0) } };
+    assert_eq!(broken(&mut m, send(0)), Invariant::SingleWakeup);
+    assert_eq!(broken(&mut m, send(42)), Invariant::Reaping);
+    m.on_input(Instant(MS), &Input::Message { from: WorkerId(1), msg: WorkerMsg::Accept });
+    m.on_action(&send(1)).unwrap();
+    assert_eq!(broken(&mut m, send(1)), Invariant::SingleWakeup, "one ask, one dispatch");
+    // An EMPTY answer is a new ask.
+    m.on_input(
+        Instant(2 * MS),
+        &Input::Message { from: WorkerId(1), msg: WorkerMsg::Empty { socket: ListenerId(0) } },
+    );
+    m.on_action(&send(1)).unwrap();
+    // A worker that said BYE is never dispatched to.
+    m.on_input(Instant(3 * MS), &Input::Message { from: WorkerId(0), msg: WorkerMsg::Accept });
+    m.on_input(
+        Instant(3 * MS),
+        &Input::Message { from: WorkerId(0), msg: WorkerMsg::Bye { reason: ByeReason::Stop } },
+    );
+    assert_eq!(broken(&mut m, send(0)), Invariant::SingleWakeup);
+}
+
+#[test]
+fn kills_go_to_the_living_once_per_signal_and_never_early() {
+    let (mut m, _) = started();
+    assert_eq!(broken(&mut m, kill(42, KillSignal::Kill)), Invariant::Reaping);
+    m.on_action(&kill(0, KillSignal::Term)).unwrap();
+    assert_eq!(broken(&mut m, kill(0, KillSignal::Term)), Invariant::GracefulStop);
+    m.on_action(&kill(1, KillSignal::Quit)).unwrap();
+    assert_eq!(broken(&mut m, kill(1, KillSignal::Quit)), Invariant::GracefulStop);
+    let (mut m, _) = started();
+    m.on_timeout(Instant(9_999 * MS));
+    assert_eq!(
+        broken(&mut m, kill(0, KillSignal::Abrt)),
+        Invariant::LivenessKill,
+        "heard from 10 s ago is not late"
+    );
+    m.on_timeout(Instant(10_000 * MS));
+    m.on_action(&kill(1, KillSignal::Abrt)).unwrap();
+}
+
+#[test]
+fn one_child_arbiter_and_exit_only_after_a_stop_with_everyone_reaped() {
+    let (mut m, _) = started();
+    m.on_action(&Action::Reexec).unwrap();
+    assert_eq!(broken(&mut m, Action::Reexec), Invariant::SingleChildMaster);
+    let (mut m, _) = started();
+    m.on_action(&Action::Reexec).unwrap();
+    m.on_input(Instant(MS), &Input::ReexecEnded);
+    m.on_action(&Action::Reexec).unwrap();
+    let (mut m, _) = started();
+    assert_eq!(broken(&mut m, Action::Exit { code: 0, unlink_sockets: true }), Invariant::Reaping);
+    let (mut m, _) = started();
+    m.on_input(Instant(MS), &Input::Signal(Sig::Term));
+    assert_eq!(
+        broken(&mut m, Action::Exit { code: 0, unlink_sockets: true }),
+        Invariant::Reaping,
+        "workers alive"
+    );
+    let (mut m, _) = started();
+    m.on_action(&Action::Reexec).unwrap();
+    m.on_input(Instant(MS), &Input::Signal(Sig::Term));
+    for id in 0..2 {
+        m.on_input(Instant(2 * MS), &Input::Exited { id: WorkerId(id), status: ExitStatus::Code(0) });
+    }
+    assert_eq!(broken(&mut m, Action::Exit { code: 0, unlink_sockets: true }), Invariant::SingleChildMaster);
+    assert_eq!(broken(&mut m, Action::Reap), Invariant::Reaping, "nothing after Exit");
+    // A halting exit code is a stop; a spawn failure forgets the worker.
+    let (mut m, _) = started();
+    m.on_input(Instant(MS), &Input::Exited { id: WorkerId(0), status: ExitStatus::Code(3) });
+    m.on_input(Instant(MS), &Input::SpawnFailed { id: WorkerId(1) });
+    m.on_action(&Action::Exit { code: 3, unlink_sockets: false }).unwrap();
+}
+
+#[test]
+fn state_checks_catch_late_kills() {
+    // Worker 0 said BYE at 1 ms: it must be gone by 5.001 s.
+    let (mut m, a) = started();
+    m.on_input(
+        Instant(MS),
+        &Input::Message { from: WorkerId(0), msg: WorkerMsg::Bye { reason: ByeReason::Stop } },
+    );
+    m.on_input(Instant(MS), &Input::Message { from: WorkerId(1), msg: WorkerMsg::Alive { timestamp: 1 } });
+    m.on_timeout(Instant(5_001 * MS));
+    assert!(m.check(&a, false).is_ok(), "time-based duties only after a timeout call");
+    assert_eq!(m.check(&a, true).unwrap_err().invariant, Invariant::GracefulStop);
+    // Silent for the timeout and never soft-killed.
+    let (mut m, a) = started();
+    m.on_timeout(Instant(10_000 * MS));
+    assert_eq!(m.check(&a, true).unwrap_err().invariant, Invariant::LivenessKill);
+    // Malformed input counts as hearing from it (it is then killed for lying, not for silence).
+    let (mut m, a) = started();
+    for id in 0..2 {
+        m.on_input(
+            Instant(9_000 * MS),
+            &Input::Malformed { from: WorkerId(id), error: herd_protocol::message::DecodeError::UnknownVerb },
+        );
+    }
+    m.on_timeout(Instant(10_000 * MS));
+    assert!(m.check(&a, true).is_ok());
+}
