@@ -331,3 +331,94 @@ fn async_term_drains_and_still_serves_a_dispatch_already_asked_for() {
         vec![Action::Drain, send(WorkerMsg::Bye { reason: ByeReason::Stop }), Action::Exit(EXIT_OK)]
     );
 }
+
+#[test]
+fn async_ends_on_quit_malformed_or_an_illegal_dispatch_and_then_ignores_everything() {
+    for (input, code) in [
+        (Input::Signal(WorkerSignal::Quit), EXIT_OK),
+        (Input::Malformed, EXIT_PROTOCOL),
+        (Input::Message(ArbiterMsg::Accept { socket: L0 }), EXIT_PROTOCOL),
+    ] {
+        let mut w = async_worker(AcceptMode::Shared, 0, 2);
+        w.start(Instant::ZERO);
+        drain(&mut w);
+        // Shared mode never asks the arbiter: a dispatch is illegal here.
+        assert_eq!(step(&mut w, 1, input), vec![Action::Exit(code)], "{input:?}");
+        assert_eq!(w.state(), State::Exited);
+        assert_eq!(step(&mut w, 2, Input::Accepted(L0)), vec![]);
+        assert_eq!(step(&mut w, 3, Input::Signal(WorkerSignal::Term)), vec![]);
+    }
+}
+
+#[test]
+fn async_parent_change_and_memory_drain_then_leave_with_their_reason() {
+    for (input, reason) in [(Input::ParentChanged, ByeReason::Parent), (Input::OverMemory, ByeReason::Memory)]
+    {
+        let mut w = async_worker(AcceptMode::Shared, 0, 2);
+        w.start(Instant::ZERO);
+        drain(&mut w);
+        step(&mut w, 1, Input::Accepted(L0));
+        step(&mut w, 1, Input::AcceptEmpty);
+        assert_eq!(step(&mut w, 2, input), vec![Action::Drain]);
+        assert_eq!(
+            step(&mut w, 3, Input::ConnectionClosed),
+            vec![send(WorkerMsg::Bye { reason }), Action::Exit(EXIT_OK)]
+        );
+    }
+}
+
+#[test]
+fn async_signaled_empty_and_shared_wakeups() {
+    let mut w = async_worker(AcceptMode::Signaled, 0, 2);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    // Nothing there: EMPTY, and idle again (a later dispatch is legal).
+    assert_eq!(step(&mut w, 2, Input::AcceptEmpty), vec![send(WorkerMsg::Empty { socket: L0 })]);
+    assert_eq!(w.state(), State::Idle);
+    assert_eq!(
+        step(&mut w, 3, Input::Message(ArbiterMsg::Accept { socket: L0 })),
+        vec![Action::Accept(Some(L0))]
+    );
+    // Shared: waiting on the listeners, a wakeup makes it try an accept.
+    let mut w = async_worker(AcceptMode::Shared, 0, 2);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::AcceptEmpty);
+    assert!(w.waits_on_listeners());
+    assert_eq!(step(&mut w, 2, Input::ListenersReadable), vec![Action::Accept(None)]);
+    // At its limit of one, it stops asking; a close makes it ask again.
+    let mut w = async_worker(AcceptMode::Signaled, 0, 1);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    assert_eq!(
+        step(&mut w, 1, Input::Accepted(L0)),
+        vec![send(WorkerMsg::Accepted { socket: L0 }), Action::Serve(L0)]
+    );
+    assert_eq!(step(&mut w, 2, Input::RequestDone), vec![]);
+    assert_eq!(step(&mut w, 3, Input::ConnectionClosed), vec![send(WorkerMsg::Accept)]);
+    // A close while it is already asking (below its limit) asks nothing more.
+    let mut w = async_worker(AcceptMode::Signaled, 0, 3);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 1, Input::Accepted(L0));
+    assert_eq!(w.state(), State::Idle);
+    assert_eq!(step(&mut w, 2, Input::ConnectionClosed), vec![]);
+}
+
+#[test]
+fn a_sync_worker_counts_requests_and_ignores_everything_after_exit() {
+    let mut w = worker(AcceptMode::Shared, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    for k in 0..3 {
+        step(&mut w, 1 + k, Input::Accepted(L0));
+        step(&mut w, 1 + k, Input::RequestDone);
+    }
+    assert_eq!(w.requests(), 3);
+    assert_eq!(step(&mut w, 9, Input::Signal(WorkerSignal::Quit)), vec![Action::Exit(EXIT_OK)]);
+    assert_eq!(step(&mut w, 10, Input::Signal(WorkerSignal::Term)), vec![]);
+    assert_eq!(step(&mut w, 11, Input::Message(ArbiterMsg::Accept { socket: L0 })), vec![]);
+}
