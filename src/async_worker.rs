@@ -315,6 +315,10 @@ fn accept(
         None => (0..n).map(|k| (*next + k) % n).collect(),
     };
     for i in order {
+        // As the sync worker: no accept() that can only fail (TCP_INFO says nothing is queued).
+        if which.is_none() && listeners[i].queued() == Some(0) {
+            continue;
+        }
         match listeners[i].accept() {
             Ok(Some(c)) => {
                 *next = (i + 1) % n;

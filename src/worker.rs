@@ -320,6 +320,12 @@ impl<R> Proc<'_, R> {
             None => (0..listeners.len()).map(|k| (self.next_listener + k) % listeners.len()).collect(),
         };
         for i in order {
+            // A direct accept (shared mode, auto mode) first asks the kernel whether anything is
+            // queued (TCP_INFO): an accept() that can only fail is not made. A connection that
+            // arrives just after still wakes a waiting worker (the listener is level-triggered).
+            if which.is_none() && listeners[i].queued() == Some(0) {
+                continue;
+            }
             match listeners[i].accept() {
                 Ok(Some(conn)) => {
                     self.next_listener = (i + 1) % listeners.len();
