@@ -225,6 +225,12 @@ def write(rows, sup, sweep, chk, gver):
     for name, r in rows.items():
         L.append(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.0f} | {r['accepts']:.2f} | {r['pss_mb']:.1f} | "
                  f"{r['rps']/raw['rps']:.2f}x | {r['cpu_us']/raw['cpu_us']:.2f}x | {r['rps']/gun['rps']:.2f}x |")
+    L += ["", "Against the goals (issue #12: >= 0.95x raw requests/s, <= 1.1x raw CPU per request, <= 1.02 accept() per connection):", ""]
+    for name, r in rows.items():
+        if name.startswith("herd"):
+            rr, cc, aa = r['rps'] / raw['rps'], r['cpu_us'] / raw['cpu_us'], r['accepts']
+            verdict = lambda ok: "met" if ok else "**missed**"
+            L.append(f"- {name}: req/s {rr:.2f}x ({verdict(rr >= 0.95)}), CPU {cc:.2f}x ({verdict(cc <= 1.1)}), accept() {aa:.2f} ({verdict(aa <= 1.02)})")
     L += ["", "| supervision (4 workers, `--timeout 1`) | herd | gunicorn |", "|---|---|---|",
           f"| respawn after SIGKILL (median of 10: kill -> new child process) | {sup['herd']['respawn_median']:.1f} ms | {sup['gunicorn']['respawn_median']:.1f} ms |",
           f"| timeout-kill overshoot (client sees the close, minus the timeout; median of 3) | {sup['herd']['overshoot_median']:.0f} ms | {sup['gunicorn']['overshoot_median']:.0f} ms |",
