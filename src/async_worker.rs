@@ -9,13 +9,13 @@
 //! connection closes). The registry sequence is checked before every request.
 
 use crate::arbiter::WorkerMain;
-use crate::listen::{Connection, Listener};
+use crate::listen::Connection;
 use crate::server::Server;
 use crate::store::StoreError;
 use crate::worker::{self, WorkerSetup};
 use bytes::Bytes;
 use herd_protocol::arbiter::WorkerId;
-use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
+use herd_protocol::message::{ArbiterMsg, Decoder, Message};
 use herd_protocol::registry::{Check, Coherence, SequenceStore, Sequences};
 use herd_protocol::signals::Sig;
 use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind, WorkerSignal};
@@ -179,7 +179,7 @@ where
             match action {
                 Action::Send(m) => out.extend_from_slice(m.encode().as_bytes()),
                 Action::Accept(which) => {
-                    let (input, conn) = accept(&server.listeners, which, &mut next_listener);
+                    let (input, conn) = worker::accept(&server.listeners, which, &mut next_listener);
                     if let Some(conn) = conn {
                         set_busy(server, setup.slot, true);
                         spawn_connection(conn, handler.clone(), ctx.clone(), ev_tx.clone(), drain_rx.clone());
@@ -301,34 +301,6 @@ async fn futures_select_all(mut futs: Vec<std::pin::Pin<Box<dyn Future<Output = 
         std::task::Poll::Pending
     })
     .await
-}
-
-fn accept(
-    listeners: &[Listener],
-    which: Option<ListenerId>,
-    next: &mut usize,
-) -> (Input, Option<Connection>) {
-    let n = listeners.len();
-    let order: Vec<usize> = match which {
-        Some(l) if usize::from(l.0) < n => vec![usize::from(l.0)],
-        Some(_) => return (Input::Malformed, None),
-        None => (0..n).map(|k| (*next + k) % n).collect(),
-    };
-    for i in order {
-        // As the sync worker: no accept() that can only fail (TCP_INFO says nothing is queued).
-        if which.is_none() && listeners[i].queued() == Some(0) {
-            continue;
-        }
-        match listeners[i].accept() {
-            Ok(Some(c)) => {
-                *next = (i + 1) % n;
-                return (Input::Accepted(ListenerId(i as u16)), Some(c));
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
-        }
-    }
-    (Input::AcceptEmpty, None)
 }
 
 fn spawn_connection<F, Fut, B>(

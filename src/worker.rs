@@ -312,31 +312,9 @@ impl<R> Proc<'_, R> {
     }
 
     fn accept(&mut self, which: Option<ListenerId>) -> Input {
-        let listeners = &self.server.listeners;
-        let order: Vec<usize> = match which {
-            Some(l) if usize::from(l.0) < listeners.len() => vec![usize::from(l.0)],
-            // ACCEPT:<socket> naming no listener: the arbiter broke the protocol.
-            Some(_) => return Input::Malformed,
-            None => (0..listeners.len()).map(|k| (self.next_listener + k) % listeners.len()).collect(),
-        };
-        for i in order {
-            // A direct accept (shared mode, auto mode) first asks the kernel whether anything is
-            // queued (TCP_INFO): an accept() that can only fail is not made. A connection that
-            // arrives just after still wakes a waiting worker (the listener is level-triggered).
-            if which.is_none() && listeners[i].queued() == Some(0) {
-                continue;
-            }
-            match listeners[i].accept() {
-                Ok(Some(conn)) => {
-                    self.next_listener = (i + 1) % listeners.len();
-                    self.conn = Some(conn);
-                    return Input::Accepted(ListenerId(i as u16));
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(worker = %self.id, error = %e, "accept failed"),
-            }
-        }
-        Input::AcceptEmpty
+        let (input, conn) = accept(&self.server.listeners, which, &mut self.next_listener);
+        self.conn = conn;
+        input
     }
 
     fn serve<A: App<Registry = R>>(&mut self, app: &mut A) {
@@ -411,4 +389,36 @@ pub(crate) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * rustix::param::page_size() as u64)
+}
+
+/// One accept as the worker core asked: on the listener named, or on any (round-robin from
+/// `next`). A direct accept first asks the kernel whether anything is queued (TCP_INFO): an
+/// accept() that can only fail is not made, and a connection that arrives just after still wakes
+/// a waiting worker (the listener is level-triggered). Shared by the sync and async workers.
+pub(crate) fn accept(
+    listeners: &[crate::listen::Listener],
+    which: Option<ListenerId>,
+    next: &mut usize,
+) -> (Input, Option<Connection>) {
+    let n = listeners.len();
+    let order: Vec<usize> = match which {
+        Some(l) if usize::from(l.0) < n => vec![usize::from(l.0)],
+        // ACCEPT:<socket> naming no listener: the arbiter broke the protocol.
+        Some(_) => return (Input::Malformed, None),
+        None => (0..n).map(|k| (*next + k) % n).collect(),
+    };
+    for i in order {
+        if which.is_none() && listeners[i].queued() == Some(0) {
+            continue;
+        }
+        match listeners[i].accept() {
+            Ok(Some(c)) => {
+                *next = (i + 1) % n;
+                return (Input::Accepted(ListenerId(i as u16)), Some(c));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        }
+    }
+    (Input::AcceptEmpty, None)
 }
