@@ -37,6 +37,13 @@ def ticks(pid):
     return total / hz
 
 def children(pid):
+    # The kernel's list when it keeps one (fast); else a scan of /proc.
+    try:
+        kids = [int(c) for t in os.listdir(f"/proc/{pid}/task")
+                for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+        return [c for c in kids if open(f"/proc/{c}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+    except Exception:
+        pass
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -155,7 +162,15 @@ def app(environ, start_response):
 ''')
     return sh([f"{WORK}/venv/bin/gunicorn", "--version"]).stdout.strip()
 
+def ensure_tools():
+    """wrk and perf from Debian packages when missing (the script installs what it needs)."""
+    missing = [pkg for tool, pkg in (("wrk", "wrk"), ("perf", "linux-perf")) if subprocess.run(["which", tool], capture_output=True).returncode]
+    if missing:
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
 def main():
+    ensure_tools()
     sh(["cargo", "build", "--release", "-q", "--bins", "--manifest-path", f"{ROOT}/Cargo.toml"])
     gver = ensure_gunicorn()
     servers = [("herd shared", "herd", "shared"), ("herd signaled", "herd", "signaled"), ("herd auto", "herd", "auto"),
