@@ -186,6 +186,9 @@ impl<A: WorkerMain> Runner<'_, A> {
                     0
                 }
             };
+            // Signals first: a TERM that came with workers' messages (a TERM to the whole
+            // process group) stops the server before their BYEs could start replacements.
+            events[..n].sort_by_key(|ev| ev.data() != WAKE);
             for ev in &events[..n] {
                 let token = ev.data();
                 match token & !0xffff_ffff {
