@@ -12,7 +12,7 @@ use crate::arbiter::WorkerMain;
 use crate::listen::Connection;
 use crate::server::Server;
 use crate::store::StoreError;
-use crate::worker::{self, WorkerSetup};
+use crate::worker::{self, WorkerSetup, over_memory, set_busy};
 use bytes::Bytes;
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, Message};
@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -153,7 +153,7 @@ where
     let mut chan = tokio::net::UnixStream::from_std(setup.chan)?;
     let wake_fd = register(wake.fd().as_raw_fd())?;
     let listener_fds: Vec<AsyncFd<Fd>> =
-        server.listeners.iter().map(|l| register(l.as_fd_raw())).collect::<Result<_, _>>()?;
+        server.listeners.iter().map(|l| register(l.as_fd().as_raw_fd())).collect::<Result<_, _>>()?;
     let as_of = server.store.get().unwrap_or_default();
     let coherence = Rc::new(RefCell::new(Coherence::new(as_of)));
     let ctx = HttpContext { worker: setup.id, coherence, server: Rc::new(ServerRef(server)) };
@@ -261,19 +261,6 @@ fn register(fd: RawFd) -> io::Result<AsyncFd<Fd>> {
     // life of the worker process, which outlives these registrations.
     unsafe { AsyncFd::register_with_interest(Fd(fd), tokio::io::Interest::READABLE) }
         .map_err(|e| io::Error::other(e.to_string()))
-}
-
-fn set_busy(server: &Server, slot: Option<usize>, busy: bool) {
-    if let Some(s) = slot {
-        server.scoreboard.set_busy(s, busy);
-    }
-}
-
-fn over_memory(server: &Server) -> bool {
-    server
-        .limits
-        .memory_soft
-        .is_some_and(|limit| crate::worker::resident_bytes().is_some_and(|rss| rss > limit))
 }
 
 async fn readable_any(fds: &[AsyncFd<Fd>]) {

@@ -217,11 +217,6 @@ impl Listener {
         }
     }
 
-    /// The raw descriptor.
-    pub fn as_fd_raw(&self) -> std::os::fd::RawFd {
-        self.as_fd().as_raw_fd()
-    }
-
     /// Unlinks the socket file of a unix listener (on a clean exit, when no other arbiter uses it).
     pub fn unlink(&self) {
         if let Listener::Unix(_, p) = self {

@@ -264,7 +264,7 @@ impl<R> Proc<'_, R> {
                         self.server.scoreboard.count(s);
                     }
                     self.set_busy(false);
-                    if self.over_memory() {
+                    if over_memory(self.server) {
                         let now = self.clock.now();
                         self.core.handle(now, Input::OverMemory);
                     }
@@ -287,9 +287,7 @@ impl<R> Proc<'_, R> {
     }
 
     fn set_busy(&self, busy: bool) {
-        if let Some(s) = self.slot {
-            self.server.scoreboard.set_busy(s, busy);
-        }
+        set_busy(self.server, self.slot, busy);
     }
 
     /// Re-arms `RLIMIT_CPU` so that this request gets `--limit-cpu` seconds of CPU from now.
@@ -303,12 +301,6 @@ impl<R> Proc<'_, R> {
         if let Err(e) = setrlimit(Resource::RLIMIT_CPU, soft.min(hard), hard) {
             tracing::warn!(error = %e, "cannot arm the CPU limit");
         }
-    }
-
-    /// Whether resident memory passed `--limit-memory-soft`.
-    fn over_memory(&self) -> bool {
-        let Some(limit) = self.server.limits.memory_soft else { return false };
-        resident_bytes().is_some_and(|rss| rss > limit)
     }
 
     fn accept(&mut self, which: Option<ListenerId>) -> Input {
@@ -384,8 +376,23 @@ impl<R> Proc<'_, R> {
     }
 }
 
+/// Marks the worker's scoreboard slot busy (from before an accept to the end of its request) or
+/// not. Shared by the sync and async workers.
+pub(crate) fn set_busy(server: &Server, slot: Option<usize>, busy: bool) {
+    if let Some(s) = slot {
+        server.scoreboard.set_busy(s, busy);
+    }
+}
+
+/// Whether this process's resident memory passed `--limit-memory-soft`. Shared by the sync and
+/// async workers.
+pub(crate) fn over_memory(server: &Server) -> bool {
+    let Some(limit) = server.limits.memory_soft else { return false };
+    resident_bytes().is_some_and(|rss| rss > limit)
+}
+
 /// This process's resident memory (`/proc/self/statm`).
-pub(crate) fn resident_bytes() -> Option<u64> {
+fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * rustix::param::page_size() as u64)

@@ -159,6 +159,8 @@ fn main() -> ExitCode {
     println!("| id | re-introduced bug | caught | layer | time | replay |");
     println!("|---|---|---|---|---|---|");
     let (mut caught, mut total, mut skipped) = (0, 0, Vec::new());
+    // The scratch copy is made once, on the first patch row; each row restores what it patched.
+    let mut tree: Option<Result<PathBuf, String>> = None;
     for row in rows() {
         if only.as_deref().is_some_and(|o| o != row.id) {
             continue;
@@ -172,7 +174,12 @@ fn main() -> ExitCode {
         let t = Instant::now();
         let o = match &row.how {
             How::Switch(m) => switch(*m),
-            How::Patch { file, from, to, test } => patch(&root, &scratch, file, from, to, test),
+            How::Patch { file, from, to, test } => {
+                let tree = tree.get_or_insert_with(|| {
+                    sync_tree(&root, &scratch).map_err(|e| format!("cannot copy the workspace: {e}"))
+                });
+                patch(tree, &scratch, row.id, file, from, to, test)
+            }
             How::Loom { test } => loom(&root, test),
         };
         if o.caught {
@@ -193,14 +200,6 @@ fn main() -> ExitCode {
         if skipped.is_empty() { String::new() } else { format!(" (skipped: {})", skipped.join(", ")) }
     );
     if caught == total { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-}
-
-/// The row id of a patch (for its replay command).
-fn row_id(file: &str, test: &str) -> &'static str {
-    rows()
-        .into_iter()
-        .find(|r| matches!(r.how, How::Patch { file: f, test: t, .. } if f == file && t == test))
-        .map_or("?", |r| r.id)
 }
 
 fn workspace_root() -> PathBuf {
@@ -264,17 +263,25 @@ fn cargo_test(tree: &Path, scratch: &Path, filter: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Applies one line change to a scratch copy and runs the layer's test: caught if it fails there
-/// and passes on the unpatched copy.
-fn patch(root: &Path, scratch: &Path, file: &str, from: &str, to: &str, test: &str) -> Outcome {
+/// Applies one line change to the scratch copy and runs the layer's test: caught if it fails
+/// there and passes on the unpatched copy. The file is restored afterwards.
+fn patch(
+    tree: &Result<PathBuf, String>,
+    scratch: &Path,
+    id: &str,
+    file: &str,
+    from: &str,
+    to: &str,
+    test: &str,
+) -> Outcome {
     let layer = format!("unit test {test}");
     let fail =
         |why: String| Outcome { caught: false, layer: format!("{layer}: {why}"), replay: String::new() };
-    let tree = match sync_tree(root, scratch) {
+    let tree = match tree {
         Ok(t) => t,
-        Err(e) => return fail(format!("cannot copy the workspace: {e}")),
+        Err(e) => return fail(e.clone()),
     };
-    if !cargo_test(&tree, scratch, test) {
+    if !cargo_test(tree, scratch, test) {
         return fail("fails without the mutant".into());
     }
     let path = tree.join(file);
@@ -285,9 +292,9 @@ fn patch(root: &Path, scratch: &Path, file: &str, from: &str, to: &str, test: &s
     if std::fs::write(&path, src.replacen(from, to, 1)).is_err() {
         return fail("cannot write the patch".into());
     }
-    let caught = !cargo_test(&tree, scratch, test);
+    let caught = !cargo_test(tree, scratch, test);
     let _ = std::fs::write(&path, &src);
-    Outcome { caught, layer, replay: format!("herd-mutants --only {id}", id = row_id(file, test)) }
+    Outcome { caught, layer, replay: format!("herd-mutants --only {id}") }
 }
 
 /// A loom model of the buggy ordering: the test asserts loom finds the failure.
