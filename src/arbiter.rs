@@ -18,6 +18,8 @@ use crate::server::{App, Server, UPGRADE_FROM_ENV};
 /// What a forked worker runs: never returns into the arbiter's code.
 pub(crate) trait WorkerMain {
     fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> !;
+    /// A cron worker (`Role::Cron`): runs scheduled jobs.
+    fn cron_main(&mut self, setup: WorkerSetup, server: &Server) -> !;
 }
 
 /// A sync worker serving an [`App`].
@@ -27,12 +29,16 @@ impl<A: App> WorkerMain for SyncWorker<A> {
     fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
         worker::run(setup, server, &mut self.0)
     }
+    fn cron_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
+        crate::cron::run(setup, server, &mut |job| self.0.run_job(job))
+    }
 }
 use crate::store::{REGISTRY_FD_ENV, Store};
 use crate::sys::{Blocked, Clock, WakePipe};
 use crate::worker::{self, WorkerSetup};
 use herd_protocol::arbiter::{
-    AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, KillSignal, Life, Phase, WorkerId,
+    AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, KillSignal, Life, Phase, Role,
+    WorkerId,
 };
 use herd_protocol::message::{Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::signals::Sig;
@@ -354,7 +360,9 @@ impl<A: WorkerMain> Runner<'_, A> {
 
     fn act(&mut self, action: Action) -> Option<i32> {
         match action {
-            Action::Spawn { id, generation, max_requests } => self.spawn(id, generation, max_requests),
+            Action::Spawn { id, role, generation, max_requests } => {
+                self.spawn(id, role, generation, max_requests)
+            }
             Action::Send { to, msg } => {
                 if let Some(p) = self.procs.get_mut(&to) {
                     tracing::debug!(worker = %to, %msg, "send");
@@ -453,14 +461,20 @@ impl<A: WorkerMain> Runner<'_, A> {
         }
     }
 
-    fn spawn(&mut self, id: WorkerId, generation: u32, max_requests: u32) {
-        if let Err(e) = self.fork_worker(id, generation, max_requests) {
+    fn spawn(&mut self, id: WorkerId, role: Role, generation: u32, max_requests: u32) {
+        if let Err(e) = self.fork_worker(id, role, generation, max_requests) {
             tracing::error!(worker = %id, error = %e, "cannot fork a worker");
             self.inputs.push_back(Input::SpawnFailed { id });
         }
     }
 
-    fn fork_worker(&mut self, id: WorkerId, generation: u32, max_requests: u32) -> io::Result<()> {
+    fn fork_worker(
+        &mut self,
+        id: WorkerId,
+        role: Role,
+        generation: u32,
+        max_requests: u32,
+    ) -> io::Result<()> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,
@@ -495,7 +509,10 @@ impl<A: WorkerMain> Runner<'_, A> {
                     slot,
                     inherited: self.arbiter_fds(),
                 };
-                self.app.worker_main(setup, self.server)
+                match role {
+                    Role::Http => self.app.worker_main(setup, self.server),
+                    Role::Cron => self.app.cron_main(setup, self.server),
+                }
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(theirs);
@@ -522,7 +539,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                         return Err(e);
                     }
                 };
-                tracing::info!(worker = %id, pid = child.as_raw(), generation, max_requests, "worker spawned");
+                tracing::info!(worker = %id, pid = child.as_raw(), ?role, generation, max_requests, "worker spawned");
                 self.by_pid.insert(child, id);
                 self.procs.insert(
                     id,
@@ -611,24 +628,45 @@ impl<A: WorkerMain> Runner<'_, A> {
             #[allow(unreachable_patterns)]
             _ => None,
         };
+        let cron_fd = match self.server.cron.as_ref().map(|c| &c.store) {
+            Some(crate::cron::JobStore::Shm(s)) => Some(s.raw_fd()),
+            _ => None,
+        };
         let store_fd = LISTEN_FDS_START + n;
         let exe = CString::new(self.exe.as_os_str().as_encoded_bytes())?;
         let argv: Vec<CString> =
             self.args.iter().map(|a| CString::new(a.as_encoded_bytes())).collect::<Result<_, _>>()?;
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
             .filter(|(k, _)| {
-                ![LISTEN_FDS, LISTEN_PID, "LISTEN_FDNAMES", REGISTRY_FD_ENV, UPGRADE_FROM_ENV]
-                    .iter()
-                    .any(|x| k == x)
+                ![
+                    LISTEN_FDS,
+                    LISTEN_PID,
+                    "LISTEN_FDNAMES",
+                    REGISTRY_FD_ENV,
+                    crate::cron::CRON_FD_ENV,
+                    UPGRADE_FROM_ENV,
+                ]
+                .iter()
+                .any(|x| k == x)
             })
             .collect();
         env.push((LISTEN_FDS.into(), n.to_string().into()));
         if shm_fd.is_some() {
             env.push((REGISTRY_FD_ENV.into(), store_fd.to_string().into()));
         }
+        if cron_fd.is_some() {
+            let at = store_fd + i32::from(shm_fd.is_some());
+            env.push((crate::cron::CRON_FD_ENV.into(), at.to_string().into()));
+        }
         env.push((UPGRADE_FROM_ENV.into(), self.me.as_raw().to_string().into()));
-        let sources: Vec<i32> =
-            self.server.listeners.iter().map(|l| l.as_fd().as_raw_fd()).chain(shm_fd).collect();
+        let sources: Vec<i32> = self
+            .server
+            .listeners
+            .iter()
+            .map(|l| l.as_fd().as_raw_fd())
+            .chain(shm_fd)
+            .chain(cron_fd)
+            .collect();
         if let Some(p) = &self.server.pidfile {
             p.to_oldbin(self.me.as_raw() as u32);
         }

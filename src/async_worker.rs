@@ -93,6 +93,11 @@ where
     B: Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    /// `run_async` refuses cron workers; were one spawned, each of its jobs fails.
+    fn cron_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
+        crate::cron::run(setup, server, &mut |job| Err(format!("async server: no runner for {:?}", job.name)))
+    }
+
     fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
         let inherited = setup.inherited.clone();
         let handler = self.handler.clone();

@@ -24,6 +24,7 @@
 //! | [`server`] | [`Server`], its builder, the [`App`] trait and the request [`Context`] |
 //! | [`listen`] | `--bind` addresses, listeners, accepted connections |
 //! | [`store`] | registry sequence stores (shared memory; PostgreSQL in `pgstore` with the `postgres` feature) |
+//! | [`cron`] | cron workers: the job stores (shared memory, PostgreSQL) and the cron worker process |
 //! | [`control`] | the control socket behind `herd ctl` |
 //! | [`scoreboard`] | per-worker request counters in shared memory |
 //! | [`notify`] | systemd readiness notifications |
@@ -39,6 +40,7 @@ mod arbiter;
 #[cfg(feature = "async")]
 pub mod async_worker;
 pub mod control;
+pub mod cron;
 pub mod demo;
 pub mod listen;
 pub mod notify;

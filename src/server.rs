@@ -44,6 +44,9 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The cron jobs or their store are unusable.
+    #[error("cron: {0}")]
+    Cron(String),
     /// A system call the arbiter needs failed.
     #[error("{what}: {source}")]
     Io {
@@ -75,6 +78,13 @@ pub trait App {
     /// The registry store could not be read before a request: answer `conn` with a clean failure
     /// (the request must not run on a registry that may be stale). The default closes it.
     fn unavailable(&mut self, _conn: Connection, _error: &StoreError) {}
+
+    /// Runs one scheduled job in a cron worker (`--cron-workers`, `--cron-job`). An error or a
+    /// panic records the run as failed (it runs again at its next time); a job that outlasts the
+    /// timeout is killed with its worker and retried once its lease ends. The default has no jobs.
+    fn run_job(&mut self, job: &crate::cron::JobRun<'_>) -> Result<(), String> {
+        Err(format!("this application runs no cron job (asked for {:?})", job.name))
+    }
 }
 
 /// An [`App`] made of a closure, with no registry.
@@ -176,6 +186,7 @@ pub struct ServerBuilder {
     limits: Limits,
     registry_store: Option<String>,
     on_ready: Option<OnReady>,
+    cron_jobs: Vec<crate::cron::CronJob>,
 }
 
 /// Per-worker resource limits (Odoo's `--limit-memory-soft`, `--limit-memory-hard`,
@@ -291,6 +302,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Cron worker processes to run besides the HTTP workers (`--cron-workers`).
+    pub fn cron_workers(mut self, n: u32) -> Self {
+        self.config.cron_workers = n;
+        self
+    }
+
+    /// A scheduled job the cron workers run through [`App::run_job`] (`--cron-job NAME=SECONDS`,
+    /// repeatable). Its table lives with the registry store: shared memory, or PostgreSQL.
+    pub fn cron_job(mut self, job: crate::cron::CronJob) -> Self {
+        self.cron_jobs.push(job);
+        self
+    }
+
     /// Seeds the request-limit jitter (default: from the clock and pid).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -351,8 +375,36 @@ impl ServerBuilder {
                 )));
             }
         };
+        crate::cron::validate(&self.cron_jobs, config.cron_workers)
+            .map_err(|e| Error::Cron(e.to_string()))?;
+        let cron = if self.cron_jobs.is_empty() {
+            None
+        } else {
+            let store = match &store {
+                Store::Shm(_) => {
+                    let inherited =
+                        std::env::var(crate::cron::CRON_FD_ENV).ok().and_then(|f| f.parse::<i32>().ok());
+                    let shm = match inherited {
+                        // SAFETY: the arbiter this one replaces passed it (with LISTEN_PID naming us).
+                        Some(fd) if upgrade_from.is_some() => unsafe {
+                            crate::cron::ShmJobs::from_raw_fd(fd)
+                        },
+                        _ => crate::cron::ShmJobs::create(&self.cron_jobs),
+                    }
+                    .map_err(|e| Error::Cron(e.to_string()))?;
+                    crate::cron::JobStore::Shm(shm)
+                }
+                #[cfg(feature = "postgres")]
+                Store::Postgres(pg) => crate::cron::JobStore::Postgres(Box::new(
+                    crate::pgstore::PgJobs::setup(pg.raw_url(), &self.cron_jobs)
+                        .map_err(|e| Error::Cron(e.to_string()))?,
+                )),
+            };
+            Some(crate::cron::Cron { jobs: self.cron_jobs, store })
+        };
         let scoreboard = Scoreboard::create().map_err(Error::Store)?;
         Ok(Server {
+            cron,
             config,
             listeners,
             pidfile,
@@ -377,6 +429,7 @@ pub struct Server {
     pub(crate) scoreboard: Scoreboard,
     pub(crate) upgrade_from: Option<i32>,
     pub(crate) on_ready: Option<OnReady>,
+    pub(crate) cron: Option<crate::cron::Cron>,
 }
 
 impl std::fmt::Debug for Server {
@@ -411,6 +464,7 @@ impl Server {
             limits: Limits::default(),
             registry_store: None,
             on_ready: None,
+            cron_jobs: Vec::new(),
         }
     }
 
@@ -422,6 +476,11 @@ impl Server {
     /// The arbiter's configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The cron jobs and their store, if any.
+    pub fn cron(&self) -> Option<&crate::cron::Cron> {
+        self.cron.as_ref()
     }
 
     /// The control socket's path, if any.
@@ -454,6 +513,9 @@ impl Server {
         B: hyper::body::Body<Data = bytes::Bytes> + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if self.config.cron_workers > 0 {
+            return Err(Error::Cron("cron workers run an App's jobs: use run_app, not run_async".into()));
+        }
         crate::arbiter::run(
             self,
             crate::async_worker::AsyncWorker { handler, connections: connections.max(1) },

@@ -58,6 +58,7 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
     let (setup, ops) = input;
     let config = Config {
         workers: u32::from(setup.workers % 8) + 1,
+        cron_workers: u32::from(setup.workers / 8 % 3),
         accept_mode: [AcceptMode::Signaled, AcceptMode::Shared, AcceptMode::Auto]
             [usize::from(setup.mode % 3)],
         listeners: u16::from(setup.listeners % 3) + 1,

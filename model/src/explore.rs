@@ -160,6 +160,7 @@ impl State {
     pub fn initial(b: &Bounds) -> Self {
         let config = Config {
             workers: b.workers,
+            cron_workers: 0,
             timeout: Duration::from_secs(3_600),
             graceful_timeout: Duration::from_secs(10),
             kill_grace: Duration::from_secs(1),

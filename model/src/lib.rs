@@ -5,10 +5,13 @@
 //! - [`explore`]: exhaustive breadth-first exploration of the arbiter, its workers, their pipes and
 //!   a listener, with a budget of faults; safety in every state, and from every state a way to
 //!   serve everything (binary `herd-explore`).
+//! - [`cron`]: exhaustive exploration of the cron claim protocol (cron workers, the job table and
+//!   its clock, the arbiter's timeout kill) with kills and clock jumps.
 //! - `tests/loom.rs` (under `RUSTFLAGS="--cfg herd_loom"`): the exact `SignalQueue` and
 //!   `SharedSequences` code under every interleaving.
 //! - `tests/shuttle.rs`: arbiter and workers as threads over channels, randomized and
 //!   depth-first schedules.
 #![deny(missing_docs)]
 
+pub mod cron;
 pub mod explore;

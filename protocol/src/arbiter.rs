@@ -90,11 +90,23 @@ impl AcceptMode {
     }
 }
 
+/// What a worker process does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Serves connections from the listeners.
+    #[default]
+    Http,
+    /// Runs scheduled jobs ([`crate::cron`]); no listeners, never dispatched to.
+    Cron,
+}
+
 /// The arbiter's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
     /// Workers to run (`--workers`).
     pub workers: u32,
+    /// Cron workers to run besides them (`--cron-workers`); TTIN/TTOU do not change this.
+    pub cron_workers: u32,
     /// Silence after which a worker is killed (`--timeout`).
     pub timeout: Duration,
     /// How long a stopping worker may take before it is killed (`--graceful-timeout`).
@@ -121,6 +133,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             workers: 1,
+            cron_workers: 0,
             timeout: Duration::from_secs(30),
             graceful_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(1),
@@ -142,6 +155,9 @@ pub enum ConfigError {
     /// `workers` was 0 or above [`MAX_WORKERS`].
     #[error("workers must be between 1 and {MAX_WORKERS}, got {0}")]
     Workers(u32),
+    /// `cron_workers` was above [`MAX_WORKERS`].
+    #[error("cron workers must be at most {MAX_WORKERS}, got {0}")]
+    CronWorkers(u32),
     /// `timeout` was zero.
     #[error("timeout must be greater than zero")]
     Timeout,
@@ -155,6 +171,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > MAX_WORKERS {
             return Err(ConfigError::Workers(self.workers));
+        }
+        if self.cron_workers > MAX_WORKERS {
+            return Err(ConfigError::CronWorkers(self.cron_workers));
         }
         if self.timeout.is_zero() {
             return Err(ConfigError::Timeout);
@@ -273,6 +292,8 @@ pub enum Action {
     Spawn {
         /// Its id.
         id: WorkerId,
+        /// What it does.
+        role: Role,
         /// Its generation (bumped by each reload).
         generation: u32,
         /// Its request budget, jitter included; 0 = unlimited.
@@ -350,6 +371,8 @@ pub enum Accepting {
 /// One row of the worker table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WorkerEntry {
+    /// What it does.
+    pub role: Role,
     /// Its generation.
     pub generation: u32,
     /// When it was spawned.
@@ -423,6 +446,7 @@ pub struct Arbiter {
     now: Instant,
     phase: Phase,
     target: u32,
+    cron_target: u32,
     generation: u32,
     next_id: u64,
     workers: BTreeMap<WorkerId, WorkerEntry>,
@@ -454,6 +478,7 @@ impl Arbiter {
         config.validate()?;
         let mut a = Arbiter {
             target: config.workers,
+            cron_target: config.cron_workers,
             rng: Rng::new(config.seed),
             dispatcher: Dispatcher::new(if config.accept_mode.dispatches() { config.listeners } else { 0 }),
             config,
@@ -502,9 +527,13 @@ impl Arbiter {
     pub fn workers(&self) -> &BTreeMap<WorkerId, WorkerEntry> {
         &self.workers
     }
-    /// The number of workers it aims to run.
+    /// The number of (HTTP) workers it aims to run.
     pub fn target(&self) -> u32 {
         self.target
+    }
+    /// The number of cron workers it aims to run.
+    pub fn cron_target(&self) -> u32 {
+        self.cron_target
     }
     /// The current generation.
     pub fn generation(&self) -> u32 {
@@ -665,6 +694,7 @@ impl Arbiter {
             Sig::Winch => {
                 if self.phase == Phase::Running {
                     self.target = 0;
+                    self.cron_target = 0;
                 }
             }
         }
@@ -680,6 +710,7 @@ impl Arbiter {
             Command::Reload => {
                 self.generation += 1;
                 self.target = self.config.workers;
+                self.cron_target = self.config.cron_workers;
             }
             Command::Upgrade => {
                 if !self.reexec_running || bug!(self, B07) {
@@ -723,6 +754,7 @@ impl Arbiter {
             self.boot_failures = 0;
         }
         let active = w.life == Life::Active;
+        let http = w.role == Role::Http;
         match (msg, w.accepting) {
             (WorkerMsg::Alive { .. }, _) => {
                 let (start, n) = w.alive_window;
@@ -735,7 +767,7 @@ impl Arbiter {
                     self.violation(from);
                 }
             }
-            (WorkerMsg::Accept, Accepting::Busy) if dispatches => {
+            (WorkerMsg::Accept, Accepting::Busy) if dispatches && http => {
                 if active && running {
                     w.accepting = Accepting::Idle;
                     self.dispatcher.push_idle(from);
@@ -901,11 +933,22 @@ impl Arbiter {
     }
 
     fn wants_spawn(&self) -> bool {
-        self.current_active() < self.target as usize
+        self.role_to_spawn().is_some()
     }
 
-    fn current_active(&self) -> usize {
-        self.workers.values().filter(|w| w.life == Life::Active && w.generation == self.generation).count()
+    /// HTTP workers first, then cron workers, up to their targets.
+    fn role_to_spawn(&self) -> Option<Role> {
+        [(Role::Http, self.target), (Role::Cron, self.cron_target)]
+            .into_iter()
+            .find(|&(role, target)| self.current_active(role) < target as usize)
+            .map(|(role, _)| role)
+    }
+
+    fn current_active(&self, role: Role) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.role == role && w.life == Life::Active && w.generation == self.generation)
+            .count()
     }
 
     /// After every input: converge the worker count, dispatch, watch, finish a stop.
@@ -942,34 +985,40 @@ impl Arbiter {
         let now = self.now;
         // Spawn up to the target; after boot failures, one probe at a time and not before the
         // backoff ends.
-        while self.wants_spawn() && now >= self.spawn_not_before {
+        while let Some(role) = self.role_to_spawn()
+            && now >= self.spawn_not_before
+        {
             let probing = self.boot_failures > 0;
             if probing && self.workers.values().any(|w| !w.booted && w.life == Life::Active) {
                 break;
             }
-            self.spawn();
+            self.spawn(role);
             if probing {
                 break;
             }
         }
-        // Retire the oldest current-generation workers above the target (TTOU, WINCH).
-        let cur = self.generation;
-        let mut current: Vec<WorkerId> = self.ids_where(|w| w.life == Life::Active && w.generation == cur);
-        while current.len() > self.target as usize && !bug!(self, B10) {
-            let id = current.remove(0);
-            self.retire(id);
-        }
-        // Retire old-generation workers as their replacements come up (HUP).
-        let ready_new = self
-            .workers
-            .values()
-            .filter(|w| w.life == Life::Active && w.generation == cur && w.booted)
-            .count();
-        let allowed_old = (self.target as usize).saturating_sub(ready_new);
-        let mut old: Vec<WorkerId> = self.ids_where(|w| w.life == Life::Active && w.generation < cur);
-        while old.len() > allowed_old {
-            let id = old.remove(0);
-            self.retire(id);
+        for (role, target) in [(Role::Http, self.target), (Role::Cron, self.cron_target)] {
+            // Retire the oldest current-generation workers above the target (TTOU, WINCH).
+            let cur = self.generation;
+            let mut current: Vec<WorkerId> =
+                self.ids_where(|w| w.role == role && w.life == Life::Active && w.generation == cur);
+            while current.len() > target as usize && !bug!(self, B10) {
+                let id = current.remove(0);
+                self.retire(id);
+            }
+            // Retire old-generation workers as their replacements come up (HUP).
+            let ready_new = self
+                .workers
+                .values()
+                .filter(|w| w.role == role && w.life == Life::Active && w.generation == cur && w.booted)
+                .count();
+            let allowed_old = (target as usize).saturating_sub(ready_new);
+            let mut old: Vec<WorkerId> =
+                self.ids_where(|w| w.role == role && w.life == Life::Active && w.generation < cur);
+            while old.len() > allowed_old {
+                let id = old.remove(0);
+                self.retire(id);
+            }
         }
     }
 
@@ -983,7 +1032,7 @@ impl Arbiter {
         self.ask(id, KillSignal::Term, KillReason::Retire, kill_at);
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self, role: Role) {
         let id = WorkerId(self.next_id);
         self.next_id += 1;
         let max_requests = match self.config.max_requests {
@@ -994,6 +1043,7 @@ impl Arbiter {
         self.workers.insert(
             id,
             WorkerEntry {
+                role,
                 generation: self.generation,
                 spawned_at: self.now,
                 last_seen: self.now,
@@ -1008,7 +1058,7 @@ impl Arbiter {
             },
         );
         self.stats.spawns += 1;
-        self.actions.push_back(Action::Spawn { id, generation: self.generation, max_requests });
+        self.actions.push_back(Action::Spawn { id, role, generation: self.generation, max_requests });
     }
 
     fn dispatch(&mut self) {

@@ -12,7 +12,7 @@
 
 use crate::arbiter::{
     APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input, KillSignal, Life,
-    Phase, WORKER_BOOT_ERROR, WorkerId,
+    Phase, Role, WORKER_BOOT_ERROR, WorkerId,
 };
 use crate::message::{ArbiterMsg, WorkerMsg};
 use crate::signals::Sig;
@@ -46,6 +46,12 @@ pub enum Invariant {
     SingleChildMaster,
     /// The arbiter's own books agree with each other.
     Consistency,
+    /// A cron job never runs twice at once (unless the store's clock jumped, and then only the
+    /// newer run is recorded); each scheduled run is recorded at most once.
+    CronExclusive,
+    /// Every due cron job is eventually run while a cron worker lives; a job whose holder died
+    /// is retried.
+    CronProgress,
 }
 
 impl Invariant {
@@ -62,11 +68,13 @@ impl Invariant {
             Invariant::GracefulStop => "graceful-stop",
             Invariant::SingleChildMaster => "single-child-master",
             Invariant::Consistency => "consistency",
+            Invariant::CronExclusive => "cron-exclusive",
+            Invariant::CronProgress => "cron-progress",
         }
     }
 
     /// Every invariant.
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 12] = [
         Invariant::NoLostWakeup,
         Invariant::SingleWakeup,
         Invariant::NoStaleRegistry,
@@ -77,6 +85,8 @@ impl Invariant {
         Invariant::GracefulStop,
         Invariant::SingleChildMaster,
         Invariant::Consistency,
+        Invariant::CronExclusive,
+        Invariant::CronProgress,
     ];
 }
 
@@ -404,16 +414,18 @@ impl Monitor {
             }
         }
         if a.phase() == Phase::Running {
-            let current = a
-                .workers()
-                .values()
-                .filter(|w| w.life == Life::Active && w.generation == a.generation())
-                .count();
-            if current > a.target() as usize {
-                return Err(Violation::new(
-                    WorkerCount,
-                    format!("{current} active for a target of {}", a.target()),
-                ));
+            for (role, target) in [(Role::Http, a.target()), (Role::Cron, a.cron_target())] {
+                let current = a
+                    .workers()
+                    .values()
+                    .filter(|w| w.role == role && w.life == Life::Active && w.generation == a.generation())
+                    .count();
+                if current > target as usize {
+                    return Err(Violation::new(
+                        WorkerCount,
+                        format!("{current} active {role:?} workers for a target of {target}"),
+                    ));
+                }
             }
         } else if a.workers().values().any(|w| w.life == Life::Active) {
             return Err(Violation::new(GracefulStop, "stopping with a worker not asked to stop"));

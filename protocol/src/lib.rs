@@ -10,6 +10,7 @@
 //! | [`message`] | the arbiter <-> worker wire messages and their codec |
 //! | [`arbiter`] | the arbiter: worker table, signals, liveness, recycling, stop |
 //! | [`worker`] | the worker: ask, accept, serve, heartbeat, recycle, drain |
+//! | [`cron`] | scheduled jobs: the claim table (leases, fencing), the cron worker, its invariants |
 //! | [`dispatch`] | which idle worker gets the next `ACCEPT:<socket>` |
 //! | [`signals`] | the async-signal-safe signal queue and its wakeup contract |
 //! | [`registry`] | registry-sequence coherence and the shared-memory store |
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod arbiter;
+pub mod cron;
 pub mod dispatch;
 pub mod invariants;
 pub mod message;

@@ -150,7 +150,9 @@ fn invariants_have_their_documented_names_and_violations_print_them() {
             "reaping",
             "graceful-stop",
             "single-child-master",
-            "consistency"
+            "consistency",
+            "cron-exclusive",
+            "cron-progress"
         ]
     );
     let v = Violation::new(Invariant::Reaping, "w3 signalled after it was reaped");

@@ -1,7 +1,9 @@
 //! The invariant monitor has teeth of its own: fed actions a broken arbiter would emit, it names
 //! the invariant each breaks. (The simulator, the explorer and the fuzzers trust it.)
 
-use herd_protocol::arbiter::{Action, Arbiter, Config, ExitStatus, Input, KillReason, KillSignal, WorkerId};
+use herd_protocol::arbiter::{
+    Action, Arbiter, Config, ExitStatus, Input, KillReason, KillSignal, Role, WorkerId,
+};
 use herd_protocol::invariants::{Invariant, Monitor};
 use herd_protocol::message::{ArbiterMsg, ByeReason, ListenerId, WorkerMsg};
 use herd_protocol::signals::Sig;
@@ -45,19 +47,21 @@ fn broken(m: &mut Monitor, action: Action) -> Invariant {
 fn spawns_are_unique_and_budgets_in_range() {
     let (mut m, _) = started();
     assert_eq!(
-        broken(&mut m, Action::Spawn { id: WorkerId(0), generation: 0, max_requests: 12 }),
+        broken(&mut m, Action::Spawn { role: Role::Http, id: WorkerId(0), generation: 0, max_requests: 12 }),
         Invariant::Consistency
     );
     assert_eq!(
-        broken(&mut m, Action::Spawn { id: WorkerId(7), generation: 0, max_requests: 16 }),
+        broken(&mut m, Action::Spawn { role: Role::Http, id: WorkerId(7), generation: 0, max_requests: 16 }),
         Invariant::Recycling
     );
     assert_eq!(
-        broken(&mut m, Action::Spawn { id: WorkerId(8), generation: 0, max_requests: 9 }),
+        broken(&mut m, Action::Spawn { role: Role::Http, id: WorkerId(8), generation: 0, max_requests: 9 }),
         Invariant::Recycling
     );
-    m.on_action(&Action::Spawn { id: WorkerId(9), generation: 0, max_requests: 15 }).unwrap();
-    m.on_action(&Action::Spawn { id: WorkerId(10), generation: 0, max_requests: 10 }).unwrap();
+    m.on_action(&Action::Spawn { role: Role::Http, id: WorkerId(9), generation: 0, max_requests: 15 })
+        .unwrap();
+    m.on_action(&Action::Spawn { role: Role::Http, id: WorkerId(10), generation: 0, max_requests: 10 })
+        .unwrap();
 }
 
 #[test]

@@ -8,7 +8,8 @@ use crate::check::Checkers;
 use crate::faults::{FaultKind, FaultMix};
 use crate::timeline::Timeline;
 use crate::{Options, Outcome};
-use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, WorkerId};
+use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Role, WorkerId};
+use herd_protocol::cron::{Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table};
 use herd_protocol::invariants::{Checked, Violation};
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::registry::{Registry, SharedSequences};
@@ -50,6 +51,8 @@ enum Ev {
     WorkerSignal(WorkerId, KillSignal),
     /// A request ended, on the worker's only connection (sync) or on this one (async).
     RequestDone(WorkerId, u64),
+    /// A cron job returned (the claim's token).
+    JobDone(WorkerId, u64),
     Arrival,
     OutsideKill,
     Storm,
@@ -89,7 +92,29 @@ struct Proc {
     unreported: Option<ListenerId>,
     /// Index in the timeline.
     lane: usize,
+    /// A cron worker: its core and the job it runs (its HTTP core is never started).
+    cron: Option<CronProc>,
 }
+
+struct CronProc {
+    core: CronWorker,
+    running: Option<Claim>,
+}
+
+/// The cron side of a run: the job table (the store), its clock's skew, the monitor.
+pub(crate) struct Crons {
+    table: Table,
+    pub(crate) monitor: CronMonitor,
+    lease: Duration,
+    /// The store's clock minus true time, nanoseconds (clock jumps).
+    skew: i64,
+    /// Its own generator, so the runs without cron workers are what they were.
+    rng: Rng,
+    longest_interval: Duration,
+}
+
+/// Most the store's clock jumps back.
+const MAX_BACK_JUMP: Duration = Duration::from_secs(10);
 
 /// An async worker's open connection: requests left on it (keep-alive).
 struct AsyncConn {
@@ -166,6 +191,7 @@ pub struct World {
     /// The fault kinds of this run, as drawn (healing clears the mix).
     faults: String,
     faults_drawn: u32,
+    pub(crate) crons: Option<Crons>,
 }
 
 fn exp(rng: &mut Rng, mean: Duration) -> Duration {
@@ -180,8 +206,12 @@ impl World {
         // The server's configuration is part of the swarm.
         let mode = [AcceptMode::Signaled, AcceptMode::Shared, AcceptMode::Auto][rng.up_to(2) as usize];
         let max_requests = if rng.chance(0.6) { 5 + rng.up_to(45) } else { 0 };
+        // Cron workers in 30% of the runs, drawn apart from the main generator.
+        let mut cron_rng = Rng::new(opts.seed ^ 0x0c20_7000_5eed_0c20);
+        let cron_workers = if cron_rng.chance(0.3) { 1 + cron_rng.up_to(2) } else { 0 };
         let config = Config {
             workers: 1 + rng.up_to(5),
+            cron_workers,
             timeout: Duration::from_millis(1_000 + 500 * u64::from(rng.up_to(18))),
             graceful_timeout: Duration::from_millis(500 + 500 * u64::from(rng.up_to(8))),
             kill_grace: Duration::from_millis(100 + 100 * u64::from(rng.up_to(9))),
@@ -239,7 +269,28 @@ impl World {
             kind,
             faults: String::new(),
             faults_drawn: 0,
+            crons: None,
         };
+        if cron_workers > 0 {
+            let c = &w.config;
+            let lease = herd_protocol::cron::lease(c.timeout, c.graceful_timeout, c.kill_grace);
+            let mut table = Table::new();
+            let mut longest_interval = Duration::ZERO;
+            for _ in 0..=cron_rng.up_to(2) {
+                let interval = Duration::from_millis(200 + 100 * u64::from(cron_rng.up_to(28)));
+                let first = Instant::ZERO + Duration::from_millis(u64::from(cron_rng.up_to(3_000)));
+                table.add(interval, first).expect("intervals are above zero");
+                longest_interval = longest_interval.max(interval);
+            }
+            w.crons = Some(Crons {
+                table,
+                monitor: CronMonitor::new(),
+                lease,
+                skew: 0,
+                rng: cron_rng,
+                longest_interval,
+            });
+        }
         w.faults = w.mix.describe();
         w.faults_drawn = w.mix.mask;
         w.listeners = (0..w.config.listeners)
@@ -251,11 +302,12 @@ impl World {
             })
             .collect();
         let line = format!(
-            "config {:?} {:?} arrivals every {:?}; faults: {}",
+            "config {:?} {:?} arrivals every {:?}; faults: {}{}",
             w.config,
             w.kind,
             w.arrival_mean,
-            w.mix.describe()
+            w.mix.describe(),
+            w.crons.as_ref().map_or(String::new(), |c| format!("; cron jobs {:?}", c.table.jobs()))
         );
         w.log(|| line);
         w.arbiter_actions(first);
@@ -454,14 +506,20 @@ impl World {
                     return;
                 }
                 p.timer_at = None;
-                p.core.handle_timeout(now);
+                match &mut p.cron {
+                    Some(c) => c.core.handle_timeout(now),
+                    None => p.core.handle_timeout(now),
+                }
                 self.worker_actions(id);
             }
             Ev::WorkerSignal(id, signal) => {
                 if self.procs.get(&id).is_none_or(|p| p.dead.is_some()) {
                     return;
                 }
+                let cron = self.procs.get(&id).is_some_and(|p| p.cron.is_some());
                 match signal {
+                    KillSignal::Term if cron => self.cron_input(id, CronInput::Signal(WorkerSignal::Term)),
+                    KillSignal::Quit if cron => self.cron_input(id, CronInput::Signal(WorkerSignal::Quit)),
                     KillSignal::Term => self.worker_input(id, worker::Input::Signal(WorkerSignal::Term)),
                     KillSignal::Quit => self.worker_input(id, worker::Input::Signal(WorkerSignal::Quit)),
                     KillSignal::Abrt => self.die(id, ExitStatus::Signaled(6)),
@@ -526,6 +584,19 @@ impl World {
                     self.next_request_or_close(id, conn);
                 }
             }
+            Ev::JobDone(id, token) => {
+                let Some(p) = self.procs.get_mut(&id) else { return };
+                let Some(c) = &mut p.cron else { return };
+                if p.dead.is_some() || p.hung || c.running.is_none_or(|r| r.token != token) {
+                    return;
+                }
+                c.running = None;
+                let ok = self.crons.as_mut().is_some_and(|c| !c.rng.chance(0.1));
+                if let Some(c) = &mut self.crons {
+                    c.monitor.ended(id);
+                }
+                self.cron_input(id, CronInput::JobDone { ok });
+            }
             Ev::Arrival => {
                 if self.phase != RunPhase::Safety {
                     return;
@@ -547,7 +618,23 @@ impl World {
                     .filter(|(_, p)| p.dead.is_none() && p.started)
                     .map(|(&id, _)| id)
                     .collect();
-                if !live.is_empty() {
+                // With cron workers, half the kills go to one running a job, if any.
+                let mid_job: Vec<WorkerId> = self
+                    .procs
+                    .iter()
+                    .filter(|(_, p)| p.dead.is_none() && p.cron.as_ref().is_some_and(|c| c.running.is_some()))
+                    .map(|(&id, _)| id)
+                    .collect();
+                let pick = match &mut self.crons {
+                    Some(c) if !mid_job.is_empty() => {
+                        c.rng.chance(0.5).then(|| mid_job[c.rng.up_to(mid_job.len() as u32 - 1) as usize])
+                    }
+                    _ => None,
+                };
+                if let Some(id) = pick {
+                    self.log(|| format!("fault: SIGKILL {id} from outside, mid-job"));
+                    self.die(id, ExitStatus::Signaled(9));
+                } else if !live.is_empty() {
                     let id = live[self.rng.up_to(live.len() as u32 - 1) as usize];
                     self.log(|| format!("fault: SIGKILL {id} from outside"));
                     self.die(id, ExitStatus::Signaled(9));
@@ -581,6 +668,21 @@ impl World {
                         p.skew_ms = jump;
                     }
                 }
+                // The store's clock jumps too: forward up to three leases (live holders' leases
+                // expire early), or back up to MAX_BACK_JUMP (leases and due times come later).
+                if let Some(c) = &mut self.crons {
+                    let forward = c.rng.chance(0.5);
+                    let ns = if forward {
+                        (c.rng.next_u64() % (3 * c.lease.as_nanos() as u64)) as i64
+                    } else {
+                        -((c.rng.next_u64() % MAX_BACK_JUMP.as_nanos() as u64) as i64)
+                    };
+                    c.skew += ns;
+                    if forward {
+                        c.monitor.jumped_forward();
+                    }
+                    self.log(|| format!("fault: the store's clock jumps {} ms", ns / 1_000_000));
+                }
                 self.schedule_fault(self.mix.jump_every, Ev::ClockJump);
             }
             Ev::ReexecEnded => {
@@ -612,6 +714,14 @@ impl World {
                 });
                 if let Err(v) = r {
                     return self.fail(v);
+                }
+                if let Some(c) = &self.crons {
+                    // Room for a dead holder's lease to run out, a clock that went back, the
+                    // longest interval and a claim poll.
+                    let slack = c.lease + MAX_BACK_JUMP + c.longest_interval + Duration::from_secs(2);
+                    if let Err(v) = c.monitor.progress(&c.table, self.store_now(), slack) {
+                        return self.fail(v);
+                    }
                 }
                 // Stop under load: a connection per worker arrives, and TERM lands while they
                 // are served; some hang if this run hangs requests; an upgrade may race the stop.
@@ -723,7 +833,7 @@ impl World {
 
     fn arbiter_action(&mut self, a: Action) {
         match a {
-            Action::Spawn { id, max_requests, .. } => {
+            Action::Spawn { id, role, max_requests, .. } => {
                 if self.rng.chance(self.mix.fork_fail) {
                     self.log(|| format!("fault: fork of {id} fails"));
                     self.schedule_in(Duration::from_nanos(US), Ev::SpawnFailed(id));
@@ -743,7 +853,21 @@ impl World {
                     },
                     self.now,
                 );
-                self.checks().spawned(id, max_requests);
+                let cron = (role == Role::Cron).then(|| CronProc {
+                    core: CronWorker::new(
+                        CronConfig {
+                            timeout: self.config.timeout,
+                            max_jobs: max_requests,
+                            max_idle: Duration::from_secs(1),
+                            retry: Duration::from_millis(200),
+                        },
+                        self.now,
+                    ),
+                    running: None,
+                });
+                if cron.is_none() {
+                    self.checks().spawned(id, max_requests);
+                }
                 self.procs.insert(
                     id,
                     Proc {
@@ -769,6 +893,7 @@ impl World {
                         last_sent: self.now,
                         unreported: None,
                         lane,
+                        cron,
                     },
                 );
                 let fork = Duration::from_nanos((200 + self.rng.up_to(2_000) as u64) * US);
@@ -847,7 +972,10 @@ impl World {
         }
         let now = self.now;
         if let Some(p) = self.procs.get_mut(&id) {
-            p.core.start(now);
+            match &mut p.cron {
+                Some(c) => c.core.start(now),
+                None => p.core.start(now),
+            }
         }
         self.worker_actions(id);
     }
@@ -859,6 +987,12 @@ impl World {
         }
         p.dead = Some(status);
         p.timer_at = None;
+        if let Some(c) = &mut p.cron
+            && c.running.take().is_some()
+            && let Some(crons) = &mut self.crons
+        {
+            crons.monitor.died(id);
+        }
         if p.serving.take().is_some() {
             self.tally.failed_killed += 1;
         }
@@ -890,6 +1024,11 @@ impl World {
             if p.dead.is_some() {
                 return;
             }
+            if let Some(c) = &mut p.cron {
+                let Some(a) = c.core.poll_action() else { break };
+                self.cron_action(id, a);
+                continue;
+            }
             let Some(a) = p.core.poll_action() else { break };
             self.worker_action(id, a);
         }
@@ -897,7 +1036,10 @@ impl World {
         if p.dead.is_some() {
             return;
         }
-        let t = p.core.poll_timeout();
+        let t = match &p.cron {
+            Some(c) => c.core.poll_timeout(),
+            None => p.core.poll_timeout(),
+        };
         if t != p.timer_at {
             p.timer_at = t;
             if let Some(t) = t {
@@ -913,28 +1055,7 @@ impl World {
             self.log(|| format!("{id} -> {a:?}"));
         }
         match a {
-            worker::Action::Send(msg) => {
-                let garbage = self.rng.chance(self.mix.garbage);
-                let d = self.delay();
-                let p = self.procs.get_mut(&id).expect("proc");
-                // A worker's reported clock is its own: a jumped wall clock shows here only.
-                let msg = match msg {
-                    WorkerMsg::Alive { timestamp } => {
-                        WorkerMsg::Alive { timestamp: timestamp.saturating_add_signed(p.skew_ms) }
-                    }
-                    other => other,
-                };
-                let frame =
-                    if garbage { b"\xffGARBAGE\n".to_vec() } else { msg.encode().as_bytes().to_vec() };
-                let at = (self.now + d).max(p.to_arbiter_free);
-                p.to_arbiter_free = at;
-                p.in_flight += 1;
-                p.last_sent = self.now;
-                if garbage {
-                    self.log(|| format!("fault: {id} writes garbage"));
-                }
-                self.schedule_at(at, Ev::ToArbiter { from: id, frame });
-            }
+            worker::Action::Send(msg) => self.send_frame(id, msg),
             worker::Action::Accept(which) => {
                 if which.is_some() {
                     self.procs.get_mut(&id).expect("proc").unreported = which;
@@ -982,6 +1103,107 @@ impl World {
                 p.draining = true;
             }
             worker::Action::Exit(code) => self.die(id, ExitStatus::Code(code)),
+        }
+    }
+
+    /// A worker writes a frame to its pipe (maybe garbage, under that fault).
+    fn send_frame(&mut self, id: WorkerId, msg: WorkerMsg) {
+        let garbage = self.rng.chance(self.mix.garbage);
+        let d = self.delay();
+        let p = self.procs.get_mut(&id).expect("proc");
+        // A worker's reported clock is its own: a jumped wall clock shows here only.
+        let msg = match msg {
+            WorkerMsg::Alive { timestamp } => {
+                WorkerMsg::Alive { timestamp: timestamp.saturating_add_signed(p.skew_ms) }
+            }
+            other => other,
+        };
+        let frame = if garbage { b"\xffGARBAGE\n".to_vec() } else { msg.encode().as_bytes().to_vec() };
+        let at = (self.now + d).max(p.to_arbiter_free);
+        p.to_arbiter_free = at;
+        p.in_flight += 1;
+        p.last_sent = self.now;
+        if garbage {
+            self.log(|| format!("fault: {id} writes garbage"));
+        }
+        self.schedule_at(at, Ev::ToArbiter { from: id, frame });
+    }
+
+    fn cron_input(&mut self, id: WorkerId, input: CronInput) {
+        let now = self.now;
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        let Some(c) = &mut p.cron else { return };
+        if p.dead.is_some() {
+            return;
+        }
+        c.core.handle(now, input);
+        self.worker_actions(id);
+    }
+
+    /// The store's clock: true time plus the jumps.
+    fn store_now(&self) -> Instant {
+        let skew = self.crons.as_ref().map_or(0, |c| c.skew);
+        Instant(self.now.0.saturating_add_signed(skew))
+    }
+
+    fn cron_action(&mut self, id: WorkerId, a: CronAction) {
+        if !matches!(a, CronAction::Send(_)) {
+            self.log(|| format!("{id} -> {a:?}"));
+        }
+        let store_now = self.store_now();
+        match a {
+            CronAction::Send(msg) => self.send_frame(id, msg),
+            CronAction::Claim => {
+                let Some(c) = &mut self.crons else { return };
+                let input = match c.table.claim(store_now, id.0, c.lease) {
+                    Poll::Claimed(claim) => {
+                        if let Err(v) = c.monitor.started(id, claim) {
+                            return self.fail(v);
+                        }
+                        CronInput::Claimed(Some(claim), None)
+                    }
+                    Poll::Idle { next } => {
+                        CronInput::Claimed(None, next.map(|t| t.saturating_since(store_now)))
+                    }
+                };
+                let p = self.procs.get_mut(&id).expect("proc");
+                if let (CronInput::Claimed(Some(claim), _), Some(c)) = (input, &mut p.cron) {
+                    c.running = Some(claim);
+                }
+                self.cron_input(id, input);
+            }
+            CronAction::Run(claim) => {
+                // A job takes up to half the timeout; under the hang fault some outlast the
+                // timeout (killed, then retried) and some hang.
+                let hang = self.rng.chance(self.mix.hang);
+                let long = self.mix.hang > 0.0;
+                let Some(c) = &mut self.crons else { return };
+                let ms = self.config.timeout.as_millis() as u64;
+                let d = if long && c.rng.chance(0.05) {
+                    Duration::from_millis(ms + 1 + c.rng.next_u64() % ms)
+                } else {
+                    Duration::from_millis(1 + c.rng.next_u64() % (ms / 2))
+                };
+                if hang {
+                    self.log(|| format!("fault: {id}'s cron job hangs"));
+                    self.procs.get_mut(&id).expect("proc").hung = true;
+                } else {
+                    self.schedule_in(d, Ev::JobDone(id, claim.token));
+                }
+            }
+            CronAction::Finish { claim, ok } => {
+                let Some(c) = &mut self.crons else { return };
+                let recorded = c.table.finish(store_now, &claim, ok).is_ok();
+                if recorded {
+                    if let Err(v) = c.monitor.recorded(claim) {
+                        return self.fail(v);
+                    }
+                } else {
+                    c.monitor.refused();
+                }
+                self.cron_input(id, CronInput::Finished { recorded });
+            }
+            CronAction::Exit(code) => self.die(id, ExitStatus::Code(code)),
         }
     }
 

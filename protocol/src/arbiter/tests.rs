@@ -21,8 +21,11 @@ fn config(workers: u32) -> Config {
 
 fn show(a: &Action) -> String {
     match *a {
-        Action::Spawn { id, generation, max_requests } => {
+        Action::Spawn { id, role: Role::Http, generation, max_requests } => {
             format!("spawn {id} gen{generation} budget={max_requests}")
+        }
+        Action::Spawn { id, role: Role::Cron, generation, max_requests } => {
+            format!("spawn {id} cron gen{generation} budget={max_requests}")
         }
         Action::Send { to, msg } => format!("send {to} {msg}"),
         Action::Kill { id, signal, reason } => format!("kill {id} {signal:?} ({reason:?})"),
@@ -636,4 +639,53 @@ fn b08_exit_leaves_unix_sockets_to_a_running_child_arbiter() {
     s.at(1).input(Input::Signal(Sig::Quit));
     let w = s.spawned[0];
     assert_eq!(s.at(2).exit(w, ExitStatus::Code(0)), vec![Action::Exit { code: 0, unlink_sockets: true }]);
+}
+
+#[test]
+fn scenario_cron_workers_are_supervised_apart_from_the_http_workers() {
+    let mut s = Script::new(Config { cron_workers: 2, ..config(2) });
+    let roles: Vec<Role> = s.a().workers().values().map(|w| w.role).collect();
+    assert_eq!(roles, [Role::Http, Role::Http, Role::Cron, Role::Cron], "HTTP workers first");
+    let cron: Vec<WorkerId> = s.spawned[2..].to_vec();
+    for &id in &s.spawned.clone()[..2] {
+        s.at(5).msg(id, WorkerMsg::Accept);
+    }
+    for &id in &cron {
+        s.at(5).msg(id, WorkerMsg::Alive { timestamp: 5 });
+    }
+    // Connections go to HTTP workers only.
+    let acts = s.at(6).input(ready(2));
+    assert!(acts.iter().all(|a| !matches!(a, Action::Send { to, .. } if cron.contains(to))));
+    // TTOU and TTIN resize the HTTP workers; the cron workers stay.
+    let acts = s.at(10).input(Input::Signal(Sig::Ttou));
+    assert!(kills(&acts).iter().all(|(id, _)| !cron.contains(id)), "{acts:?}");
+    assert_eq!((s.a().target(), s.a().cron_target()), (1, 2));
+    // A cron worker asking for a connection breaks the protocol: killed and replaced.
+    let acts = s.at(20).msg(cron[0], WorkerMsg::Accept);
+    assert_eq!(kills(&acts), vec![(cron[0], KillSignal::Kill)]);
+    assert!(matches!(acts[..], [_, Action::Spawn { role: Role::Cron, .. }]), "{acts:?}");
+    s.at(21).exit(cron[0], ExitStatus::Signaled(9));
+    // A silent cron worker (a job running too long) is killed for timeout like any other.
+    let acts = s.at(40_000).tick();
+    assert!(kills(&acts).contains(&(cron[1], KillSignal::Abrt)), "{acts:?}");
+    // HUP replaces them too; WINCH stops them all.
+    let acts = s.at(41_000).input(Input::Signal(Sig::Hup));
+    let spawned: Vec<Role> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn { role, .. } => Some(*role),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spawned.iter().filter(|&&r| r == Role::Cron).count(), 2, "{acts:?}");
+    s.at(42_000).input(Input::Signal(Sig::Winch));
+    assert_eq!(s.a().cron_target(), 0);
+    assert!(s.a().workers().values().all(|w| w.life != Life::Active));
+    insta::assert_snapshot!(s.log);
+}
+
+#[test]
+fn too_many_cron_workers_is_a_config_error() {
+    let c = Config { cron_workers: MAX_WORKERS + 1, ..Config::default() };
+    assert_eq!(c.validate(), Err(ConfigError::CronWorkers(MAX_WORKERS + 1)));
 }

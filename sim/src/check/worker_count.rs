@@ -13,7 +13,7 @@ impl WorkerCount {
         if v.arbiter.phase() != Phase::Running {
             return Ok(());
         }
-        let target = v.arbiter.target() as usize;
+        let target = (v.arbiter.target() + v.arbiter.cron_target()) as usize;
         if v.live_procs != target || v.arbiter.active() != target {
             return Err(Violation::new(
                 Invariant::WorkerCount,
