@@ -312,6 +312,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     (Life::Killing { .. }, ..) => "killing",
                     (Life::Killed, ..) => "killed",
                     (_, _, false) => "booting",
+                    _ if w.role == Role::Cron => "cron",
                     (_, Accepting::Idle, _) => "idle",
                     (_, Accepting::Dispatched(_), _) => "dispatched",
                     (_, Accepting::Busy, _) => "busy",
@@ -320,6 +321,11 @@ impl<A: WorkerMain> Runner<'_, A> {
                     id: id.0,
                     pid: p.map_or(0, |p| p.pid.as_raw()),
                     generation: w.generation,
+                    role: match w.role {
+                        Role::Http => "http",
+                        Role::Cron => "cron",
+                    }
+                    .to_owned(),
                     state: state.to_owned(),
                     requests: p.and_then(|p| p.slot).map_or(0, |s| self.server.scoreboard.requests(s)),
                     age_secs: secs(w.spawned_at),

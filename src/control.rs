@@ -73,7 +73,11 @@ pub struct WorkerStatus {
     pub pid: i32,
     /// Its generation.
     pub generation: u32,
-    /// `booting`, `idle`, `dispatched`, `busy`, `stopping`, `killing` or `killed`.
+    /// `http` or `cron`.
+    #[serde(default)]
+    pub role: String,
+    /// `booting`, `idle`, `dispatched`, `busy`, `cron` (a cron worker at work), `stopping`,
+    /// `killing` or `killed`.
     pub state: String,
     /// Requests it served.
     pub requests: u64,

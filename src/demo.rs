@@ -25,6 +25,11 @@ pub struct Demo {
     /// Enables `GET /misbehave?kind=garbage|overlong|bye|flood|forged` (tests only): after
     /// answering, the worker writes that to its arbiter.
     pub misbehave: bool,
+    /// Cron jobs append `start`/`end` lines here (tests): `start NAME TOKEN SLOT PID NANOS` and
+    /// `end NAME TOKEN SLOT PID NANOS`, nanoseconds of the wall clock.
+    pub cron_log: Option<std::path::PathBuf>,
+    /// How long a cron job takes.
+    pub cron_sleep: Duration,
 }
 
 /// The demo's registry: which registry version this process has loaded.
@@ -36,6 +41,33 @@ pub struct DemoRegistry {
 
 impl App for Demo {
     type Registry = DemoRegistry;
+
+    fn run_job(&mut self, job: &crate::cron::JobRun<'_>) -> Result<(), String> {
+        let line = |what: &str| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!(
+                "{what} {} {} {} {} {}\n",
+                job.name,
+                job.token,
+                job.slot,
+                std::process::id(),
+                t.as_nanos()
+            )
+        };
+        let log = |what: &str| -> Result<(), String> {
+            let Some(path) = &self.cron_log else { return Ok(()) };
+            // One write per line with O_APPEND: lines from several processes never interleave.
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.write_all(line(what).as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        log("start")?;
+        std::thread::sleep(self.cron_sleep);
+        log("end")
+    }
 
     fn load(&self, as_of: Sequences) -> DemoRegistry {
         DemoRegistry { version: as_of.registry }

@@ -277,7 +277,7 @@ impl World {
             let mut table = Table::new();
             let mut longest_interval = Duration::ZERO;
             for _ in 0..=cron_rng.up_to(2) {
-                let interval = Duration::from_millis(200 + 100 * u64::from(cron_rng.up_to(28)));
+                let interval = Duration::from_millis(20 + 100 * u64::from(cron_rng.up_to(28)));
                 let first = Instant::ZERO + Duration::from_millis(u64::from(cron_rng.up_to(3_000)));
                 table.add(interval, first).expect("intervals are above zero");
                 longest_interval = longest_interval.max(interval);
@@ -374,6 +374,16 @@ impl World {
                     self.fail(v);
                 }
             }
+        }
+        // Only the garbage fault makes a worker break the protocol: an honest worker killed for
+        // it (e.g. for an ALIVE flood) is a bug.
+        let honest = self.faults_drawn & (1 << FaultKind::Garbage as u32) == 0;
+        let errors = self.arb.arbiter.stats().protocol_errors;
+        if self.violation.is_none() && honest && errors > 0 {
+            self.fail(Violation::new(
+                herd_protocol::invariants::Invariant::Consistency,
+                format!("{errors} honest workers killed for protocol errors"),
+            ));
         }
         if self.violation.is_none() {
             let (exited, stop_sent) = (self.arbiter_exited, self.stop_sent);
@@ -1182,7 +1192,9 @@ impl World {
                 let d = if long && c.rng.chance(0.05) {
                     Duration::from_millis(ms + 1 + c.rng.next_u64() % ms)
                 } else {
-                    Duration::from_millis(1 + c.rng.next_u64() % (ms / 2))
+                    Duration::from_millis(
+                        1 + c.rng.next_u64() % (ms / 2).max(1) / [1, 100][c.rng.up_to(1) as usize],
+                    )
                 };
                 if hang {
                     self.log(|| format!("fault: {id}'s cron job hangs"));

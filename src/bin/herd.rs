@@ -125,6 +125,20 @@ struct ServeArgs {
         hide_env_values = true
     )]
     registry_store: String,
+    /// Cron worker processes, besides the HTTP workers: they run the --cron-job jobs, each due
+    /// run exactly once across every process (and every arbiter sharing a PostgreSQL store).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    cron_workers: u32,
+    /// A scheduled job, NAME=SECONDS (its interval). Repeatable. The demo's job sleeps
+    /// --test-cron-sleep-ms and logs to --test-cron-log.
+    #[arg(long, value_name = "NAME=SECONDS")]
+    cron_job: Vec<herd::cron::CronJob>,
+    /// Test only: the demo's cron jobs append `start`/`end` lines here.
+    #[arg(long, hide = true, value_name = "FILE")]
+    test_cron_log: Option<PathBuf>,
+    /// Test only: how long the demo's cron jobs take.
+    #[arg(long, hide = true, value_name = "MS", default_value_t = 50)]
+    test_cron_sleep_ms: u64,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
@@ -278,7 +292,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         .graceful_timeout(args.graceful_timeout)
         .max_requests(args.max_requests)
         .max_requests_jitter(args.max_requests_jitter)
-        .accept_mode(mode);
+        .accept_mode(mode)
+        .cron_workers(args.cron_workers);
+    for job in args.cron_job {
+        b = b.cron_job(job);
+    }
     for bind in args.bind {
         b = b.bind(bind);
     }
@@ -310,7 +328,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let ran = match args.worker_class {
-        WorkerClass::Sync => server.run_app(Demo { misbehave: args.test_misbehave, ..Demo::default() }),
+        WorkerClass::Sync => server.run_app(Demo {
+            misbehave: args.test_misbehave,
+            cron_log: args.test_cron_log,
+            cron_sleep: Duration::from_millis(args.test_cron_sleep_ms),
+            ..Demo::default()
+        }),
         WorkerClass::Async => server.run_async(args.worker_connections, herd::demo::demo_async),
     };
     match ran {

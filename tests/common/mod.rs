@@ -319,3 +319,75 @@ pub fn get_ok(addr: &str, path: &str) -> String {
         other => panic!("GET {path}: {other:?}"),
     }
 }
+
+/// One run of a demo cron job, from its `start` and `end` lines (`--test-cron-log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronRun {
+    pub name: String,
+    pub token: u64,
+    pub slot: u64,
+    pub pid: i32,
+    pub start: u128,
+    /// None: its worker died first.
+    pub end: Option<u128>,
+}
+
+/// The runs in a cron log, in the order they started.
+pub fn cron_runs(path: &std::path::Path) -> Vec<CronRun> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut runs: Vec<CronRun> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 6, "bad cron log line {line:?}");
+        let (name, token, slot, pid, t) = (
+            f[1].to_owned(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+            f[4].parse().unwrap(),
+            f[5].parse().unwrap(),
+        );
+        match f[0] {
+            "start" => runs.push(CronRun { name, token, slot, pid, start: t, end: None }),
+            "end" => {
+                let r = runs
+                    .iter_mut()
+                    .find(|r| r.name == name && r.token == token)
+                    .unwrap_or_else(|| panic!("end without a start: {line}"));
+                assert_eq!((r.slot, r.pid), (slot, pid), "{line}");
+                r.end = Some(t);
+            }
+            other => panic!("bad cron log line {other:?}"),
+        }
+    }
+    runs.sort_by_key(|r| r.start);
+    runs
+}
+
+/// cron-exclusive, from outside: per job, no run starts before the previous one ended (a run
+/// whose worker died has no end), tokens grow with every run, and each scheduled slot is run to
+/// its end once.
+pub fn check_cron_runs(runs: &[CronRun]) -> Result<(), String> {
+    let mut names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    names.dedup();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let job: Vec<&CronRun> = runs.iter().filter(|r| r.name == name).collect();
+        for w in job.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a.end.is_some_and(|end| b.start < end) {
+                return Err(format!("{name} ran twice at once: {a:?} and {b:?}"));
+            }
+            if b.token <= a.token {
+                return Err(format!("{name}: token {} after {}", b.token, a.token));
+            }
+        }
+        let mut slots: Vec<u64> = job.iter().filter(|r| r.end.is_some()).map(|r| r.slot).collect();
+        let n = slots.len();
+        slots.dedup();
+        if slots.len() != n || !slots.is_sorted() {
+            return Err(format!("{name}: a slot ran to its end twice (or out of order): {job:?}"));
+        }
+    }
+    Ok(())
+}

@@ -89,8 +89,9 @@ fn worker_claims_runs_finishes_and_claims_again_until_nothing_is_due() {
     w.start(at(0));
     assert_eq!(drain(&mut w), [alive(0), CronAction::Claim]);
     let c = Claim { job: JobId(0), token: 1, slot: at(0), until: at(10) };
+    // A heartbeat went out 1 s ago, less than timeout / 8: none before the job.
     w.handle(at(1), CronInput::Claimed(Some(c), None));
-    assert_eq!(drain(&mut w), [alive(1), CronAction::Run(c)]);
+    assert_eq!(drain(&mut w), [CronAction::Run(c)]);
     assert_eq!(w.poll_timeout(), None, "no heartbeat while a job runs");
     w.handle(at(5), CronInput::JobDone { ok: true });
     assert_eq!(drain(&mut w), [alive(5), CronAction::Finish { claim: c, ok: true }]);
@@ -295,4 +296,34 @@ proptest! {
         }
         m.progress(&t, now, Duration::ZERO).map_err(|v| TestCaseError::fail(v.to_string()))?;
     }
+}
+
+#[test]
+fn short_jobs_back_to_back_stay_below_the_arbiter_flood_limit() {
+    use crate::arbiter::MAX_ALIVES_PER_WINDOW;
+    let timeout = Duration::from_millis(1_000);
+    let mut w = CronWorker::new(CronConfig { timeout, max_jobs: 0, max_idle: S, retry: S }, Instant::ZERO);
+    w.start(Instant::ZERO);
+    let mut now = Instant::ZERO;
+    let mut alives = Vec::new();
+    for token in 1..=500 {
+        for a in drain(&mut w) {
+            if let CronAction::Send(WorkerMsg::Alive { .. }) = a {
+                alives.push(now);
+            }
+        }
+        let c = Claim { job: JobId(0), token, slot: now, until: now + LEASE };
+        w.handle(now, CronInput::Claimed(Some(c), None));
+        now = now + Duration::from_millis(2);
+        w.handle(now, CronInput::JobDone { ok: true });
+        w.handle(now, CronInput::Finished { recorded: true });
+    }
+    for (i, &t) in alives.iter().enumerate() {
+        let in_window = alives[i..].iter().take_while(|&&u| u < t + timeout / 2).count();
+        assert!(
+            in_window <= usize::from(MAX_ALIVES_PER_WINDOW),
+            "{in_window} ALIVE within timeout/2 from {t:?}"
+        );
+    }
+    assert!(alives.len() >= 8, "it still heartbeats: {}", alives.len());
 }
