@@ -8,8 +8,9 @@
 
 mod common;
 
-use common::{Herd, get_ok, http};
+use common::{Herd, check_cron_runs, cron_runs, get_ok, http};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The restart test stops the whole cluster: no other test of this file may run meanwhile.
 static CLUSTER: Mutex<()> = Mutex::new(());
@@ -139,4 +140,105 @@ fn an_unreachable_database_or_a_bad_url_is_a_clear_startup_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("unknown registry store"), "{err}");
+}
+
+/// The cron table's SQL follows the core's rules: a claim takes the lease and a new token; an
+/// expired lease is claimable again; the stale token cannot record the run, the current one can,
+/// and the next call moves an interval on; concurrent claims (SKIP LOCKED) never share a job.
+#[test]
+fn the_cron_table_fences_stale_holders_and_skip_locked_claims_are_disjoint() {
+    let Some(pg) = pg() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let url = pg.database("herd_cron_sql");
+    let jobs: Vec<herd::cron::CronJob> = (0..8).map(|i| format!("job{i}=3600").parse().unwrap()).collect();
+    let store = herd::pgstore::PgJobs::setup(&url, &jobs).unwrap();
+    let short = Duration::from_millis(1);
+    let (first, _) = store.claim(short).unwrap();
+    let first = first.expect("every job is due at once");
+    std::thread::sleep(Duration::from_millis(20));
+    // The lease ran out: the same job (due longest) is claimed again, with a new token.
+    let (second, _) = store.claim(Duration::from_secs(60)).unwrap();
+    let second = second.unwrap();
+    assert_eq!((second.job, second.slot), (first.job, first.slot));
+    assert_eq!(second.token, first.token + 1);
+    assert!(!store.finish(&first, true).unwrap(), "a stale token recorded a run");
+    assert!(store.finish(&second, true).unwrap());
+    assert!(!store.finish(&second, true).unwrap(), "recorded twice");
+    let row = &store.jobs().unwrap()[first.job.0 as usize];
+    assert_eq!(row.runs, 1);
+    assert!(row.next_call.0 >= first.slot.0 + 3_600_000_000_000, "next call one interval on: {row:?}");
+    // Seven jobs left due; eight processes claim at once: seven distinct jobs, one finds none.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let claims: Vec<Option<herd::protocol::cron::Claim>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (mine, barrier) = (store.fresh(), barrier.clone());
+                s.spawn(move || {
+                    mine.claim(Duration::from_secs(60)).unwrap(); // connect first
+                    barrier.wait();
+                    mine.claim(Duration::from_secs(60)).unwrap().0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut got: Vec<u32> = claims.iter().flatten().map(|c| c.job.0).collect();
+    got.sort_unstable();
+    let n = got.len();
+    got.dedup();
+    assert_eq!(got.len(), n, "a job was claimed twice at once: {claims:?}");
+}
+
+/// Two arbiters (two hosts) with two cron workers each on one database: every scheduled run
+/// happens once, never two at once, shared between both; when one arbiter stops, the other's
+/// cron workers carry on.
+#[test]
+fn two_arbiters_on_one_database_never_run_a_job_twice() {
+    let Some(pg) = pg() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let url = pg.database("herd_cron_two");
+    let dir = common::tempdir("pg-cron");
+    let log = dir.join("cron.log");
+    let args = |log: &std::path::Path| -> Vec<String> {
+        [
+            "--workers",
+            "1",
+            "--registry-store",
+            &url,
+            "--cron-workers",
+            "2",
+            "--cron-job",
+            "fast=0.1",
+            "--cron-job",
+            "slow=0.25",
+            "--test-cron-sleep-ms",
+            "30",
+            "--test-cron-log",
+            log.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a_args = args(&log);
+    let mut a = Herd::start(&a_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut b = Herd::start(&a_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (a_workers, b_workers) = (a.wait_ready(3), b.wait_ready(3));
+    let ended = |name: &str| cron_runs(&log).iter().filter(|r| r.name == name && r.end.is_some()).count();
+    common::wait_until("runs of both jobs", || ended("fast") >= 15 && ended("slow") >= 6);
+    a.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(a.wait_exit().success());
+    let before = ended("fast");
+    common::wait_until("the other arbiter carries on", || ended("fast") >= before + 5);
+    b.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(b.wait_exit().success());
+    let runs = cron_runs(&log);
+    check_cron_runs(&runs).unwrap();
+    let by = |set: &std::collections::BTreeSet<i32>| runs.iter().filter(|r| set.contains(&r.pid)).count();
+    assert!(
+        by(&a_workers) > 0 && by(&b_workers) > 0,
+        "both hosts ran jobs: {} and {}",
+        by(&a_workers),
+        by(&b_workers)
+    );
+    assert!(!a.log_text().contains("reason=Protocol") && !b.log_text().contains("reason=Protocol"));
 }
