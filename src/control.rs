@@ -79,7 +79,7 @@ pub struct WorkerStatus {
     /// `booting`, `idle`, `dispatched`, `busy`, `cron` (a cron worker at work), `stopping`,
     /// `killing` or `killed`.
     pub state: String,
-    /// Requests it served.
+    /// Requests it took (counted as each starts; cron workers: jobs).
     pub requests: u64,
     /// Seconds since it was spawned.
     pub age_secs: f64,

@@ -363,11 +363,11 @@ pub(crate) fn run(
                         let job = &cron.jobs[claim.job.0 as usize];
                         let run = JobRun { name: &job.name, token: claim.token, slot: claim.slot.0 };
                         crate::worker::set_busy(server, slot, true);
-                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&run)));
-                        crate::worker::set_busy(server, slot, false);
                         if let Some(s) = slot {
                             server.scoreboard.count(s);
                         }
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&run)));
+                        crate::worker::set_busy(server, slot, false);
                         let ok = match ran {
                             Ok(Ok(())) => true,
                             Ok(Err(e)) => {

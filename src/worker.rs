@@ -259,10 +259,13 @@ impl<R> Proc<'_, R> {
                 Action::Serve(_) => {
                     self.flush();
                     self.arm_cpu_limit();
-                    self.serve(app);
+                    // Counted as it starts, as the arbiter counts it (on ACCEPTED): counted after,
+                    // a client could see its answer before the count (the handler closes the
+                    // connection) and read a status that is one short.
                     if let Some(s) = self.slot {
                         self.server.scoreboard.count(s);
                     }
+                    self.serve(app);
                     self.set_busy(false);
                     if over_memory(self.server) {
                         let now = self.clock.now();
