@@ -25,6 +25,21 @@ use std::time::Duration;
 
 const L0: ListenerId = ListenerId(0);
 
+/// Where time starts, and where every state's clock is translated back to (time-translation
+/// symmetry: the cores only compare instants and add durations, so two states that differ by a
+/// shift of every instant behave alike and are one state). Far from zero, so that no instant a
+/// state holds saturates when translated.
+const T0: Instant = Instant(100_000 * 1_000_000_000);
+
+/// The workers' timeout in the explorer: far longer than any path lets time pass (time only
+/// moves to deadlines less than a minute away — kill grace, graceful stop, spawn backoff — each
+/// made by a worker's retirement or death or by the stop, so a path passes a few minutes at
+/// most). So no worker is ever killed for silence, and the past instants kept for that (last
+/// heard, heartbeat window, spawned) only meet comparisons that come out the same: raising them
+/// all to the present merges states that differ only there (the timeout kill has its own
+/// tests, the simulator and the fuzzers).
+const TIMEOUT: Duration = Duration::from_secs(3_600);
+
 /// The fault kinds, by name.
 pub const KINDS: [&str; 6] = ["kill", "ttin", "ttou", "hup", "term", "abandon"];
 
@@ -161,7 +176,7 @@ impl State {
         let config = Config {
             workers: b.workers,
             cron_workers: 0,
-            timeout: Duration::from_secs(3_600),
+            timeout: TIMEOUT,
             graceful_timeout: Duration::from_secs(10),
             kill_grace: Duration::from_secs(1),
             max_requests: b.max_requests,
@@ -173,9 +188,9 @@ impl State {
             seed: 1,
         };
         #[cfg(feature = "mutants")]
-        let arbiter = herd_protocol::arbiter::Arbiter::with_mutant(config, Instant::ZERO, b.mutant);
+        let arbiter = herd_protocol::arbiter::Arbiter::with_mutant(config, T0, b.mutant);
         #[cfg(not(feature = "mutants"))]
-        let arbiter = herd_protocol::arbiter::Arbiter::new(config, Instant::ZERO);
+        let arbiter = herd_protocol::arbiter::Arbiter::new(config, T0);
         let (arb, actions) = Checked::wrap(arbiter.expect("valid bounds"));
         let on = |k: &str| b.kinds.iter().any(|x| x == k);
         let mut s = State {
@@ -196,7 +211,7 @@ impl State {
                 term: on("term"),
                 abandon: on("abandon"),
             },
-            now: Instant::ZERO,
+            now: T0,
             exited: false,
             ready_pending: false,
             spare_wakeups: 0,
@@ -388,6 +403,29 @@ impl State {
         Ok(())
     }
 
+    /// The canonical form of a state's time (see [`TIMEOUT`] and [`T0`]): every instant
+    /// translated back so that the clock reads `T0`, then every past liveness instant (spawned,
+    /// last heard, last heartbeat, the timestamps of `ALIVE` frames in flight) raised to `T0`.
+    fn translate_to_t0(&mut self) {
+        let d = self.now.saturating_since(T0);
+        if !d.is_zero() {
+            self.now = T0;
+            self.arb.translate_back(d);
+            for p in self.procs.values_mut() {
+                p.core.translate_back(d);
+            }
+        }
+        self.arb.clamp_past(T0);
+        for p in self.procs.values_mut() {
+            p.core.clamp_past(T0);
+            for msg in p.to_arbiter.iter_mut().flatten() {
+                if let WorkerMsg::Alive { timestamp } = msg {
+                    *timestamp = T0.as_millis();
+                }
+            }
+        }
+    }
+
     fn arbiter(&mut self, input: Input) -> Result<(), Violation> {
         let actions = self.arb.step(self.now, input)?;
         self.arbiter_actions(actions)
@@ -400,7 +438,7 @@ impl State {
                     let core = Worker::new(
                         WorkerConfig {
                             accept_mode: self.mode(),
-                            timeout: Duration::from_secs(3_600),
+                            timeout: TIMEOUT,
                             max_requests,
                             kind: self.kind,
                         },
@@ -500,16 +538,38 @@ impl State {
     }
 }
 
+/// A state's 64-bit fingerprint (foldhash's quality variant, fixed seed: runs are reproducible).
 fn fingerprint(s: &State) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x6865_7264).hash_one(s)
 }
+
+/// The visited set is keyed by fingerprints, already well mixed: hashed as they are.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type Visited = HashMap<u64, u32, std::hash::BuildHasherDefault<Prehashed>>;
 
 /// Replays `steps` from the initial state.
 fn replay(bounds: &Bounds, steps: &[Step]) -> State {
     let mut s = State::initial(bounds);
     for &step in steps {
         s.apply(step).expect("a replayed trace does what it did");
+        s.translate_to_t0();
     }
     s
 }
@@ -522,7 +582,7 @@ fn replay(bounds: &Bounds, steps: &[Step]) -> State {
 /// replaying its trace.
 pub fn explore(bounds: &Bounds) -> Report {
     let init = State::initial(bounds);
-    let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut index = Visited::default();
     let mut parent: Vec<(u32, Option<Step>)> = Vec::new();
     let mut level: Vec<u32> = Vec::new();
     let mut goal: Vec<bool> = Vec::new();
@@ -546,7 +606,9 @@ pub fn explore(bounds: &Bounds) -> Report {
     while let Some((from, s)) = frontier.pop_front() {
         for step in s.enabled() {
             let mut t = s.clone();
-            if let Err(v) = t.apply(step) {
+            let applied = t.apply(step);
+            t.translate_to_t0();
+            if let Err(v) = applied {
                 return Report {
                     states: parent.len(),
                     transitions: edges.len() + 1,

@@ -74,7 +74,7 @@ fn async_bounds(mode: AcceptMode, faults: u32) -> Bounds {
 
 #[test]
 fn async_workers_signaled_any_one_fault() {
-    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1), 100_000);
+    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1), 50_000);
 }
 
 #[test]
@@ -84,5 +84,5 @@ fn async_workers_shared_any_one_fault() {
 
 #[test]
 fn async_workers_auto_kill_term_abandon() {
-    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 50_000);
+    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 20_000);
 }

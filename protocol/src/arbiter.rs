@@ -564,6 +564,42 @@ impl Arbiter {
         self.workers.values().filter(|w| w.life == Life::Active).count()
     }
 
+    /// Moves every instant this core holds `d` back: the cores only compare instants and add
+    /// durations, so a state and its translate in time behave alike (time-translation symmetry).
+    /// For model checkers, which merge such states; `d` must not exceed the age of the oldest
+    /// instant held (instants saturate at zero).
+    #[doc(hidden)]
+    pub fn translate_back(&mut self, d: Duration) {
+        self.now = self.now - d;
+        self.spawn_not_before = self.spawn_not_before - d;
+        if let Phase::Stopping { deadline, .. } = &mut self.phase {
+            *deadline = *deadline - d;
+        }
+        for w in self.workers.values_mut() {
+            w.spawned_at = w.spawned_at - d;
+            w.last_seen = w.last_seen - d;
+            w.alive_window.0 = w.alive_window.0 - d;
+            if let Life::Stopping { kill_at } | Life::Killing { kill_at } = &mut w.life {
+                *kill_at = *kill_at - d;
+            }
+        }
+    }
+
+    /// Raises every past instant of liveness bookkeeping (spawned, last heard, heartbeat window)
+    /// to `floor`. For model checkers whose `timeout` is far longer than any time they let pass:
+    /// those instants then only ever meet `timeout` comparisons that come out the same, and
+    /// states differing only in them behave alike.
+    #[doc(hidden)]
+    pub fn clamp_past(&mut self, floor: Instant) {
+        // The counters are for status output: nothing the arbiter decides reads them.
+        self.stats = Stats::default();
+        for w in self.workers.values_mut() {
+            w.spawned_at = w.spawned_at.max(floor);
+            w.last_seen = w.last_seen.max(floor);
+            w.alive_window.0 = w.alive_window.0.max(floor);
+        }
+    }
+
     // ---- polls ----
 
     /// The next action to carry out, in order. Drain until `None` after every call that changes

@@ -147,6 +147,24 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// As [`Arbiter::translate_back`], for the monitor's instants.
+    #[doc(hidden)]
+    pub fn translate_back(&mut self, d: Duration) {
+        self.now = self.now - d;
+        for s in self.alive.values_mut() {
+            s.last_heard = s.last_heard - d;
+            s.kill_by = s.kill_by.map(|k| k - d);
+        }
+    }
+
+    /// As [`Arbiter::clamp_past`], for the monitor's record of when it last heard each worker.
+    #[doc(hidden)]
+    pub fn clamp_past(&mut self, floor: Instant) {
+        for s in self.alive.values_mut() {
+            s.last_heard = s.last_heard.max(floor);
+        }
+    }
+
     /// A monitor for an arbiter with this configuration.
     pub fn new(arbiter: &Arbiter) -> Self {
         let c = arbiter.config();
@@ -462,6 +480,20 @@ impl Checked {
             Vec::new()
         });
         (c, actions)
+    }
+
+    /// As [`Arbiter::translate_back`], for the arbiter and its monitor.
+    #[doc(hidden)]
+    pub fn translate_back(&mut self, d: Duration) {
+        self.arbiter.translate_back(d);
+        self.monitor.translate_back(d);
+    }
+
+    /// As [`Arbiter::clamp_past`], for the arbiter and its monitor.
+    #[doc(hidden)]
+    pub fn clamp_past(&mut self, floor: Instant) {
+        self.arbiter.clamp_past(floor);
+        self.monitor.clamp_past(floor);
     }
 
     /// Hands `input` to the arbiter; returns its actions or the first broken invariant.

@@ -150,6 +150,23 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// As [`crate::arbiter::Arbiter::translate_back`], for the worker's instants.
+    #[doc(hidden)]
+    pub fn translate_back(&mut self, d: Duration) {
+        self.now = self.now - d;
+        self.last_alive = self.last_alive - d;
+    }
+
+    /// As [`crate::arbiter::Arbiter::clamp_past`], for the worker's last heartbeat.
+    #[doc(hidden)]
+    pub fn clamp_past(&mut self, floor: Instant) {
+        self.last_alive = self.last_alive.max(floor);
+        // Without a budget, the count decides nothing.
+        if self.config.max_requests == 0 {
+            self.requests = 0;
+        }
+    }
+
     /// A worker that has not started.
     pub fn new(config: WorkerConfig, now: Instant) -> Self {
         Worker {
