@@ -282,15 +282,7 @@ pub fn explore_cron(b: &CronBounds) -> CronReport {
     index.insert(init.clone(), 0);
     frontier.push_back((0, init));
     let (mut transitions, mut terminals) = (0, 0);
-    let trace = |parent: &[(u32, Option<CronStep>)], mut at: u32, last: Option<CronStep>| {
-        let mut steps: Vec<CronStep> = last.into_iter().collect();
-        while let (p, Some(s)) = parent[at as usize] {
-            steps.push(s);
-            at = p;
-        }
-        steps.reverse();
-        steps
-    };
+    let trace = crate::trace::<CronStep>;
     while let Some((from, s)) = frontier.pop_front() {
         let steps = s.enabled(b);
         if steps.is_empty() {

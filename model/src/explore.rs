@@ -594,15 +594,7 @@ pub fn explore(bounds: &Bounds) -> Report {
     goal.push(init.goal());
     frontier.push_back((0, init));
     let mut truncated = false;
-    let trace = |parent: &[(u32, Option<Step>)], mut at: u32, last: Option<Step>| {
-        let mut steps: Vec<Step> = last.into_iter().collect();
-        while let (p, Some(s)) = parent[at as usize] {
-            steps.push(s);
-            at = p;
-        }
-        steps.reverse();
-        steps
-    };
+    let trace = crate::trace::<Step>;
     while let Some((from, s)) = frontier.pop_front() {
         for step in s.enabled() {
             let mut t = s.clone();

@@ -15,3 +15,15 @@
 
 pub mod cron;
 pub mod explore;
+
+/// The steps from the initial state (number 0) to state `at`, then `last`, from the breadth-first
+/// parent links (each state's parent and the step from it).
+pub(crate) fn trace<S: Copy>(parent: &[(u32, Option<S>)], mut at: u32, last: Option<S>) -> Vec<S> {
+    let mut steps: Vec<S> = last.into_iter().collect();
+    while let (p, Some(s)) = parent[at as usize] {
+        steps.push(s);
+        at = p;
+    }
+    steps.reverse();
+    steps
+}
