@@ -248,8 +248,7 @@ impl Worker {
             (_, Input::ParentChanged) => self.leave(ByeReason::Parent),
             (_, Input::OverMemory) => self.leave(ByeReason::Memory),
             (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
-                self.state = State::Accepting(Some(socket));
-                self.actions.push_back(Action::Accept(Some(socket)));
+                self.accept(Some(socket));
             }
             (State::Accepting(told), Input::Accepted(socket)) => {
                 if told.is_some() {
@@ -274,8 +273,7 @@ impl Worker {
                 }
             },
             (State::Waiting, Input::ListenersReadable) => {
-                self.state = State::Accepting(None);
-                self.actions.push_back(Action::Accept(None));
+                self.accept(None);
             }
             (State::Serving, Input::RequestDone) => {
                 self.requests += 1;
@@ -307,8 +305,7 @@ impl Worker {
             (_, Input::ParentChanged) => self.leave_async(ByeReason::Parent),
             (_, Input::OverMemory) => self.leave_async(ByeReason::Memory),
             (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
-                self.state = State::Accepting(Some(socket));
-                self.actions.push_back(Action::Accept(Some(socket)));
+                self.accept(Some(socket));
             }
             (State::Accepting(told), Input::Accepted(socket)) => {
                 if told.is_some() {
@@ -317,7 +314,7 @@ impl Worker {
                 self.open += 1;
                 self.actions.push_back(Action::Serve(socket));
                 if self.leaving.is_none() && self.open < limit {
-                    self.ask_async();
+                    self.ask();
                 } else {
                     self.state = State::Serving;
                 }
@@ -339,8 +336,7 @@ impl Worker {
                 }
             }
             (State::Waiting, Input::ListenersReadable) => {
-                self.state = State::Accepting(None);
-                self.actions.push_back(Action::Accept(None));
+                self.accept(None);
             }
             (_, Input::RequestDone) => {
                 self.requests += 1;
@@ -354,26 +350,12 @@ impl Worker {
                 if self.leaving.is_some() {
                     self.maybe_bye_async();
                 } else if self.state == State::Serving && self.open < limit {
-                    self.ask_async();
+                    self.ask();
                 }
             }
             // ACCEPT:<socket> while not asking: the arbiter broke the protocol.
             (_, Input::Message(_)) => self.exit(EXIT_PROTOCOL),
             _ => {}
-        }
-    }
-
-    /// Async: asks for one more connection (directly first in shared and auto modes).
-    fn ask_async(&mut self) {
-        match self.config.accept_mode {
-            AcceptMode::Signaled => {
-                self.state = State::Idle;
-                self.send(WorkerMsg::Accept);
-            }
-            AcceptMode::Shared | AcceptMode::Auto => {
-                self.state = State::Accepting(None);
-                self.actions.push_back(Action::Accept(None));
-            }
         }
     }
 
@@ -432,16 +414,25 @@ impl Worker {
         if self.last_alive + self.config.timeout / 2 <= self.now {
             self.alive();
         }
+        self.ask();
+    }
+
+    /// Asks for one more connection: `ACCEPT` to the arbiter in signaled mode, else a direct
+    /// accept first.
+    fn ask(&mut self) {
         match self.config.accept_mode {
             AcceptMode::Signaled => {
                 self.state = State::Idle;
                 self.send(WorkerMsg::Accept);
             }
-            AcceptMode::Shared | AcceptMode::Auto => {
-                self.state = State::Accepting(None);
-                self.actions.push_back(Action::Accept(None));
-            }
+            AcceptMode::Shared | AcceptMode::Auto => self.accept(None),
         }
+    }
+
+    /// Accepts on `which` listener (or any, `None`).
+    fn accept(&mut self, which: Option<ListenerId>) {
+        self.state = State::Accepting(which);
+        self.actions.push_back(Action::Accept(which));
     }
 
     fn alive(&mut self) {
