@@ -22,7 +22,7 @@ use crate::shm::Region;
 use crate::store::StoreError;
 use crate::sys::Clock;
 use crate::worker::{WorkerSetup, prepare, run_process};
-use herd_protocol::cron::{Claim, CronAction, CronConfig, CronInput, CronWorker, Job, JobId, Poll, Table};
+use herd_protocol::cron::{Claim, CronAction, CronConfig, CronInput, CronWorker, Job, Poll, Table};
 use herd_protocol::message::Message;
 use herd_protocol::signals::Sig;
 use herd_protocol::time::Instant;
@@ -144,24 +144,29 @@ impl JobStore {
         }
     }
 
+    /// This process's own handle on the store (a forked cron worker's): for shared memory, its
+    /// own open file description to lock; for PostgreSQL, its own connection.
+    fn for_this_process(&self) -> io::Result<JobStore> {
+        match self {
+            JobStore::Shm(s) => {
+                let fd = rustix::io::fcntl_dupfd_cloexec(s.region.as_fd(), 0)?;
+                let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+                // SAFETY: `raw` is a fresh duplicate this process owns, of a region made by create.
+                let mut own = unsafe { ShmJobs::from_raw_fd(raw) }?;
+                own.attach()?;
+                Ok(JobStore::Shm(own))
+            }
+            #[cfg(feature = "postgres")]
+            JobStore::Postgres(p) => Ok(JobStore::Postgres(Box::new(p.fresh()))),
+        }
+    }
+
     /// The rows, for status and tests.
     pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
         match self {
             JobStore::Shm(s) => s.with_table(|t| t.jobs().to_vec()),
             #[cfg(feature = "postgres")]
             JobStore::Postgres(p) => p.jobs(),
-        }
-    }
-
-    /// After fork, in the cron worker: take this process's own handle on the store.
-    fn attach(&mut self) -> io::Result<()> {
-        match self {
-            JobStore::Shm(s) => s.attach(),
-            #[cfg(feature = "postgres")]
-            JobStore::Postgres(p) => {
-                p.disconnect();
-                Ok(())
-            }
         }
     }
 }
@@ -324,8 +329,7 @@ pub(crate) fn run(
             return Err(io::Error::other("a cron worker without a job store"));
         };
         // This process's own handle (lock description, database connection).
-        let mut store = cron.store.reopen()?;
-        store.attach()?;
+        let store = cron.store.for_this_process()?;
         loaded.set(true);
         chan.set_nonblocking(false)?;
         let clock = Clock::new();
@@ -436,28 +440,6 @@ impl Cron {
     pub fn store(&self) -> &JobStore {
         &self.store
     }
-
-    /// The id of a job by name.
-    pub fn job_id(&self, name: &str) -> Option<JobId> {
-        self.jobs.iter().position(|j| j.name == name).map(|i| JobId(i as u32))
-    }
-}
-
-impl JobStore {
-    /// A handle for a forked cron worker.
-    fn reopen(&self) -> io::Result<JobStore> {
-        match self {
-            // SAFETY: a duplicate of our own region descriptor.
-            JobStore::Shm(s) => {
-                let fd = rustix::io::fcntl_dupfd_cloexec(s.region.as_fd(), 0)?;
-                let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-                // SAFETY: `raw` is a fresh duplicate this process owns, of a region made by create.
-                unsafe { ShmJobs::from_raw_fd(raw) }.map(JobStore::Shm)
-            }
-            #[cfg(feature = "postgres")]
-            JobStore::Postgres(p) => Ok(JobStore::Postgres(Box::new(p.fresh()))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -500,7 +482,7 @@ mod tests {
         assert_eq!(t.jobs()[first.job.0 as usize].runs, 1);
         assert_eq!(t.jobs()[second.job.0 as usize].lease.map(|(h, _)| h), Some(8));
         // A second handle (another process's) sees the same rows.
-        let other = JobStore::Shm(s).reopen().unwrap();
+        let other = JobStore::Shm(s).for_this_process().unwrap();
         assert_eq!(other.jobs().unwrap(), t.jobs());
     }
 }

@@ -81,12 +81,7 @@ impl PgStore {
     /// advisory lock, so that arbiters starting together on several hosts create them once), and
     /// closes the connection again: workers open their own.
     pub fn setup(url: &str) -> Result<PgStore, PgSetupError> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e: postgres::Error| PgSetupError::BadUrl { url: redact(url), reason: e.to_string() })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(2));
-        }
+        let config = parse(url)?;
         let store = PgStore { config, url: url.to_owned(), client: RefCell::new(None) };
         let db = |e: postgres::Error| PgSetupError::Database { url: redact(url), reason: describe(&e) };
         let mut client = store.config.connect(NoTls).map_err(db)?;
@@ -127,17 +122,7 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Conn) -> Result<Sequences, postgres::Error>,
     ) -> Result<Sequences, StoreError> {
-        let mut slot = self.client.borrow_mut();
-        if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-            *slot = None;
-            *slot = Some(Conn::open(&self.config).map_err(|e| StoreError::Unavailable(describe(&e)))?);
-        }
-        let conn = slot.as_mut().expect("connected above");
-        f(conn).map_err(|e| {
-            // The connection may be broken: reconnect on the next call.
-            *slot = None;
-            StoreError::Unavailable(describe(&e))
-        })
+        with_lazy(&self.client, |c| &c.client, || Conn::open(&self.config), f)
     }
 
     /// The current sequences: one round trip.
@@ -170,6 +155,8 @@ pub struct PgJobs {
     config: postgres::Config,
     url: String,
     names: Vec<String>,
+    /// `host:pid` of this handle's process, recorded with each lease.
+    holder: String,
     client: RefCell<Option<JobsConn>>,
 }
 
@@ -215,12 +202,7 @@ impl PgJobs {
     /// Creates the table if missing and adds the jobs not yet in it (first due now); a job
     /// already there keeps its schedule and takes the new interval.
     pub fn setup(url: &str, jobs: &[crate::cron::CronJob]) -> Result<PgJobs, PgSetupError> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e: postgres::Error| PgSetupError::BadUrl { url: redact(url), reason: e.to_string() })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(2));
-        }
+        let config = parse(url)?;
         let db = |e: postgres::Error| PgSetupError::Database { url: redact(url), reason: describe(&e) };
         let mut client = config.connect(NoTls).map_err(db)?;
         let mut tx = client.transaction().map_err(db)?;
@@ -251,46 +233,34 @@ impl PgJobs {
             config,
             url: url.to_owned(),
             names: jobs.iter().map(|j| j.name.clone()).collect(),
+            holder: holder(),
             client: RefCell::new(None),
         })
     }
 
-    /// The same store, not connected (for a forked cron worker).
+    /// The same store, not connected, for this process (a forked cron worker).
     pub fn fresh(&self) -> PgJobs {
         PgJobs {
             config: self.config.clone(),
             url: self.url.clone(),
             names: self.names.clone(),
+            holder: holder(),
             client: RefCell::new(None),
         }
-    }
-
-    /// Drops this process's connection.
-    pub fn disconnect(&self) {
-        self.client.borrow_mut().take();
     }
 
     fn with_conn<R>(
         &self,
         f: impl FnOnce(&mut JobsConn) -> Result<R, postgres::Error>,
     ) -> Result<R, StoreError> {
-        let mut slot = self.client.borrow_mut();
-        if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-            *slot = None;
-            let open = || -> Result<JobsConn, postgres::Error> {
-                let mut client = self.config.connect(NoTls)?;
-                let claim = client.prepare(CLAIM)?;
-                let next = client.prepare(NEXT)?;
-                let finish = client.prepare(FINISH)?;
-                Ok(JobsConn { client, claim, next, finish })
-            };
-            *slot = Some(open().map_err(|e| StoreError::Unavailable(describe(&e)))?);
-        }
-        let conn = slot.as_mut().expect("connected above");
-        f(conn).map_err(|e| {
-            *slot = None;
-            StoreError::Unavailable(describe(&e))
-        })
+        let open = || -> Result<JobsConn, postgres::Error> {
+            let mut client = self.config.connect(NoTls)?;
+            let claim = client.prepare(CLAIM)?;
+            let next = client.prepare(NEXT)?;
+            let finish = client.prepare(FINISH)?;
+            Ok(JobsConn { client, claim, next, finish })
+        };
+        with_lazy(&self.client, |c| &c.client, open, f)
     }
 
     /// Claims a due job of this server's: the claim, or how long until something may be due.
@@ -300,15 +270,10 @@ impl PgJobs {
     ) -> Result<(Option<herd_protocol::cron::Claim>, Option<Duration>), StoreError> {
         use herd_protocol::cron::{Claim, JobId};
         use herd_protocol::time::Instant;
-        let holder = format!(
-            "{}:{}",
-            nix::unistd::gethostname().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        );
         let lease_us = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
         let us = |v: i64| Instant(u64::try_from(v).unwrap_or(0).saturating_mul(1_000));
         self.with_conn(|c| {
-            if let Some(row) = c.client.query_opt(&c.claim, &[&self.names, &holder, &lease_us])? {
+            if let Some(row) = c.client.query_opt(&c.claim, &[&self.names, &self.holder, &lease_us])? {
                 let name: String = row.get(0);
                 let job = self.names.iter().position(|n| *n == name).unwrap_or(usize::MAX);
                 let claim = Claim {
@@ -358,6 +323,42 @@ impl PgJobs {
             Ok(out)
         })
     }
+}
+
+/// `host:pid` of this process.
+fn holder() -> String {
+    format!("{}:{}", nix::unistd::gethostname().unwrap_or_default().to_string_lossy(), std::process::id())
+}
+
+/// Parses a store URL; connections time out after 2 s unless it says otherwise.
+fn parse(url: &str) -> Result<postgres::Config, PgSetupError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| PgSetupError::BadUrl { url: redact(url), reason: e.to_string() })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(2));
+    }
+    Ok(config)
+}
+
+/// Runs `f` on this process's connection in `slot`, opening it first if there is none or it
+/// closed; a failure drops it, so the next call reconnects (the database may have restarted).
+fn with_lazy<C, R>(
+    slot: &RefCell<Option<C>>,
+    client: impl Fn(&C) -> &Client,
+    open: impl FnOnce() -> Result<C, postgres::Error>,
+    f: impl FnOnce(&mut C) -> Result<R, postgres::Error>,
+) -> Result<R, StoreError> {
+    let mut slot = slot.borrow_mut();
+    if slot.as_ref().is_none_or(|c| client(c).is_closed()) {
+        *slot = None;
+        *slot = Some(open().map_err(|e| StoreError::Unavailable(describe(&e)))?);
+    }
+    let conn = slot.as_mut().expect("connected above");
+    f(conn).map_err(|e| {
+        *slot = None;
+        StoreError::Unavailable(describe(&e))
+    })
 }
 
 /// The error with its cause (postgres's Display alone often says only "db error").
