@@ -7,11 +7,8 @@ mod common;
 
 use common::{Herd, get_ok, http};
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 const MODES: [&str; 3] = ["shared", "signaled", "auto"];
 
@@ -97,28 +94,8 @@ fn async_recycling_counts_requests_across_connections() {
         "10",
     ]);
     h.wait_ready(3);
-    let served: Arc<Mutex<BTreeMap<i32, u32>>> = Default::default();
-    let failures = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            let (addr, served, failures) = (h.addr.clone(), Arc::clone(&served), Arc::clone(&failures));
-            std::thread::spawn(move || {
-                for _ in 0..250 {
-                    match http(&addr, "GET", "/pid") {
-                        Ok((200, b)) => {
-                            *served.lock().unwrap().entry(b.trim().parse().unwrap()).or_default() += 1
-                        }
-                        _ => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    assert_eq!(failures.load(Ordering::Relaxed), 0);
-    let served = served.lock().unwrap();
+    let (served, failures) = common::pids_answering(&h.addr, 4, 1000);
+    assert_eq!(failures, 0);
     assert_eq!(served.values().sum::<u32>(), 1000);
     // Budget 50..=60, plus at most connections - 1 requests already started when it was spent.
     let max = *served.values().max().unwrap();

@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{Herd, get_ok, herd_bin, http, tempdir};
+use common::{Herd, get_ok, herd_bin, http, pids_answering, tempdir};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,30 +111,8 @@ fn no_stale_registry_after_a_bump() {
 fn recycling_keeps_every_worker_within_its_budget() {
     let h = Herd::start(&["--workers", "4", "--max-requests", "50", "--max-requests-jitter", "10"]);
     h.wait_ready(4);
-    let served: Arc<std::sync::Mutex<BTreeMap<i32, u32>>> = Default::default();
-    let failures = Arc::new(AtomicU64::new(0));
-    let next = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            let (addr, served, failures, next) =
-                (h.addr.clone(), Arc::clone(&served), Arc::clone(&failures), Arc::clone(&next));
-            std::thread::spawn(move || {
-                while next.fetch_add(1, Ordering::Relaxed) < 1000 {
-                    match http(&addr, "GET", "/pid") {
-                        Ok((200, b)) => {
-                            *served.lock().unwrap().entry(b.trim().parse().unwrap()).or_default() += 1
-                        }
-                        _ => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    assert_eq!(failures.load(Ordering::Relaxed), 0);
-    let served = served.lock().unwrap();
+    let (served, failures) = pids_answering(&h.addr, 4, 1000);
+    assert_eq!(failures, 0);
     assert_eq!(served.values().sum::<u32>(), 1000);
     let max = served.values().max().copied().unwrap();
     assert!(max <= 60, "a worker served {max} > 60 requests: {served:?}");

@@ -263,11 +263,10 @@ impl CronState {
         Ok(())
     }
 
-    fn progress(&self, b: &CronBounds) -> Result<(), Violation> {
+    fn progress(&self) -> Result<(), Violation> {
         // Measured on the store's clock, a held job is not due before its lease ends; after that
         // (or its next call) a worker claims it within an idle poll — plus whatever a forward
         // jump just skipped.
-        let _ = b;
         let slack = S * 2 + Duration::from_nanos(self.skew.max(0) as u64);
         self.monitor.progress(&self.table, self.store_now(), slack)
     }
@@ -287,7 +286,7 @@ pub fn explore_cron(b: &CronBounds) -> CronReport {
         let steps = s.enabled(b);
         if steps.is_empty() {
             terminals += 1;
-            if let Err(v) = s.progress(b) {
+            if let Err(v) = s.progress() {
                 return CronReport {
                     states: parent.len(),
                     transitions,

@@ -406,7 +406,7 @@ impl State {
     /// The canonical form of a state's time (see [`TIMEOUT`] and [`T0`]): every instant
     /// translated back so that the clock reads `T0`, then every past liveness instant (spawned,
     /// last heard, last heartbeat, the timestamps of `ALIVE` frames in flight) raised to `T0`.
-    fn translate_to_t0(&mut self) {
+    fn canonical_time(&mut self) {
         let d = self.now.saturating_since(T0);
         if !d.is_zero() {
             self.now = T0;
@@ -569,7 +569,7 @@ fn replay(bounds: &Bounds, steps: &[Step]) -> State {
     let mut s = State::initial(bounds);
     for &step in steps {
         s.apply(step).expect("a replayed trace does what it did");
-        s.translate_to_t0();
+        s.canonical_time();
     }
     s
 }
@@ -599,7 +599,7 @@ pub fn explore(bounds: &Bounds) -> Report {
         for step in s.enabled() {
             let mut t = s.clone();
             let applied = t.apply(step);
-            t.translate_to_t0();
+            t.canonical_time();
             if let Err(v) = applied {
                 return Report {
                     states: parent.len(),

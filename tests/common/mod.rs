@@ -368,7 +368,6 @@ pub fn cron_runs(path: &std::path::Path) -> Vec<CronRun> {
 /// its end once.
 pub fn check_cron_runs(runs: &[CronRun]) -> Result<(), String> {
     let mut names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
-    names.dedup();
     names.sort_unstable();
     names.dedup();
     for name in names {
@@ -390,4 +389,29 @@ pub fn check_cron_runs(runs: &[CronRun]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `total` requests `GET /pid` from `threads` clients at once: how many each worker (by pid)
+/// answered, and how many requests failed.
+pub fn pids_answering(addr: &str, threads: usize, total: u64) -> (std::collections::BTreeMap<i32, u32>, u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let served: Mutex<std::collections::BTreeMap<i32, u32>> = Mutex::default();
+    let (failures, next) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    match http(addr, "GET", "/pid") {
+                        Ok((200, b)) => {
+                            *served.lock().unwrap().entry(b.trim().parse().unwrap()).or_default() += 1
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (served.into_inner().unwrap(), failures.into_inner())
 }
