@@ -1,5 +1,5 @@
-//! Exhaustive breadth-first exploration of arbiter + workers + pipes + a listener, with a bounded
-//! budget of faults.
+//! Exhaustive exploration of arbiter + workers + pipes + a listener, with a bounded budget of
+//! faults.
 //!
 //! Every state holds the real cores (the arbiter inside `invariants::Checked`, so the shared
 //! monitor checks every transition; each worker's `Worker`), both pipes of each worker as FIFO
@@ -12,15 +12,17 @@
 //!   server has stopped) is reachable — no deadlock, no lost wakeup. Checked by reverse
 //!   reachability from those goal states over the explored graph.
 //!
-//! A violation comes with the shortest trace from the initial state (BFS order).
+//! A violation comes with a shortest trace from the initial state (see [`explore`]).
 
 use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, WorkerId};
+use herd_protocol::idmap::IdMap;
 use herd_protocol::invariants::{Checked, Invariant, Violation};
 use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
 use herd_protocol::signals::Sig;
 use herd_protocol::time::Instant;
 use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind, WorkerSignal};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use smallvec::SmallVec;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 const L0: ListenerId = ListenerId(0);
@@ -78,10 +80,12 @@ struct Proc {
     core: Worker,
     dead: bool,
     status: Option<ExitStatus>,
-    /// Packets in the pipe to the arbiter: the frames of one drain, written with one `write()`
-    /// (atomic below `PIPE_BUF`), so they arrive together.
-    to_arbiter: VecDeque<Vec<WorkerMsg>>,
-    to_worker: VecDeque<ArbiterMsg>,
+    /// Frames in the pipe to the arbiter, each marked if it ends a packet: the frames of one
+    /// drain are written with one `write()` (atomic below `PIPE_BUF`), so they arrive together.
+    /// (Inline: a state is cloned for every transition, and a pipe rarely holds more than a
+    /// packet or two.)
+    to_arbiter: SmallVec<[(WorkerMsg, bool); 4]>,
+    to_worker: SmallVec<[ArbiterMsg; 2]>,
     os: Option<Os>,
     /// Async workers: connections open (each serves one request, then closes; keep-alive
     /// changes nothing the arbiter sees).
@@ -104,7 +108,7 @@ struct Budget {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
     arb: Checked,
-    procs: BTreeMap<WorkerId, Proc>,
+    procs: IdMap<WorkerId, Proc>,
     queue: u32,
     to_arrive: u32,
     arrived: u32,
@@ -195,7 +199,7 @@ impl State {
         let on = |k: &str| b.kinds.iter().any(|x| x == k);
         let mut s = State {
             arb,
-            procs: BTreeMap::new(),
+            procs: IdMap::new(),
             queue: 0,
             to_arrive: b.connections,
             arrived: 0,
@@ -311,13 +315,15 @@ impl State {
             }
             Step::ToArbiter(id) => {
                 let p = self.procs.get_mut(&id).expect("proc");
-                for msg in p.to_arbiter.pop_front().expect("packet") {
+                let end = p.to_arbiter.iter().position(|&(_, last)| last).expect("packet");
+                let packet: SmallVec<[(WorkerMsg, bool); 4]> = p.to_arbiter.drain(..=end).collect();
+                for (msg, _) in packet {
                     self.arbiter(Input::Message { from: id, msg })?;
                 }
             }
             Step::ToWorker(id) => {
                 let p = self.procs.get_mut(&id).expect("proc");
-                let msg = p.to_worker.pop_front().expect("frame");
+                let msg = p.to_worker.remove(0);
                 self.worker(id, worker::Input::Message(msg));
                 // The driver accepts right after decoding `ACCEPT:<socket>`: no other input
                 // reaches the worker in between (signals are fed at the driver's loop points).
@@ -418,7 +424,7 @@ impl State {
         self.arb.clamp_past(T0);
         for p in self.procs.values_mut() {
             p.core.clamp_past(T0);
-            for msg in p.to_arbiter.iter_mut().flatten() {
+            for (msg, _) in p.to_arbiter.iter_mut() {
                 if let WorkerMsg::Alive { timestamp } = msg {
                     *timestamp = T0.as_millis();
                 }
@@ -452,8 +458,8 @@ impl State {
                             core,
                             dead: false,
                             status: None,
-                            to_arbiter: VecDeque::new(),
-                            to_worker: VecDeque::new(),
+                            to_arbiter: SmallVec::new(),
+                            to_worker: SmallVec::new(),
                             os: None,
                             conns: 0,
                         },
@@ -466,7 +472,7 @@ impl State {
                 }
                 Action::Send { to, msg } => {
                     if let Some(p) = self.procs.get_mut(&to).filter(|p| !p.dead) {
-                        p.to_worker.push_back(msg);
+                        p.to_worker.push(msg);
                     }
                 }
                 Action::Kill { id, signal, .. } => match signal {
@@ -495,7 +501,7 @@ impl State {
     }
 
     fn worker_actions(&mut self, id: WorkerId) {
-        let mut packet = Vec::new();
+        let mut packet: SmallVec<[WorkerMsg; 4]> = SmallVec::new();
         while let Some(p) = self.procs.get_mut(&id) {
             if p.dead {
                 break;
@@ -510,17 +516,13 @@ impl State {
                 worker::Action::Drain => {}
                 worker::Action::Exit(code) => {
                     // Frames written before exiting are still read by the arbiter.
-                    if !packet.is_empty() {
-                        p.to_arbiter.push_back(std::mem::take(&mut packet));
-                    }
+                    end_packet(&mut p.to_arbiter, &mut packet);
                     self.die(id, ExitStatus::Code(code));
                 }
             }
         }
-        if !packet.is_empty()
-            && let Some(p) = self.procs.get_mut(&id)
-        {
-            p.to_arbiter.push_back(packet);
+        if let Some(p) = self.procs.get_mut(&id) {
+            end_packet(&mut p.to_arbiter, &mut packet);
         }
     }
 
@@ -536,6 +538,12 @@ impl State {
             p.to_worker.clear();
         }
     }
+}
+
+/// Writes the frames of one drain into the pipe as one packet.
+fn end_packet(pipe: &mut SmallVec<[(WorkerMsg, bool); 4]>, packet: &mut SmallVec<[WorkerMsg; 4]>) {
+    let n = packet.len();
+    pipe.extend(packet.drain(..).enumerate().map(|(i, m)| (m, i + 1 == n)));
 }
 
 /// A state's 64-bit fingerprint (foldhash's quality variant, fixed seed: runs are reproducible).
@@ -574,89 +582,208 @@ fn replay(bounds: &Bounds, steps: &[Step]) -> State {
     s
 }
 
+/// The successor of `s` by `step`, canonical.
+fn successor(s: &State, step: Step) -> Result<State, Violation> {
+    let mut t = s.clone();
+    let applied = t.apply(step);
+    t.canonical_time();
+    applied.map(|()| t)
+}
+
+/// The explored graph: each state's fingerprint, whether it is a goal, and the transitions.
+struct Graph {
+    fps: Vec<u64>,
+    goal: Vec<bool>,
+    /// `(from, to)`, grouped by `from` in the order states were expanded.
+    edges: Vec<(u32, u32)>,
+}
+
+impl Graph {
+    fn len(&self) -> usize {
+        self.fps.len()
+    }
+
+    /// For each state, the states it leads to, as `(starts, targets)`: the successors of `i` are
+    /// `targets[starts[i]..starts[i + 1]]`. With `reverse`, the states leading to it.
+    fn adjacency(&self, reverse: bool) -> (Vec<usize>, Vec<u32>) {
+        let n = self.len();
+        let key = |&(from, to): &(u32, u32)| if reverse { (to, from) } else { (from, to) };
+        let mut starts = vec![0usize; n + 1];
+        for e in &self.edges {
+            starts[key(e).0 as usize + 1] += 1;
+        }
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let mut fill = starts.clone();
+        let mut targets = vec![0u32; self.edges.len()];
+        for e in &self.edges {
+            let (a, b) = key(e);
+            targets[fill[a as usize]] = b;
+            fill[a as usize] += 1;
+        }
+        (starts, targets)
+    }
+
+    /// Breadth-first distances from the initial state, and each state's predecessor on a
+    /// shortest path to it.
+    fn distances(&self) -> (Vec<u32>, Vec<u32>) {
+        let (starts, targets) = self.adjacency(false);
+        let mut dist = vec![u32::MAX; self.len()];
+        let mut via = vec![0u32; self.len()];
+        let mut queue = VecDeque::from([0u32]);
+        dist[0] = 0;
+        while let Some(a) = queue.pop_front() {
+            for &b in &targets[starts[a as usize]..starts[a as usize + 1]] {
+                if dist[b as usize] == u32::MAX {
+                    dist[b as usize] = dist[a as usize] + 1;
+                    via[b as usize] = a;
+                    queue.push_back(b);
+                }
+            }
+        }
+        (dist, via)
+    }
+
+    /// The steps of a shortest path from the initial state to `to`: the states on it from the
+    /// predecessor links, the step between each two found again by replaying (the one whose
+    /// successor has the next state's fingerprint).
+    fn path(&self, bounds: &Bounds, via: &[u32], to: u32) -> Vec<Step> {
+        let mut states = vec![to];
+        while let Some(&at) = states.last().filter(|&&at| at != 0) {
+            states.push(via[at as usize]);
+        }
+        states.reverse();
+        let mut s = State::initial(bounds);
+        let mut steps = Vec::new();
+        for &next in &states[1..] {
+            let (step, t) = s
+                .enabled()
+                .into_iter()
+                .find_map(|step| {
+                    successor(&s, step)
+                        .ok()
+                        .filter(|t| fingerprint(t) == self.fps[next as usize])
+                        .map(|t| (step, t))
+                })
+                .expect("an explored transition is found again");
+            steps.push(step);
+            s = t;
+        }
+        steps
+    }
+}
+
+/// The first violation breadth-first, so with a shortest trace: `None` if there is none within
+/// `limit` states.
+fn shortest_violation(bounds: &Bounds, limit: usize) -> Option<(Violation, Vec<Step>)> {
+    let init = State::initial(bounds);
+    let mut index = Visited::default();
+    let mut parent: Vec<(u32, Option<Step>)> = vec![(0, None)];
+    index.insert(fingerprint(&init), 0);
+    let mut frontier = VecDeque::from([(0u32, init)]);
+    while let Some((from, s)) = frontier.pop_front() {
+        for step in s.enabled() {
+            match successor(&s, step) {
+                Err(v) => return Some((v, crate::trace(&parent, from, Some(step)))),
+                Ok(t) => {
+                    let fp = fingerprint(&t);
+                    if !index.contains_key(&fp) && parent.len() < limit {
+                        index.insert(fp, parent.len() as u32);
+                        parent.push((from, Some(step)));
+                        frontier.push_back((parent.len() as u32 - 1, t));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Explores every state reachable within `bounds`.
 ///
-/// Visited states are kept as 64-bit fingerprints (hash compaction, as SPIN and TLC do: at ten
-/// million states the odds of a collision hiding a state are about 3 in a million); full states
-/// live only on the breadth-first frontier, and a state needed for a report is rebuilt by
-/// replaying its trace.
+/// The search is depth-first: its stack holds a few hundred states where a breadth-first
+/// frontier held two million (and the memory traffic of a breadth-first search was half its
+/// time). Visited states are kept as 64-bit fingerprints (hash compaction, as SPIN and TLC do: at
+/// ten million states the odds of a collision hiding a state are about 3 in a million), with the
+/// transitions between them. The graph then gives the breadth-first depth and, for a report,
+/// shortest paths, whose states are rebuilt by replaying. A violation is reported with a
+/// shortest trace to one, found by a breadth-first search run again for it.
 pub fn explore(bounds: &Bounds) -> Report {
     let init = State::initial(bounds);
     let mut index = Visited::default();
-    let mut parent: Vec<(u32, Option<Step>)> = Vec::new();
-    let mut level: Vec<u32> = Vec::new();
-    let mut goal: Vec<bool> = Vec::new();
-    let mut edges: Vec<(u32, u32)> = Vec::new();
-    let mut frontier: VecDeque<(u32, State)> = VecDeque::new();
-    index.insert(fingerprint(&init), 0);
-    parent.push((0, None));
-    level.push(0);
-    goal.push(init.goal());
-    frontier.push_back((0, init));
+    let mut g = Graph { fps: Vec::new(), goal: Vec::new(), edges: Vec::new() };
+    let mut stack: Vec<(u32, State)> = Vec::new();
+    let fp = fingerprint(&init);
+    index.insert(fp, 0);
+    g.fps.push(fp);
+    g.goal.push(init.goal());
+    stack.push((0, init));
     let mut truncated = false;
-    let trace = crate::trace::<Step>;
-    while let Some((from, s)) = frontier.pop_front() {
+    while let Some((from, s)) = stack.pop() {
         for step in s.enabled() {
-            let mut t = s.clone();
-            let applied = t.apply(step);
-            t.canonical_time();
-            if let Err(v) = applied {
-                return Report {
-                    states: parent.len(),
-                    transitions: edges.len() + 1,
-                    depth: level[from as usize] as usize + 1,
-                    truncated,
-                    violation: Some((v, trace(&parent, from, Some(step)))),
-                    stuck: 0,
-                };
-            }
+            let t = match successor(&s, step) {
+                Ok(t) => t,
+                Err(v) => {
+                    // Shortest breadth-first; failing that (too many states before it), a
+                    // shortest path to this one in the graph explored so far.
+                    let trace = shortest_violation(bounds, g.len().max(100_000)).unwrap_or_else(|| {
+                        let (_, via) = g.distances();
+                        let mut steps = g.path(bounds, &via, from);
+                        steps.push(step);
+                        (v, steps)
+                    });
+                    return Report {
+                        states: g.len(),
+                        transitions: g.edges.len() + 1,
+                        depth: trace.1.len(),
+                        truncated,
+                        violation: Some(trace),
+                        stuck: 0,
+                    };
+                }
+            };
             let fp = fingerprint(&t);
             let to = match index.get(&fp) {
                 Some(&i) => i,
                 None => {
-                    if bounds.max_states > 0 && parent.len() >= bounds.max_states {
+                    if bounds.max_states > 0 && g.len() >= bounds.max_states {
                         truncated = true;
                         continue;
                     }
-                    let i = parent.len() as u32;
+                    let i = g.len() as u32;
                     index.insert(fp, i);
-                    parent.push((from, Some(step)));
-                    level.push(level[from as usize] + 1);
-                    goal.push(t.goal());
-                    frontier.push_back((i, t));
+                    g.fps.push(fp);
+                    g.goal.push(t.goal());
+                    stack.push((i, t));
                     i
                 }
             };
-            edges.push((from, to));
+            g.edges.push((from, to));
         }
     }
     drop(index);
+    let (dist, via) = g.distances();
     // Liveness: every state must reach a goal state. Walk the reversed graph from the goals.
-    let n = parent.len();
-    let mut can_finish = goal;
+    let n = g.len();
+    let mut can_finish = std::mem::take(&mut g.goal);
     let mut work: Vec<u32> = (0..n as u32).filter(|&i| can_finish[i as usize]).collect();
-    edges.sort_unstable_by_key(|&(_, to)| to);
-    let mut starts = vec![0usize; n + 1];
-    for &(_, to) in &edges {
-        starts[to as usize + 1] += 1;
-    }
-    for i in 0..n {
-        starts[i + 1] += starts[i];
-    }
+    let (starts, sources) = g.adjacency(true);
     while let Some(to) = work.pop() {
-        for &(from, _) in &edges[starts[to as usize]..starts[to as usize + 1]] {
+        for &from in &sources[starts[to as usize]..starts[to as usize + 1]] {
             if !can_finish[from as usize] {
                 can_finish[from as usize] = true;
                 work.push(from);
             }
         }
     }
+    drop((starts, sources));
     let stuck: Vec<usize> = (0..n).filter(|&i| !can_finish[i]).collect();
     let violation = if truncated {
         None
     } else {
-        stuck.iter().min_by_key(|&&i| level[i]).map(|&i| {
-            let steps = trace(&parent, i as u32, None);
+        stuck.iter().min_by_key(|&&i| dist[i]).map(|&i| {
+            let steps = g.path(bounds, &via, i as u32);
             let s = replay(bounds, &steps);
             let v = Violation::new(
                 Invariant::NoLostWakeup,
@@ -673,8 +800,8 @@ pub fn explore(bounds: &Bounds) -> Report {
     };
     Report {
         states: n,
-        transitions: edges.len(),
-        depth: level.iter().copied().max().unwrap_or(0) as usize,
+        transitions: g.edges.len(),
+        depth: dist.iter().copied().filter(|&d| d != u32::MAX).max().unwrap_or(0) as usize,
         truncated,
         violation,
         stuck: if truncated { 0 } else { stuck.len() },

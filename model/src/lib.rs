@@ -2,7 +2,7 @@
 //!
 //! The simulator samples; these check every case within their bounds.
 //!
-//! - [`explore`]: exhaustive breadth-first exploration of the arbiter, its workers, their pipes and
+//! - [`explore`]: exhaustive exploration of the arbiter, its workers, their pipes and
 //!   a listener, with a budget of faults; safety in every state, and from every state a way to
 //!   serve everything (binary `herd-explore`).
 //! - [`cron`]: exhaustive exploration of the cron claim protocol (cron workers, the job table and

@@ -33,13 +33,14 @@
 //!   never trusted again.
 
 use crate::dispatch::Dispatcher;
+use crate::idmap::IdMap;
 use crate::message::{ArbiterMsg, ByeReason, DecodeError, ListenerId, WorkerMsg};
 use crate::rng::Rng;
 use crate::signals::Sig;
 use crate::time::Instant;
 use core::fmt;
 use core::time::Duration;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// `bug!(self, B10)`: is this BUGS.md row re-introduced in this instance? The constant `false`
 /// without the `mutants` feature, so the mutant's code path compiles away.
@@ -449,7 +450,7 @@ pub struct Arbiter {
     cron_target: u32,
     generation: u32,
     next_id: u64,
-    workers: BTreeMap<WorkerId, WorkerEntry>,
+    workers: IdMap<WorkerId, WorkerEntry>,
     dispatcher: Dispatcher,
     /// Consecutive workers that died before booting.
     boot_failures: u32,
@@ -486,7 +487,7 @@ impl Arbiter {
             phase: Phase::Running,
             generation: 0,
             next_id: 0,
-            workers: BTreeMap::new(),
+            workers: IdMap::new(),
             boot_failures: 0,
             spawn_not_before: now,
             reexec_running: false,
@@ -524,7 +525,7 @@ impl Arbiter {
         &self.config
     }
     /// The worker table.
-    pub fn workers(&self) -> &BTreeMap<WorkerId, WorkerEntry> {
+    pub fn workers(&self) -> &IdMap<WorkerId, WorkerEntry> {
         &self.workers
     }
     /// The number of (HTTP) workers it aims to run.

@@ -14,12 +14,12 @@ use crate::arbiter::{
     APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input, KillSignal, Life,
     Phase, Role, WORKER_BOOT_ERROR, WorkerId,
 };
+use crate::idmap::IdMap;
 use crate::message::{ArbiterMsg, WorkerMsg};
 use crate::signals::Sig;
 use crate::time::Instant;
 use core::fmt;
 use core::time::Duration;
-use std::collections::BTreeMap;
 
 /// The invariants, named as in ARCHITECTURE.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -139,7 +139,7 @@ pub struct Monitor {
     max_requests: u32,
     jitter: u32,
     now: Instant,
-    alive: BTreeMap<WorkerId, Seen>,
+    alive: IdMap<WorkerId, Seen>,
     /// A stop was requested (signal, command, or a worker exit code 3/4).
     stop_requested: bool,
     reexec_outstanding: u32,
@@ -175,7 +175,7 @@ impl Monitor {
             max_requests: c.max_requests,
             jitter: c.max_requests_jitter,
             now: arbiter.now(),
-            alive: BTreeMap::new(),
+            alive: IdMap::new(),
             stop_requested: false,
             reexec_outstanding: 0,
             exited: false,

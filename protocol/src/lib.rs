@@ -12,6 +12,7 @@
 //! | [`worker`] | the worker: ask, accept, serve, heartbeat, recycle, drain |
 //! | [`cron`] | scheduled jobs: the claim table (leases, fencing), the cron worker, its invariants |
 //! | [`dispatch`] | which idle worker gets the next `ACCEPT:<socket>` |
+//! | [`idmap`] | the worker tables' map: a vector sorted by id |
 //! | [`signals`] | the async-signal-safe signal queue and its wakeup contract |
 //! | [`registry`] | registry-sequence coherence and the shared-memory store |
 //! | [`invariants`] | the invariants of ARCHITECTURE.md as checkers over the cores |
@@ -25,6 +26,7 @@
 pub mod arbiter;
 pub mod cron;
 pub mod dispatch;
+pub mod idmap;
 pub mod invariants;
 pub mod message;
 #[cfg(feature = "mutants")]
