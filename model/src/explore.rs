@@ -23,6 +23,8 @@ use herd_protocol::time::Instant;
 use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 const L0: ListenerId = ListenerId(0);
@@ -64,6 +66,9 @@ pub struct Bounds {
     pub kind: WorkerKind,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
+    /// Search threads (0 = one per core). The states, transitions, depth and verdict do not
+    /// depend on it; with `max_states` reached, which states were seen does.
+    pub threads: usize,
     /// A re-introduced bug of BUGS.md.
     #[cfg(feature = "mutants")]
     pub mutant: Option<herd_protocol::mutants::Mutant>,
@@ -164,11 +169,12 @@ pub struct Report {
     pub states: usize,
     /// Transitions explored.
     pub transitions: usize,
-    /// Deepest BFS level.
+    /// The longest of the shortest paths from the initial state to each state (the deepest
+    /// breadth-first level); with a violation, the length of its trace.
     pub depth: usize,
     /// Whether `max_states` cut the search short.
     pub truncated: bool,
-    /// The first violation, with the shortest trace to it.
+    /// A violation, with a shortest trace to one.
     pub violation: Option<(Violation, Vec<Step>)>,
     /// States from which no goal state is reachable.
     pub stuck: usize,
@@ -566,7 +572,9 @@ impl std::hash::Hasher for Prehashed {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        // The top bits choose the shard (see `Shared::visit`); within one, the table's own
+        // use of the top and bottom bits needs them varied.
+        self.0 = v.rotate_left(32);
     }
 }
 
@@ -594,7 +602,7 @@ fn successor(s: &State, step: Step) -> Result<State, Violation> {
 struct Graph {
     fps: Vec<u64>,
     goal: Vec<bool>,
-    /// `(from, to)`, grouped by `from` in the order states were expanded.
+    /// `(from, to)`, in no particular order.
     edges: Vec<(u32, u32)>,
 }
 
@@ -625,33 +633,38 @@ impl Graph {
         (starts, targets)
     }
 
-    /// Breadth-first distances from the initial state, and each state's predecessor on a
-    /// shortest path to it.
-    fn distances(&self) -> (Vec<u32>, Vec<u32>) {
+    /// Breadth-first distances from the initial state (`u32::MAX`: not reached).
+    fn distances(&self) -> Vec<u32> {
         let (starts, targets) = self.adjacency(false);
         let mut dist = vec![u32::MAX; self.len()];
-        let mut via = vec![0u32; self.len()];
         let mut queue = VecDeque::from([0u32]);
         dist[0] = 0;
         while let Some(a) = queue.pop_front() {
             for &b in &targets[starts[a as usize]..starts[a as usize + 1]] {
                 if dist[b as usize] == u32::MAX {
                     dist[b as usize] = dist[a as usize] + 1;
-                    via[b as usize] = a;
                     queue.push_back(b);
                 }
             }
         }
-        (dist, via)
+        dist
     }
 
-    /// The steps of a shortest path from the initial state to `to`: the states on it from the
-    /// predecessor links, the step between each two found again by replaying (the one whose
+    /// The steps of a shortest path from the initial state to `to`, the same whatever order the
+    /// states were numbered in: walking back from `to`, the predecessor one level up with the
+    /// least fingerprint; the step between each two found again by replaying (the one whose
     /// successor has the next state's fingerprint).
-    fn path(&self, bounds: &Bounds, via: &[u32], to: u32) -> Vec<Step> {
+    fn path(&self, bounds: &Bounds, dist: &[u32], to: u32) -> Vec<Step> {
+        let (starts, sources) = self.adjacency(true);
         let mut states = vec![to];
-        while let Some(&at) = states.last().filter(|&&at| at != 0) {
-            states.push(via[at as usize]);
+        while let Some(&at) = states.last().filter(|&&at| dist[at as usize] > 0) {
+            let up = sources[starts[at as usize]..starts[at as usize + 1]]
+                .iter()
+                .copied()
+                .filter(|&a| dist[a as usize] + 1 == dist[at as usize])
+                .min_by_key(|&a| self.fps[a as usize])
+                .expect("a state one level up leads here");
+            states.push(up);
         }
         states.reverse();
         let mut s = State::initial(bounds);
@@ -700,72 +713,202 @@ fn shortest_violation(bounds: &Bounds, limit: usize) -> Option<(Violation, Vec<S
     None
 }
 
-/// Explores every state reachable within `bounds`.
-///
-/// The search is depth-first: its stack holds a few hundred states where a breadth-first
-/// frontier held two million (and the memory traffic of a breadth-first search was half its
-/// time). Visited states are kept as 64-bit fingerprints (hash compaction, as SPIN and TLC do: at
-/// ten million states the odds of a collision hiding a state are about 3 in a million), with the
-/// transitions between them. The graph then gives the breadth-first depth and, for a report,
-/// shortest paths, whose states are rebuilt by replaying. A violation is reported with a
-/// shortest trace to one, found by a breadth-first search run again for it.
-pub fn explore(bounds: &Bounds) -> Report {
-    let init = State::initial(bounds);
-    let mut index = Visited::default();
-    let mut g = Graph { fps: Vec::new(), goal: Vec::new(), edges: Vec::new() };
-    let mut stack: Vec<(u32, State)> = Vec::new();
-    let fp = fingerprint(&init);
-    index.insert(fp, 0);
-    g.fps.push(fp);
-    g.goal.push(init.goal());
-    stack.push((0, init));
-    let mut truncated = false;
-    while let Some((from, s)) = stack.pop() {
-        for step in s.enabled() {
-            let t = match successor(&s, step) {
-                Ok(t) => t,
-                Err(v) => {
-                    // Shortest breadth-first; failing that (too many states before it), a
-                    // shortest path to this one in the graph explored so far.
-                    let trace = shortest_violation(bounds, g.len().max(100_000)).unwrap_or_else(|| {
-                        let (_, via) = g.distances();
-                        let mut steps = g.path(bounds, &via, from);
-                        steps.push(step);
-                        (v, steps)
-                    });
-                    return Report {
-                        states: g.len(),
-                        transitions: g.edges.len() + 1,
-                        depth: trace.1.len(),
-                        truncated,
-                        violation: Some(trace),
-                        stuck: 0,
-                    };
-                }
-            };
-            let fp = fingerprint(&t);
-            let to = match index.get(&fp) {
-                Some(&i) => i,
-                None => {
-                    if bounds.max_states > 0 && g.len() >= bounds.max_states {
-                        truncated = true;
-                        continue;
-                    }
-                    let i = g.len() as u32;
-                    index.insert(fp, i);
-                    g.fps.push(fp);
-                    g.goal.push(t.goal());
-                    stack.push((i, t));
-                    i
-                }
-            };
-            g.edges.push((from, to));
+/// Shards of the visited set: two searchers rarely want the same one.
+const SHARDS: usize = 64;
+
+/// What the searchers share.
+struct Shared {
+    shards: Vec<Mutex<Visited>>,
+    /// The next state's number.
+    next: AtomicUsize,
+    limit: usize,
+    truncated: AtomicBool,
+    /// A violation was found: everyone stops.
+    stop: AtomicBool,
+    failure: Mutex<Option<(u32, Step, Violation)>>,
+    /// States handed from a busy searcher to an idle one.
+    pool: Mutex<Pool>,
+    more: Condvar,
+    /// A searcher is waiting for states.
+    hungry: AtomicBool,
+    threads: usize,
+}
+
+struct Pool {
+    states: Vec<(u32, State)>,
+    idle: usize,
+    done: bool,
+}
+
+/// What one searcher found: new states (number, fingerprint, goal) and transitions.
+#[derive(Default)]
+struct Found {
+    states: Vec<(u32, u64, bool)>,
+    edges: Vec<(u32, u32)>,
+}
+
+impl Shared {
+    /// The number of the state with fingerprint `fp`, and whether it is new; `None` if it is
+    /// new and the limit is reached.
+    fn visit(&self, fp: u64) -> Option<(u32, bool)> {
+        let mut shard = self.shards[(fp >> 58) as usize % SHARDS].lock().expect("no searcher panics");
+        if let Some(&i) = shard.get(&fp) {
+            return Some((i, false));
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if i >= self.limit {
+            self.truncated.store(true, Ordering::Relaxed);
+            return None;
+        }
+        shard.insert(fp, i as u32);
+        Some((i as u32, true))
+    }
+
+    /// A state to expand from the pool; `None` once every searcher is idle (or one failed).
+    fn take(&self) -> Option<(u32, State)> {
+        let mut pool = self.pool.lock().expect("no searcher panics");
+        pool.idle += 1;
+        loop {
+            if let Some(x) = pool.states.pop() {
+                pool.idle -= 1;
+                return Some(x);
+            }
+            if pool.done || self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            if pool.idle == self.threads {
+                pool.done = true;
+                self.more.notify_all();
+                return None;
+            }
+            self.hungry.store(true, Ordering::Relaxed);
+            pool = self.more.wait(pool).expect("no searcher panics");
         }
     }
-    drop(index);
-    let (dist, via) = g.distances();
+
+    /// Hands the older half of a searcher's stack (the shallower states, with the larger
+    /// subtrees) to the pool.
+    fn give(&self, stack: &mut Vec<(u32, State)>) {
+        let mut pool = self.pool.lock().expect("no searcher panics");
+        pool.states.extend(stack.drain(..stack.len() / 2));
+        self.hungry.store(false, Ordering::Relaxed);
+        self.more.notify_all();
+    }
+
+    fn fail(&self, from: u32, step: Step, v: Violation) {
+        self.failure.lock().expect("no searcher panics").get_or_insert((from, step, v));
+        self.stop.store(true, Ordering::Relaxed);
+        let _pool = self.pool.lock().expect("no searcher panics");
+        self.more.notify_all();
+    }
+
+    /// One searcher: depth-first from its own stack, from the pool when that is empty.
+    fn search(&self, mut stack: Vec<(u32, State)>) -> Found {
+        let mut found = Found::default();
+        while let Some((from, s)) = stack.pop().or_else(|| self.take()) {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            for step in s.enabled() {
+                let t = match successor(&s, step) {
+                    Ok(t) => t,
+                    Err(v) => {
+                        self.fail(from, step, v);
+                        break;
+                    }
+                };
+                let fp = fingerprint(&t);
+                let Some((to, new)) = self.visit(fp) else { continue };
+                if new {
+                    found.states.push((to, fp, t.goal()));
+                    stack.push((to, t));
+                }
+                found.edges.push((from, to));
+            }
+            if stack.len() > 1 && self.hungry.load(Ordering::Relaxed) {
+                self.give(&mut stack);
+            }
+        }
+        found
+    }
+}
+
+/// Explores every state reachable within `bounds`.
+///
+/// The search is depth-first: a stack holds a few hundred states where a breadth-first frontier
+/// held two million (and the memory traffic of a breadth-first search was half its time). It
+/// runs on every core: each searcher keeps its own stack and hands half of it over when another
+/// runs dry; they share the visited set, in shards. Visited states are kept as 64-bit
+/// fingerprints (hash compaction, as SPIN and TLC do: at ten million states the odds of a
+/// collision hiding a state are about 3 in a million), with the transitions between them. The
+/// graph then gives the breadth-first depth, the liveness verdict and, for a report, a shortest
+/// path, whose states are rebuilt by replaying. A violation is reported with a shortest trace to
+/// one, found by a breadth-first search run again for it, and the same on every run.
+pub fn explore(bounds: &Bounds) -> Report {
+    let threads = match bounds.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let init = State::initial(bounds);
+    let fp = fingerprint(&init);
+    let shared = Shared {
+        shards: (0..SHARDS).map(|_| Mutex::new(Visited::default())).collect(),
+        next: AtomicUsize::new(0),
+        limit: match bounds.max_states {
+            0 => u32::MAX as usize,
+            n => n.min(u32::MAX as usize),
+        },
+        truncated: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        pool: Mutex::new(Pool { states: Vec::new(), idle: 0, done: false }),
+        more: Condvar::new(),
+        hungry: AtomicBool::new(false),
+        threads,
+    };
+    shared.visit(fp);
+    let first = Found { states: vec![(0, fp, init.goal())], edges: Vec::new() };
+    let mut start = Some(vec![(0u32, init)]);
+    let founds: Vec<Found> = std::thread::scope(|scope| {
+        let searchers: Vec<_> = (0..threads)
+            .map(|_| {
+                let stack = start.take().unwrap_or_default();
+                let shared = &shared;
+                scope.spawn(move || shared.search(stack))
+            })
+            .collect();
+        searchers.into_iter().map(|h| h.join().expect("a searcher does not panic")).collect()
+    });
+    let n = shared.next.load(Ordering::Relaxed).min(shared.limit);
+    let truncated = shared.truncated.load(Ordering::Relaxed);
+    let mut g = Graph { fps: vec![0; n], goal: vec![false; n], edges: Vec::new() };
+    g.edges.reserve_exact(founds.iter().map(|f| f.edges.len()).sum());
+    for f in std::iter::once(first).chain(founds) {
+        for (i, fp, goal) in f.states {
+            g.fps[i as usize] = fp;
+            g.goal[i as usize] = goal;
+        }
+        g.edges.extend(f.edges);
+    }
+    if let Some((from, step, v)) = shared.failure.into_inner().expect("no searcher panics") {
+        // Shortest breadth-first; failing that (too many states before it), a shortest path to
+        // this one in the graph explored so far.
+        let trace = shortest_violation(bounds, n.max(100_000)).unwrap_or_else(|| {
+            let mut steps = g.path(bounds, &g.distances(), from);
+            steps.push(step);
+            (v, steps)
+        });
+        return Report {
+            states: n,
+            transitions: g.edges.len() + 1,
+            depth: trace.1.len(),
+            truncated,
+            violation: Some(trace),
+            stuck: 0,
+        };
+    }
+    let dist = g.distances();
     // Liveness: every state must reach a goal state. Walk the reversed graph from the goals.
-    let n = g.len();
     let mut can_finish = std::mem::take(&mut g.goal);
     let mut work: Vec<u32> = (0..n as u32).filter(|&i| can_finish[i as usize]).collect();
     let (starts, sources) = g.adjacency(true);
@@ -782,8 +925,8 @@ pub fn explore(bounds: &Bounds) -> Report {
     let violation = if truncated {
         None
     } else {
-        stuck.iter().min_by_key(|&&i| dist[i]).map(|&i| {
-            let steps = g.path(bounds, &via, i as u32);
+        stuck.iter().min_by_key(|&&i| (dist[i], g.fps[i])).map(|&i| {
+            let steps = g.path(bounds, &dist, i as u32);
             let s = replay(bounds, &steps);
             let v = Violation::new(
                 Invariant::NoLostWakeup,

@@ -14,6 +14,7 @@ fn bounds(mode: AcceptMode, workers: u32, connections: u32, faults: u32) -> Boun
         max_requests: 0,
         kind: herd_protocol::worker::WorkerKind::Sync,
         max_states: 2_000_000,
+        threads: 0,
         #[cfg(feature = "mutants")]
         mutant: None,
     }
@@ -54,6 +55,17 @@ fn recycling_workers_with_kills_and_ttou() {
     complete_and_clean(&b, 5_000);
 }
 
+/// The search is parallel; what it finds is not: the same states, transitions and depth on one
+/// searcher as on four.
+#[test]
+fn the_result_does_not_depend_on_the_number_of_searchers() {
+    let b = async_bounds(AcceptMode::Shared, 1);
+    let one = explore(&Bounds { threads: 1, ..b.clone() });
+    let four = explore(&Bounds { threads: 4, ..b });
+    assert!(one.states > 10_000 && !one.truncated && one.violation.is_none(), "{one:?}");
+    assert_eq!((one.states, one.transitions, one.depth), (four.states, four.transitions, four.depth));
+}
+
 #[cfg(feature = "mutants")]
 #[test]
 fn reachable_arbiter_bugs_are_found_with_a_short_trace() {
@@ -61,10 +73,14 @@ fn reachable_arbiter_bugs_are_found_with_a_short_trace() {
     // B16 strands a worker after an empty accept: with a second worker the server still serves,
     // so it takes a server of one.
     for (m, workers) in [(Mutant::B10, 2), (Mutant::B15, 2), (Mutant::B16, 1), (Mutant::B17, 2)] {
-        let r = explore(&Bounds { mutant: Some(m), ..bounds(AcceptMode::Signaled, workers, 2, 1) });
+        let b = Bounds { mutant: Some(m), ..bounds(AcceptMode::Signaled, workers, 2, 1) };
+        let r = explore(&Bounds { threads: 1, ..b.clone() });
         let (v, trace) = r.violation.unwrap_or_else(|| panic!("{m:?} not found in {} states", r.states));
         assert!(trace.len() < 30, "{m:?}: trace of {} steps", trace.len());
         eprintln!("{m:?}: {v} after {} steps: {trace:?}", trace.len());
+        // The same trace whichever searcher found it first.
+        let again = explore(&Bounds { threads: 3, ..b });
+        assert_eq!(again.violation.map(|(_, t)| t), Some(trace), "{m:?}");
     }
 }
 

@@ -41,6 +41,9 @@ struct Cli {
     /// Give up after this many states (0 = none).
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
+    /// Search threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             n => herd_protocol::worker::WorkerKind::Async { connections: n },
         },
         max_states: cli.max_states,
+        threads: cli.threads,
         #[cfg(feature = "mutants")]
         mutant: None,
     };
