@@ -208,8 +208,8 @@ def main():
     sim = sh(["cargo", "run", "--release", "-q", "-p", "herd-sim", "--", "--seeds", "0..300"], cwd=ROOT).stdout
     m = re.search(r"\|\s*0\.\.300.*", sim); cells = [c.strip() for c in m.group(0).split("|")]
     sim_eps = cells[7]
-    ex = sh(["cargo", "run", "--release", "-q", "-p", "herd-model", "--bin", "herd-explore", "--", "--workers", "2", "--connections", "2", "--faults", "1"], cwd=ROOT).stdout
-    bfs = re.search(r"\(([\d]+) states/s\)", ex).group(1)
+    ex = sh(["cargo", "run", "--release", "-q", "-p", "herd-model", "--bin", "herd-explore", "--", "--workers", "3", "--connections", "2", "--faults", "1"], cwd=ROOT).stdout
+    m = re.search(r"\((\d+) states/s, (\d+) searchers\)", ex); bfs, searchers = m.group(1), m.group(2)
     fuzz = "n/a (no nightly)"
     try:
         out = subprocess.run(["cargo", "+nightly", "fuzz", "run", "-s", "none", "messages", "--", "-max_total_time=10"], cwd=f"{ROOT}/fuzz", capture_output=True, text=True, timeout=600)
@@ -223,7 +223,7 @@ def main():
         bench = json.load(open(f"{ROOT}/target/criterion/codec/{b}/new/benchmark.json"))
         n = bench["throughput"]["Elements"]
         codec[b] = n / (est["mean"]["point_estimate"] / 1e9) / 1e6
-    write(rows, sup, sweep, dict(sim=sim_eps, bfs=bfs, fuzz=fuzz, codec=codec), gver)
+    write(rows, sup, sweep, dict(sim=sim_eps, bfs=bfs, searchers=searchers, fuzz=fuzz, codec=codec), gver)
 
 def write(rows, sup, sweep, chk, gver):
     raw, gun = rows["raw fork-accept"], rows["gunicorn sync"]
@@ -256,7 +256,7 @@ def write(rows, sup, sweep, chk, gver):
         L.append(f"| {name} | " + " | ".join(f"{r:,.0f}" for _, r in pts) + " |")
     L += ["", "| checker | speed |", "|---|---|",
           f"| simulator (herd-sim, 300 seeds) | {chk['sim']} events/s |",
-          f"| exhaustive explorer (herd-explore 2 workers, 2 connections, 1 fault) | {int(chk['bfs']):,} states/s |",
+          f"| exhaustive explorer (herd-explore 3 workers, 2 connections, 1 fault, {chk['searchers']} searchers) | {int(chk['bfs']):,} states/s |",
           f"| fuzzing (messages target, 10 s) | {chk['fuzz']} exec/s |",
           f"| codec (criterion) | encode {chk['codec']['encode']:.1f} M msg/s, decode {chk['codec']['decode']:.1f} M msg/s |", ""]
     open(f"{ROOT}/docs/benchmarks.md", "w").write("\n".join(L))

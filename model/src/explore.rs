@@ -178,6 +178,8 @@ pub struct Report {
     pub violation: Option<(Violation, Vec<Step>)>,
     /// States from which no goal state is reachable.
     pub stuck: usize,
+    /// Searchers that ran.
+    pub searchers: usize,
 }
 
 impl State {
@@ -905,6 +907,7 @@ pub fn explore(bounds: &Bounds) -> Report {
             truncated,
             violation: Some(trace),
             stuck: 0,
+            searchers: threads,
         };
     }
     let dist = g.distances();
@@ -948,5 +951,6 @@ pub fn explore(bounds: &Bounds) -> Report {
         truncated,
         violation,
         stuck: if truncated { 0 } else { stuck.len() },
+        searchers: threads,
     }
 }

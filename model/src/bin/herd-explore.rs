@@ -75,7 +75,11 @@ fn main() -> ExitCode {
     println!("states: {}", r.states);
     println!("transitions: {}", r.transitions);
     println!("depth: {}", r.depth);
-    println!("time: {secs:.2} s ({:.0} states/s)", r.states as f64 / secs.max(1e-9));
+    println!(
+        "time: {secs:.2} s ({:.0} states/s, {} searchers)",
+        r.states as f64 / secs.max(1e-9),
+        r.searchers
+    );
     println!("complete: {}", if r.truncated { "no (--max-states reached)" } else { "yes" });
     match r.violation {
         None => {
