@@ -1,6 +1,7 @@
 //! loom models of the exact shared-memory code the runtime uses: the signal queue with its
 //! wakeup contract, and the registry sequences with coherence. Run with
-//! `RUSTFLAGS="--cfg herd_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p herd-model --release --test loom`.
+//! `RUSTFLAGS="--cfg herd_loom" cargo test -p herd-model --release --test loom` (three preemptions per
+//! execution unless `LOOM_MAX_PREEMPTIONS` is set).
 //!
 //! loom cannot model a pipe, so the self-pipe is a flag behind a mutex with a condvar: `wake`
 //! writes the byte, `clear` drains the pipe, `wait` is the poll. A lost wakeup is then a loom
@@ -12,6 +13,15 @@ use herd_protocol::signals::{Sig, SignalBatch, SignalQueue};
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
+
+/// `loom::model` with at most three preemptions per execution unless `LOOM_MAX_PREEMPTIONS` says
+/// otherwise: the bugs these models are for (B03, B14) need one, and an unbounded search of the
+/// three-thread signal model had not finished after twenty minutes.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = builder.preemption_bound.or(Some(3));
+    builder.check(f);
+}
 
 struct SelfPipe {
     readable: Mutex<bool>,
@@ -54,7 +64,7 @@ fn main_loop(pipe: &SelfPipe, want: &[(Sig, u32)], drain: impl Fn() -> SignalBat
 
 #[test]
 fn no_signal_and_no_wakeup_is_lost() {
-    loom::model(|| {
+    model(|| {
         let q = Arc::new(SignalQueue::new());
         let pipe = Arc::new(SelfPipe::new());
         // Two handlers (a handler may be interrupted by another signal's handler).
@@ -96,7 +106,7 @@ fn b03_draining_the_pipe_after_the_counters_loses_a_wakeup() {
 }
 
 fn b03_model() {
-    loom::model(|| {
+    model(|| {
         let q = Arc::new(SignalQueue::new());
         let pipe = Arc::new(SelfPipe::new());
         let h = {
@@ -116,7 +126,7 @@ fn b03_model() {
 /// that starts after the bump completed runs on the old registry.
 #[test]
 fn no_request_runs_on_a_registry_older_than_a_completed_bump() {
-    loom::model(|| {
+    model(|| {
         let store = Arc::new(SharedSequences::new());
         let db = Arc::new(AtomicU64::new(0)); // the committed registry version
         let done = Arc::new(AtomicU64::new(0)); // the newest version whose bump completed
@@ -147,7 +157,7 @@ fn no_request_runs_on_a_registry_older_than_a_completed_bump() {
 #[test]
 #[should_panic(expected = "served")]
 fn b14_reading_the_sequence_after_loading_serves_a_stale_registry() {
-    loom::model(|| {
+    model(|| {
         let store = Arc::new(SharedSequences::new());
         let db = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));
@@ -180,7 +190,7 @@ fn b14_reading_the_sequence_after_loading_serves_a_stale_registry() {
 /// recorded `nextval` unconditionally). Changes are bits; a registry is the set it holds.
 #[test]
 fn concurrent_bumps_never_hide_the_other_change() {
-    loom::model(|| {
+    model(|| {
         let store = Arc::new(SharedSequences::new());
         let db = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicU64::new(0));

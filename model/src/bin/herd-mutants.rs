@@ -302,7 +302,7 @@ fn loom(root: &Path, test: &str) -> Outcome {
     let ok = Command::new(env!("CARGO"))
         .current_dir(root)
         .env("RUSTFLAGS", "--cfg herd_loom")
-        .env("LOOM_MAX_PREEMPTIONS", "2")
+        .env("LOOM_MAX_PREEMPTIONS", "3")
         .args(["test", "-q", "-p", "herd-model", "--release", "--test", "loom", test])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -312,7 +312,7 @@ fn loom(root: &Path, test: &str) -> Outcome {
         caught: ok,
         layer: format!("loom model {test}"),
         replay: format!(
-            "RUSTFLAGS=\"--cfg herd_loom\" LOOM_MAX_PREEMPTIONS=2 cargo test -p herd-model --release --test loom {test}"
+            "RUSTFLAGS=\"--cfg herd_loom\" LOOM_MAX_PREEMPTIONS=3 cargo test -p herd-model --release --test loom {test}"
         ),
     }
 }
