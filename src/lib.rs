@@ -30,6 +30,7 @@
 //! | [`notify`] | systemd readiness notifications |
 //! | [`shm`] | shared memory regions |
 //! | [`pidfile`] | the pidfile |
+//! | [`procfs`] | a server seen from outside through `/proc` (for `herd-chaos` and the tests) |
 //! | [`demo`] | the demo HTTP application of `herd serve` |
 //! | [`sys`] | signal handlers, the self-pipe, signal masks, the clock |
 //!
@@ -47,6 +48,7 @@ pub mod notify;
 #[cfg(feature = "postgres")]
 pub mod pgstore;
 pub mod pidfile;
+pub mod procfs;
 pub mod scoreboard;
 pub mod server;
 pub mod shm;

@@ -245,8 +245,7 @@ fn usr2_upgrade_under_load_loses_no_request() {
     let seen = usr2s(&old);
     old.signal(Signal::SIGUSR2);
     old.wait_log("second USR2 handled", |l| l.iter().filter(|l| l.contains("signal=USR2")).count() > seen);
-    let child_arbiters =
-        common::children(old.pid).into_iter().filter(|&(p, _)| comm(p) == "herd: arbiter").count();
+    let child_arbiters = common::children(old.pid).into_iter().filter(|c| c.comm == "herd: arbiter").count();
     assert_eq!(child_arbiters, 1);
     // The old arbiter leaves; the new one serves on.
     old.signal(Signal::SIGTERM);

@@ -9,6 +9,7 @@
 //! Every random choice comes from `--seed` (printed), so a run can be replayed.
 
 use clap::Parser;
+use herd::procfs::{fd_count, rss_kib, workers_of, zombies_of};
 use herd::protocol::rng::Rng;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -322,48 +323,4 @@ fn get(addr: &str, path: &str) -> Result<u16, String> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| if resp.is_empty() { "empty".into() } else { "garbled".into() })
-}
-
-fn children(parent: i32) -> Vec<(i32, char, String)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
-        let comm = head.split_once('(').map_or("", |(_, c)| c).to_owned();
-        let mut f = rest.split_whitespace();
-        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        if f.next().and_then(|s| s.parse::<i32>().ok()) == Some(parent) {
-            out.push((pid, state, comm));
-        }
-    }
-    out
-}
-
-fn workers_of(arbiter: i32) -> BTreeSet<i32> {
-    children(arbiter)
-        .into_iter()
-        .filter(|(_, s, c)| *s != 'Z' && c != "herd: arbiter")
-        .map(|(p, ..)| p)
-        .collect()
-}
-
-fn zombies_of(arbiter: i32) -> BTreeSet<i32> {
-    children(arbiter).into_iter().filter(|(_, s, _)| *s == 'Z').map(|(p, ..)| p).collect()
-}
-
-fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-            })
-        })
-        .unwrap_or(0)
 }

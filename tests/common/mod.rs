@@ -2,6 +2,9 @@
 //! its processes through /proc. Nothing here forks the test harness: the binary is spawned.
 #![allow(dead_code)]
 
+// Each test crate uses some of them.
+#[allow(unused_imports)]
+pub use herd::procfs::{children, comm, fd_count, rss_kib, workers_of, zombies_of};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
@@ -96,7 +99,7 @@ impl Herd {
 
     /// The arbiter's zombie children.
     pub fn zombies(&self) -> Vec<i32> {
-        children(self.pid).into_iter().filter(|&(_, state)| state == 'Z').map(|(p, _)| p).collect()
+        zombies_of(self.pid).into_iter().collect()
     }
 
     /// Waits until `f(workers)` holds; returns them.
@@ -187,7 +190,7 @@ impl Herd {
 
     /// The arbiter's open descriptors.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)
+        fd_count(self.pid)
     }
 
     /// GET `path`.
@@ -231,23 +234,6 @@ fn booted(lines: &[String], pid: i32) -> bool {
     lines.iter().any(|l| l.contains(" recv ") && l.contains(&tag))
 }
 
-/// A process's name (`/proc/PID/comm`: herd sets `herd: arbiter`, `herd: worker N`).
-pub fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
-/// A process's resident memory in KiB (`VmRSS`).
-pub fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-            })
-        })
-        .unwrap_or(0)
-}
-
 /// Whether a process exists (not yet reaped).
 pub fn exists(pid: i32) -> bool {
     !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
@@ -268,34 +254,6 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// `(pid, state)` of every child of `parent`.
-pub fn children(parent: i32) -> Vec<(i32, char)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let mut f = rest.split_whitespace();
-        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid: i32 = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if ppid == parent {
-            out.push((pid, state));
-        }
-    }
-    out
-}
-
-/// The live worker children of an arbiter (not a child arbiter started by an upgrade).
-pub fn workers_of(arbiter: i32) -> BTreeSet<i32> {
-    children(arbiter)
-        .into_iter()
-        .filter(|&(p, state)| state != 'Z' && comm(p) != "herd: arbiter")
-        .map(|(p, _)| p)
-        .collect()
 }
 
 /// One HTTP/1.1 request with `Connection: close`; the status and body.
