@@ -742,6 +742,20 @@ struct Pool {
     done: bool,
 }
 
+/// Stops the other searchers if this one panics: they would otherwise wait for its states
+/// forever.
+struct WakeOnPanic<'a>(&'a Shared);
+
+impl Drop for WakeOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop.store(true, Ordering::Relaxed);
+            let _pool = self.0.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.0.more.notify_all();
+        }
+    }
+}
+
 /// What one searcher found: new states (number, fingerprint, goal) and transitions.
 #[derive(Default)]
 struct Found {
@@ -806,6 +820,7 @@ impl Shared {
 
     /// One searcher: depth-first from its own stack, from the pool when that is empty.
     fn search(&self, mut stack: Vec<(u32, State)>) -> Found {
+        let _waker = WakeOnPanic(self);
         let mut found = Found::default();
         while let Some((from, s)) = stack.pop().or_else(|| self.take()) {
             if self.stop.load(Ordering::Relaxed) {
@@ -879,7 +894,8 @@ pub fn explore(bounds: &Bounds) -> Report {
                 scope.spawn(move || shared.search(stack))
             })
             .collect();
-        searchers.into_iter().map(|h| h.join().expect("a searcher does not panic")).collect()
+        // A searcher's panic (a model bug) is the explorer's, with its own message.
+        searchers.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     });
     let n = shared.next.load(Ordering::Relaxed).min(shared.limit);
     let truncated = shared.truncated.load(Ordering::Relaxed);
