@@ -582,16 +582,6 @@ impl std::hash::Hasher for Prehashed {
 
 type Visited = HashMap<u64, u32, std::hash::BuildHasherDefault<Prehashed>>;
 
-/// Replays `steps` from the initial state.
-fn replay(bounds: &Bounds, steps: &[Step]) -> State {
-    let mut s = State::initial(bounds);
-    for &step in steps {
-        s.apply(step).expect("a replayed trace does what it did");
-        s.canonical_time();
-    }
-    s
-}
-
 /// The successor of `s` by `step`, canonical.
 fn successor(s: &State, step: Step) -> Result<State, Violation> {
     let mut t = s.clone();
@@ -615,7 +605,7 @@ impl Graph {
 
     /// For each state, the states it leads to, as `(starts, targets)`: the successors of `i` are
     /// `targets[starts[i]..starts[i + 1]]`. With `reverse`, the states leading to it.
-    fn adjacency(&self, reverse: bool) -> (Vec<usize>, Vec<u32>) {
+    fn adjacency(&self, reverse: bool) -> Adjacency {
         let n = self.len();
         let key = |&(from, to): &(u32, u32)| if reverse { (to, from) } else { (from, to) };
         let mut starts = vec![0usize; n + 1];
@@ -652,12 +642,13 @@ impl Graph {
         dist
     }
 
-    /// The steps of a shortest path from the initial state to `to`, the same whatever order the
-    /// states were numbered in: walking back from `to`, the predecessor one level up with the
-    /// least fingerprint; the step between each two found again by replaying (the one whose
+    /// The steps of a shortest path from the initial state to `to`, and the state they reach;
+    /// the same path whatever order the states were numbered in: walking back from `to` over the
+    /// reversed graph (`reverse`, from [`Graph::adjacency`]), the predecessor one level up with
+    /// the least fingerprint; the step between each two found again by replaying (the one whose
     /// successor has the next state's fingerprint).
-    fn path(&self, bounds: &Bounds, dist: &[u32], to: u32) -> Vec<Step> {
-        let (starts, sources) = self.adjacency(true);
+    fn path(&self, bounds: &Bounds, dist: &[u32], reverse: &Adjacency, to: u32) -> (Vec<Step>, State) {
+        let (starts, sources) = reverse;
         let mut states = vec![to];
         while let Some(&at) = states.last().filter(|&&at| dist[at as usize] > 0) {
             let up = sources[starts[at as usize]..starts[at as usize + 1]]
@@ -685,9 +676,12 @@ impl Graph {
             steps.push(step);
             s = t;
         }
-        steps
+        (steps, s)
     }
 }
+
+/// A graph's adjacency lists, as [`Graph::adjacency`] makes them.
+type Adjacency = (Vec<usize>, Vec<u32>);
 
 /// The first violation breadth-first, so with a shortest trace: `None` if there is none within
 /// `limit` states.
@@ -912,7 +906,7 @@ pub fn explore(bounds: &Bounds) -> Report {
         // Shortest breadth-first; failing that (too many states before it), a shortest path to
         // this one in the graph explored so far.
         let trace = shortest_violation(bounds, n.max(100_000)).unwrap_or_else(|| {
-            let mut steps = g.path(bounds, &g.distances(), from);
+            let (mut steps, _) = g.path(bounds, &g.distances(), &g.adjacency(true), from);
             steps.push(step);
             (v, steps)
         });
@@ -930,7 +924,8 @@ pub fn explore(bounds: &Bounds) -> Report {
     // Liveness: every state must reach a goal state. Walk the reversed graph from the goals.
     let mut can_finish = std::mem::take(&mut g.goal);
     let mut work: Vec<u32> = (0..n as u32).filter(|&i| can_finish[i as usize]).collect();
-    let (starts, sources) = g.adjacency(true);
+    let reverse = g.adjacency(true);
+    let (starts, sources) = &reverse;
     while let Some(to) = work.pop() {
         for &from in &sources[starts[to as usize]..starts[to as usize + 1]] {
             if !can_finish[from as usize] {
@@ -939,14 +934,12 @@ pub fn explore(bounds: &Bounds) -> Report {
             }
         }
     }
-    drop((starts, sources));
     let stuck: Vec<usize> = (0..n).filter(|&i| !can_finish[i]).collect();
     let violation = if truncated {
         None
     } else {
         stuck.iter().min_by_key(|&&i| (dist[i], g.fps[i])).map(|&i| {
-            let steps = g.path(bounds, &dist, i as u32);
-            let s = replay(bounds, &steps);
+            let (steps, s) = g.path(bounds, &dist, &reverse, i as u32);
             let v = Violation::new(
                 Invariant::NoLostWakeup,
                 format!(
