@@ -12,8 +12,7 @@ fn stores(c: &mut Criterion) {
     #[cfg(feature = "postgres")]
     match std::env::var("HERD_TEST_PG_URL") {
         Ok(url) => {
-            let pg =
-                Store::Postgres(Box::new(herd::pgstore::PgStore::setup(&url).expect("set up the store")));
+            let pg = Store::Postgres(Box::new(herd::store::PgStore::setup(&url).expect("set up the store")));
             c.bench_function("registry check: postgres get (loopback)", |b| b.iter(|| pg.get().unwrap()));
         }
         Err(_) => eprintln!("HERD_TEST_PG_URL not set: PostgreSQL not measured"),

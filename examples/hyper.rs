@@ -20,13 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build()?;
     // Up to 1,000 connections per worker; the handler is any async fn of a request.
-    let code = server.run_async(
-        1000,
-        |req: Request<hyper::body::Incoming>, ctx: herd::async_worker::HttpContext| async move {
+    let code =
+        server.run_async(1000, |req: Request<hyper::body::Incoming>, ctx: herd::HttpContext| async move {
             let body =
                 format!("hello from worker {} ({} {})\n", ctx.worker_id(), req.method(), req.uri().path());
             Response::new(Full::new(Bytes::from(body)))
-        },
-    )?;
+        })?;
     std::process::exit(code)
 }

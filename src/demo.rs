@@ -5,8 +5,8 @@
 //!
 //! One request per connection (`Connection: close`), as a sync worker serves it.
 
-use crate::listen::Connection;
-use crate::server::{App, Context};
+use crate::app::{App, Context};
+use crate::os::listen::Connection;
 use crate::store::StoreError;
 use herd_protocol::registry::Sequences;
 use std::io::{Read, Write};
@@ -230,7 +230,7 @@ fn respond(conn: &mut Connection, status: u16, body: &str) {
 #[cfg(feature = "async")]
 pub async fn demo_async(
     req: hyper::Request<hyper::body::Incoming>,
-    ctx: crate::async_worker::HttpContext,
+    ctx: crate::HttpContext,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let reply = |status: u16, body: String| {
         let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));

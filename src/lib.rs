@@ -20,42 +20,38 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`async_worker`] | async workers: tokio + hyper, HTTP/1.1 keep-alive (feature `async`) |
-//! | [`server`] | [`Server`], its builder, the [`App`] trait and the request [`Context`] |
-//! | [`listen`] | `--bind` addresses, listeners, accepted connections |
-//! | [`store`] | registry sequence stores (shared memory; PostgreSQL in `pgstore` with the `postgres` feature) |
-//! | [`cron`] | cron workers: the job stores (shared memory, PostgreSQL) and the cron worker process |
+//! | [`app`] | what an application gives herd: the [`App`] trait and the request [`Context`] |
+//! | [`server`] | [`Server`] and its builder |
+//! | [`store`] | registry sequence stores (shared memory; PostgreSQL with the `postgres` feature) |
+//! | [`cron`] | scheduled jobs and their stores |
 //! | [`control`] | the control socket behind `herd ctl` |
-//! | [`scoreboard`] | per-worker request counters in shared memory |
-//! | [`notify`] | systemd readiness notifications |
-//! | [`shm`] | shared memory regions |
-//! | [`pidfile`] | the pidfile |
-//! | [`procfs`] | a server seen from outside through `/proc` (for `herd-chaos` and the tests) |
 //! | [`demo`] | the demo HTTP application of `herd serve` |
-//! | [`sys`] | signal handlers, the self-pipe, signal masks, the clock |
+//!
+//! Inside, not public: `resources` (what a built server holds, borrowed by the runtime),
+//! `runtime` (the arbiter and worker processes) and `os` (signals, listeners, pidfile, shared
+//! memory). Imports go one way: `os` ← `store`, `cron` ← `resources`, `app` ← `runtime` ←
+//! `server`.
 //!
 //! `Server::run` must be called from a single-threaded process: workers are forked from it.
 #![deny(missing_docs)]
 
-mod arbiter;
-#[cfg(feature = "async")]
-pub mod async_worker;
+pub mod app;
 pub mod control;
 pub mod cron;
 pub mod demo;
-pub mod listen;
-pub mod notify;
-#[cfg(feature = "postgres")]
-pub mod pgstore;
-pub mod pidfile;
-pub mod procfs;
-pub mod scoreboard;
+mod error;
+mod os;
+mod resources;
+mod runtime;
 pub mod server;
-pub mod shm;
 pub mod store;
-pub mod sys;
-mod worker;
 
+pub use app::{App, Context, FnApp};
+pub use error::Error;
 pub use herd_protocol as protocol;
-pub use listen::{Bind, Connection, Listener};
-pub use server::{App, Context, Error, Limits, Server, ServerBuilder};
+pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener};
+pub use os::pidfile::PidfileError;
+pub use resources::{Limits, OnReady, UPGRADE_FROM_ENV};
+#[cfg(feature = "async")]
+pub use runtime::async_worker::HttpContext;
+pub use server::{Server, ServerBuilder};

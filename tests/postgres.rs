@@ -151,7 +151,7 @@ fn the_cron_table_fences_stale_holders_and_skip_locked_claims_are_disjoint() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let url = pg.database("herd_cron_sql");
     let jobs: Vec<herd::cron::CronJob> = (0..8).map(|i| format!("job{i}=3600").parse().unwrap()).collect();
-    let store = herd::pgstore::PgJobs::setup(&url, &jobs).unwrap();
+    let store = herd::cron::PgJobs::setup(&url, &jobs).unwrap();
     let short = Duration::from_millis(1);
     let (first, _) = store.claim(short).unwrap();
     let first = first.expect("every job is due at once");

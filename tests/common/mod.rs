@@ -4,9 +4,12 @@
 
 // Each test crate uses some of them.
 #[allow(unused_imports)]
-pub use herd::procfs::{children, comm, fd_count, rss_kib, workers_of, zombies_of};
+#[path = "../../tools/src/procfs.rs"]
+mod procfs;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+#[allow(unused_imports)]
+pub use procfs::{children, comm, fd_count, rss_kib, workers_of, zombies_of};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

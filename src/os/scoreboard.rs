@@ -3,7 +3,7 @@
 //! arbiter reads them for `herd ctl status` and to count workers that died with a request in
 //! flight. Reporting only: no decision of the arbiter depends on it.
 
-use crate::shm::Region;
+use crate::os::shm::Region;
 use herd_protocol::arbiter::MAX_WORKERS;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};

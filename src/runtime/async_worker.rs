@@ -8,11 +8,11 @@
 //! `Drain` turns every connection to a graceful shutdown (the request under way finishes, then the
 //! connection closes). The registry sequence is checked before every request.
 
-use crate::arbiter::WorkerMain;
-use crate::listen::Connection;
-use crate::server::Server;
+use crate::os::listen::Connection;
+use crate::resources::Resources;
+use crate::runtime::kind::WorkerMain;
+use crate::runtime::worker::{self, WorkerSetup, over_memory, set_busy};
 use crate::store::StoreError;
-use crate::worker::{self, WorkerSetup, over_memory, set_busy};
 use bytes::Bytes;
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, Message};
@@ -37,16 +37,16 @@ use tokio::sync::{mpsc, watch};
 pub struct HttpContext {
     worker: WorkerId,
     coherence: Rc<RefCell<Coherence>>,
-    server: Rc<ServerRef>,
+    res: Rc<ServerRef>,
 }
 
-/// The parts of the server a worker uses (the `Server` lives in the forked process's memory for
+/// The parts of the server a worker uses (the `Resources` live in the forked process's memory for
 /// the worker's whole life).
-struct ServerRef(*const Server);
+struct ServerRef(*const Resources);
 
 impl ServerRef {
-    fn get(&self) -> &Server {
-        // SAFETY: the Server outlives the worker: the worker process exits with `_exit` from a
+    fn get(&self) -> &Resources {
+        // SAFETY: the Resources outlive the worker: the worker process exits with `_exit` from a
         // frame below the one that owns it.
         unsafe { &*self.0 }
     }
@@ -71,11 +71,11 @@ impl HttpContext {
         c.invalidate_registry();
         match c.commit() {
             Some(what) => {
-                let after = self.server.get().store.bump(what)?;
+                let after = self.res.get().store.bump(what)?;
                 c.bumped(what, after);
                 Ok(after)
             }
-            None => self.server.get().store.get(),
+            None => self.res.get().store.get(),
         }
     }
 }
@@ -94,16 +94,18 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     /// `run_async` refuses cron workers; were one spawned, each of its jobs fails.
-    fn cron_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
-        crate::cron::run(setup, server, &mut |job| Err(format!("async server: no runner for {:?}", job.name)))
+    fn cron_main(&mut self, setup: WorkerSetup, res: &Resources) -> ! {
+        crate::runtime::cron::run(setup, res, &mut |job| {
+            Err(format!("async server: no runner for {:?}", job.name))
+        })
     }
 
-    fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
+    fn worker_main(&mut self, setup: WorkerSetup, res: &Resources) -> ! {
         let inherited = setup.inherited.clone();
         let handler = self.handler.clone();
         let connections = self.connections;
         worker::run_process(&inherited, |loaded| {
-            let wake = worker::prepare(setup.id, setup.blocked, server)?;
+            let wake = worker::prepare(setup.id, setup.blocked, res)?;
             loaded.set(true);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let local = tokio::task::LocalSet::new();
@@ -114,7 +116,7 @@ where
                 chan: setup.chan,
                 slot: setup.slot,
             };
-            local.block_on(&rt, main_loop(setup, server, wake, handler, connections))
+            local.block_on(&rt, main_loop(setup, res, wake, handler, connections))
         })
     }
 }
@@ -142,8 +144,8 @@ enum Ev {
 
 async fn main_loop<F, Fut, B>(
     setup: Setup,
-    server: &Server,
-    wake: crate::sys::WakePipe,
+    res: &Resources,
+    wake: crate::os::sys::WakePipe,
     handler: F,
     limit: u32,
 ) -> io::Result<i32>
@@ -153,19 +155,19 @@ where
     B: Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let clock = crate::sys::Clock::new();
+    let clock = crate::os::sys::Clock::new();
     setup.chan.set_nonblocking(true)?;
     let mut chan = tokio::net::UnixStream::from_std(setup.chan)?;
     let wake_fd = register(wake.fd().as_raw_fd())?;
     let listener_fds: Vec<AsyncFd<Fd>> =
-        server.listeners.iter().map(|l| register(l.as_fd().as_raw_fd())).collect::<Result<_, _>>()?;
-    let as_of = server.store.get().unwrap_or_default();
+        res.listeners.iter().map(|l| register(l.as_fd().as_raw_fd())).collect::<Result<_, _>>()?;
+    let as_of = res.store.get().unwrap_or_default();
     let coherence = Rc::new(RefCell::new(Coherence::new(as_of)));
-    let ctx = HttpContext { worker: setup.id, coherence, server: Rc::new(ServerRef(server)) };
+    let ctx = HttpContext { worker: setup.id, coherence, res: Rc::new(ServerRef(res)) };
     let mut core = Worker::new(
         WorkerConfig {
-            accept_mode: server.config.accept_mode,
-            timeout: server.config.timeout,
+            accept_mode: res.config.accept_mode,
+            timeout: res.config.timeout,
             max_requests: setup.max_requests,
             kind: WorkerKind::Async { connections: limit },
         },
@@ -184,9 +186,9 @@ where
             match action {
                 Action::Send(m) => out.extend_from_slice(m.encode().as_bytes()),
                 Action::Accept(which) => {
-                    let (input, conn) = worker::accept(&server.listeners, which, &mut next_listener);
+                    let (input, conn) = worker::accept(&res.listeners, which, &mut next_listener);
                     if let Some(conn) = conn {
-                        set_busy(server, setup.slot, true);
+                        set_busy(res, setup.slot, true);
                         spawn_connection(conn, handler.clone(), ctx.clone(), ev_tx.clone(), drain_rx.clone());
                     }
                     core.handle(clock.now(), input);
@@ -229,7 +231,7 @@ where
                 inputs.push(match ev {
                     Ev::RequestDone => {
                         if let Some(s) = setup.slot {
-                            server.scoreboard.count(s);
+                            res.scoreboard.count(s);
                         }
                         Input::RequestDone
                     }
@@ -249,9 +251,9 @@ where
         }
         for input in inputs.drain(..) {
             if input == Input::ConnectionClosed && core.open_connections() == 1 {
-                set_busy(server, setup.slot, false);
+                set_busy(res, setup.slot, false);
             }
-            if input == Input::RequestDone && over_memory(server) {
+            if input == Input::RequestDone && over_memory(res) {
                 core.handle(clock.now(), Input::OverMemory);
             }
             core.handle(clock.now(), input);
@@ -323,7 +325,7 @@ fn spawn_connection<F, Fut, B>(
             async move {
                 // The registry check before every request; no request on a registry that may
                 // be stale.
-                let shared = ctx.server.get().store.get();
+                let shared = ctx.res.get().store.get();
                 let resp = match shared {
                     Ok(shared) => {
                         {

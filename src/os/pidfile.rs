@@ -57,11 +57,6 @@ impl Pidfile {
         Ok(Pidfile { path })
     }
 
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Writes `pid` atomically: a reader sees the old content or the new, never a torn one.
     pub fn write(&self, pid: u32) -> Result<(), PidfileError> {
         let err = |source| PidfileError::Io { path: self.path.clone(), source };
@@ -103,7 +98,7 @@ impl Pidfile {
     }
 
     /// Takes the pidfile back from `.oldbin` (the replacement died) unless a live process holds it.
-    pub fn from_oldbin(&self, pid: u32) {
+    pub fn back_from_oldbin(&self, pid: u32) {
         let held = read_pid(&self.path).is_some_and(|p| p != pid as i32 && alive(p));
         if read_pid(&self.oldbin()) == Some(pid as i32) && !held {
             let _ = std::fs::rename(self.oldbin(), &self.path);

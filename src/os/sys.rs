@@ -79,22 +79,6 @@ fn sig_of(signo: libc::c_int) -> Option<Sig> {
     })
 }
 
-/// The OS signal for a protocol signal.
-pub fn signal_of(sig: Sig) -> Signal {
-    match sig {
-        Sig::Chld => Signal::SIGCHLD,
-        Sig::Usr1 => Signal::SIGUSR1,
-        Sig::Ttin => Signal::SIGTTIN,
-        Sig::Ttou => Signal::SIGTTOU,
-        Sig::Winch => Signal::SIGWINCH,
-        Sig::Hup => Signal::SIGHUP,
-        Sig::Usr2 => Signal::SIGUSR2,
-        Sig::Term => Signal::SIGTERM,
-        Sig::Int => Signal::SIGINT,
-        Sig::Quit => Signal::SIGQUIT,
-    }
-}
-
 /// The self-pipe: handlers write a byte, the loop sleeps on the read end.
 #[derive(Debug)]
 pub struct WakePipe {

@@ -11,31 +11,13 @@
 //! dying is never lost; signals reach the core only from the loop, never from a handler.
 
 use crate::control::{self, Reply, Request};
-use crate::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID, Listener};
-use crate::notify::Notifier;
-use crate::server::{App, Server, UPGRADE_FROM_ENV};
-
-/// What a forked worker runs: never returns into the arbiter's code.
-pub(crate) trait WorkerMain {
-    fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> !;
-    /// A cron worker (`Role::Cron`): runs scheduled jobs.
-    fn cron_main(&mut self, setup: WorkerSetup, server: &Server) -> !;
-}
-
-/// A sync worker serving an [`App`].
-pub(crate) struct SyncWorker<A>(pub A);
-
-impl<A: App> WorkerMain for SyncWorker<A> {
-    fn worker_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
-        worker::run(setup, server, &mut self.0)
-    }
-    fn cron_main(&mut self, setup: WorkerSetup, server: &Server) -> ! {
-        crate::cron::run(setup, server, &mut |job| self.0.run_job(job))
-    }
-}
+use crate::os::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID, Listener};
+use crate::os::notify::Notifier;
+use crate::os::sys::{Blocked, Clock, WakePipe};
+use crate::resources::{OnReady, Resources, UPGRADE_FROM_ENV};
+use crate::runtime::kind::WorkerMain;
+use crate::runtime::worker::WorkerSetup;
 use crate::store::{REGISTRY_FD_ENV, Store};
-use crate::sys::{Blocked, Clock, WakePipe};
-use crate::worker::{self, WorkerSetup};
 use herd_protocol::arbiter::{
     AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, KillSignal, Life, Phase, Role,
     WorkerId,
@@ -81,7 +63,7 @@ struct Runner<'s, A: WorkerMain> {
     clock: Clock,
     wake: WakePipe,
     epoll: Epoll,
-    server: &'s mut Server,
+    res: &'s mut Resources,
     app: A,
     procs: BTreeMap<WorkerId, Proc>,
     by_pid: HashMap<Pid, WorkerId>,
@@ -102,43 +84,47 @@ struct Runner<'s, A: WorkerMain> {
     args: Vec<OsString>,
 }
 
-pub(crate) fn run<A: WorkerMain>(mut server: Server, app: A) -> Result<i32, crate::Error> {
+pub(crate) fn run<A: WorkerMain>(
+    mut res: Resources,
+    on_ready: Option<OnReady>,
+    app: A,
+) -> Result<i32, crate::Error> {
     let io = |what| move |source| crate::Error::Io { what, source };
     let me = nix::unistd::getpid();
     let clock = Clock::new();
     let _ = nix::sys::prctl::set_name(c"herd: arbiter");
     let exe = std::env::current_exe().map_err(io("finding this program for upgrades"))?;
     let args: Vec<OsString> = std::env::args_os().collect();
-    crate::sys::install_arbiter_handlers().map_err(io("installing signal handlers"))?;
+    crate::os::sys::install_arbiter_handlers().map_err(io("installing signal handlers"))?;
     let wake = WakePipe::install().map_err(io("creating the self-pipe"))?;
     // An arbiter started by an upgrade begins with every signal blocked (nothing sent to it
     // between fork and here is lost): its handlers are in place now.
-    crate::sys::unblock_all().map_err(io("unblocking signals"))?;
+    crate::os::sys::unblock_all().map_err(io("unblocking signals"))?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| io("epoll_create")(e.into()))?;
     epoll
         .add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))
         .map_err(|e| io("watching the self-pipe")(e.into()))?;
-    if let Some(c) = &server.control {
+    if let Some(c) = &res.control {
         epoll
             .add(c.listener().as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CONTROL))
             .map_err(|e| io("watching the control socket")(e.into()))?;
     }
-    if let Some(p) = &server.pidfile {
+    if let Some(p) = &res.pidfile {
         p.write(me.as_raw() as u32)?;
     }
     let notifier = Notifier::from_env().map_err(io("NOTIFY_SOCKET"))?;
-    let core = Arbiter::new(server.config.clone(), clock.now())?;
-    if let Some(f) = server.on_ready.take() {
-        f(&server.listeners);
+    let core = Arbiter::new(res.config.clone(), clock.now())?;
+    if let Some(f) = on_ready {
+        f(&res.listeners);
     }
     if let Some(n) = &notifier {
         n.ready();
     }
     tracing::info!(
         pid = me.as_raw(),
-        workers = server.config.workers,
-        mode = ?server.config.accept_mode,
-        upgraded_from = ?server.upgrade_from,
+        workers = res.config.workers,
+        mode = ?res.config.accept_mode,
+        upgraded_from = ?res.upgrade_from,
         "arbiter started"
     );
     let mut r = Runner {
@@ -146,7 +132,7 @@ pub(crate) fn run<A: WorkerMain>(mut server: Server, app: A) -> Result<i32, crat
         clock,
         wake,
         epoll,
-        server: &mut server,
+        res: &mut res,
         app,
         procs: BTreeMap::new(),
         by_pid: HashMap::new(),
@@ -163,10 +149,10 @@ pub(crate) fn run<A: WorkerMain>(mut server: Server, app: A) -> Result<i32, crat
     };
     let code = r.main_loop();
     drop(r);
-    if let Some(p) = &server.pidfile {
+    if let Some(p) = &res.pidfile {
         p.remove(me.as_raw() as u32);
     }
-    if let Some(c) = &server.control {
+    if let Some(c) = &res.control {
         c.unlink();
     }
     Ok(code)
@@ -207,7 +193,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     }
                     LISTENER => {
                         let i = (token & 0xffff) as u16;
-                        let queued = self.server.listeners[usize::from(i)].queued();
+                        let queued = self.res.listeners[usize::from(i)].queued();
                         self.inputs.push_back(Input::Ready { socket: ListenerId(i), queued });
                     }
                     CONTROL => self.accept_control(),
@@ -255,7 +241,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                 }
                 Request::Command(_) => Reply { ok: true, ..Reply::default() },
             };
-            if let Some(c) = &mut self.server.control {
+            if let Some(c) = &mut self.res.control {
                 c.reply(key, &reply);
             }
         }
@@ -278,7 +264,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     }
 
     fn accept_control(&mut self) {
-        let Some(c) = &mut self.server.control else { return };
+        let Some(c) = &mut self.res.control else { return };
         for (key, stream) in c.accept() {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONTROL_CONN | key);
             if let Err(e) = self.epoll.add(stream.as_fd(), ev) {
@@ -288,7 +274,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     }
 
     fn read_control(&mut self, key: u64) {
-        let Some(c) = &mut self.server.control else { return };
+        let Some(c) = &mut self.res.control else { return };
         if let control::Event::Request(key, req) = c.read(key) {
             tracing::info!(request = ?req, "control request");
             if let Request::Command(cmd) = req {
@@ -327,7 +313,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     }
                     .to_owned(),
                     state: state.to_owned(),
-                    requests: p.and_then(|p| p.slot).map_or(0, |s| self.server.scoreboard.requests(s)),
+                    requests: p.and_then(|p| p.slot).map_or(0, |s| self.res.scoreboard.requests(s)),
                     age_secs: secs(w.spawned_at),
                     last_heartbeat_secs: secs(w.last_seen),
                 }
@@ -344,7 +330,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             .to_owned(),
             target: self.core.target(),
             generation: self.core.generation(),
-            accept_mode: match self.server.config.accept_mode {
+            accept_mode: match self.res.config.accept_mode {
                 AcceptMode::Shared => "shared",
                 AcceptMode::Signaled => "signaled",
                 AcceptMode::Auto => "auto",
@@ -394,7 +380,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                 }
             }
             Action::Watch(l) => {
-                let listener = &self.server.listeners[usize::from(l.0)];
+                let listener = &self.res.listeners[usize::from(l.0)];
                 let ev =
                     EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, LISTENER | u64::from(l.0));
                 if let Err(e) = self.epoll.add(listener.as_fd(), ev) {
@@ -403,7 +389,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                 self.level_check(l);
             }
             Action::Unwatch(l) => {
-                let _ = self.epoll.delete(self.server.listeners[usize::from(l.0)].as_fd());
+                let _ = self.epoll.delete(self.res.listeners[usize::from(l.0)].as_fd());
             }
             Action::Poll(l) => self.level_check(l),
             Action::Reap => self.reap(),
@@ -414,8 +400,8 @@ impl<A: WorkerMain> Runner<'_, A> {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "upgrade: cannot start a new arbiter");
-                    if let Some(p) = &self.server.pidfile {
-                        p.from_oldbin(self.me.as_raw() as u32);
+                    if let Some(p) = &self.res.pidfile {
+                        p.back_from_oldbin(self.me.as_raw() as u32);
                     }
                     self.inputs.push_back(Input::ReexecEnded);
                 }
@@ -423,7 +409,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             Action::ReopenLogs => tracing::info!("USR1: logs go to stderr; nothing to reopen"),
             Action::Exit { code, unlink_sockets } => {
                 if unlink_sockets {
-                    self.server.listeners.iter().for_each(Listener::unlink);
+                    self.res.listeners.iter().for_each(Listener::unlink);
                 }
                 tracing::info!(code, "arbiter exiting");
                 return Some(code);
@@ -433,7 +419,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     }
 
     fn level_check(&mut self, l: ListenerId) {
-        let listener = &self.server.listeners[usize::from(l.0)];
+        let listener = &self.res.listeners[usize::from(l.0)];
         if listener.pending() {
             self.inputs.push_back(Input::Ready { socket: l, queued: listener.queued() });
         }
@@ -490,7 +476,7 @@ impl<A: WorkerMain> Runner<'_, A> {
         use std::io::Write;
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
-        let slot = self.server.scoreboard.claim();
+        let slot = self.res.scoreboard.claim();
         let blocked = Blocked::all()?;
         // SAFETY: the arbiter is single-threaded (Server::run's contract), so the child may run
         // arbitrary code; it never returns into the arbiter's loop.
@@ -498,7 +484,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             Err(e) => {
                 blocked.restore()?;
                 if let Some(s) = slot {
-                    self.server.scoreboard.release(s);
+                    self.res.scoreboard.release(s);
                 }
                 Err(e.into())
             }
@@ -516,8 +502,8 @@ impl<A: WorkerMain> Runner<'_, A> {
                     inherited: self.arbiter_fds(),
                 };
                 match role {
-                    Role::Http => self.app.worker_main(setup, self.server),
-                    Role::Cron => self.app.cron_main(setup, self.server),
+                    Role::Http => self.app.worker_main(setup, self.res),
+                    Role::Cron => self.app.cron_main(setup, self.res),
                 }
             }
             Ok(ForkResult::Parent { child }) => {
@@ -540,7 +526,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                         // track must not live. Not yet reaped, so its pid cannot have been reused.
                         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                         if let Some(s) = slot {
-                            self.server.scoreboard.release(s);
+                            self.res.scoreboard.release(s);
                         }
                         return Err(e);
                     }
@@ -566,7 +552,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     /// The descriptors a forked worker must close: only the arbiter uses them.
     fn arbiter_fds(&self) -> Vec<i32> {
         let mut fds = vec![self.epoll.0.as_raw_fd(), self.wake.fd().as_raw_fd()];
-        if let Some(c) = &self.server.control {
+        if let Some(c) = &self.res.control {
             fds.extend(c.fds());
         }
         if let Some(n) = &self.notifier {
@@ -627,14 +613,14 @@ impl<A: WorkerMain> Runner<'_, A> {
     /// registry store, exec this program with the same arguments. The child execs with every
     /// signal blocked; the new arbiter unblocks them once its handlers are installed.
     fn reexec(&mut self) -> io::Result<Pid> {
-        let n = self.server.listeners.len() as i32;
+        let n = self.res.listeners.len() as i32;
         // The shared-memory store is passed on; a database store is reopened from the arguments.
-        let shm_fd = match &self.server.store {
+        let shm_fd = match &self.res.store {
             Store::Shm(shm) => Some(shm.raw_fd()),
             #[allow(unreachable_patterns)]
             _ => None,
         };
-        let cron_fd = match self.server.cron.as_ref().map(|c| &c.store) {
+        let cron_fd = match self.res.cron.as_ref().map(|c| &c.store) {
             Some(crate::cron::JobStore::Shm(s)) => Some(s.raw_fd()),
             _ => None,
         };
@@ -665,15 +651,9 @@ impl<A: WorkerMain> Runner<'_, A> {
             env.push((crate::cron::CRON_FD_ENV.into(), at.to_string().into()));
         }
         env.push((UPGRADE_FROM_ENV.into(), self.me.as_raw().to_string().into()));
-        let sources: Vec<i32> = self
-            .server
-            .listeners
-            .iter()
-            .map(|l| l.as_fd().as_raw_fd())
-            .chain(shm_fd)
-            .chain(cron_fd)
-            .collect();
-        if let Some(p) = &self.server.pidfile {
+        let sources: Vec<i32> =
+            self.res.listeners.iter().map(|l| l.as_fd().as_raw_fd()).chain(shm_fd).chain(cron_fd).collect();
+        if let Some(p) = &self.res.pidfile {
             p.to_oldbin(self.me.as_raw() as u32);
         }
         use std::io::Write;
@@ -714,8 +694,8 @@ impl<A: WorkerMain> Runner<'_, A> {
             if self.reexec == Some(pid) {
                 tracing::warn!(pid = pid.as_raw(), ?status, "upgrade: the new arbiter exited");
                 self.reexec = None;
-                if let Some(p) = &self.server.pidfile {
-                    p.from_oldbin(self.me.as_raw() as u32);
+                if let Some(p) = &self.res.pidfile {
+                    p.back_from_oldbin(self.me.as_raw() as u32);
                 }
                 self.inputs.push_back(Input::ReexecEnded);
                 continue;
@@ -729,11 +709,11 @@ impl<A: WorkerMain> Runner<'_, A> {
             if let Some(p) = self.procs.remove(&id) {
                 tracing::info!(worker = %id, pid = p.pid.as_raw(), ?status, "worker exited");
                 if let Some(s) = p.slot {
-                    if self.server.scoreboard.busy(s) {
+                    if self.res.scoreboard.busy(s) {
                         self.in_flight_deaths += 1;
                         tracing::info!(worker = %id, "the worker died with a request in flight");
                     }
-                    self.server.scoreboard.release(s);
+                    self.res.scoreboard.release(s);
                 }
             }
             self.inputs.push_back(Input::Exited { id, status });

@@ -6,9 +6,10 @@
 //! checked before every request; signals reach the core only at loop points (before waiting, and
 //! between the end of a request and the decision what to do next).
 
-use crate::listen::Connection;
-use crate::server::{App, Context, Server};
-use crate::sys::{Blocked, Clock, WakePipe};
+use crate::app::{App, Context};
+use crate::os::listen::Connection;
+use crate::os::sys::{Blocked, Clock, WakePipe};
+use crate::resources::Resources;
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
 use herd_protocol::registry::{Registry, SequenceStore, Sequences};
@@ -43,9 +44,9 @@ pub(crate) struct WorkerSetup {
 }
 
 /// Runs a worker to its end and exits the process; never returns into the arbiter's code.
-pub(crate) fn run<A: App>(setup: WorkerSetup, server: &Server, app: &mut A) -> ! {
+pub(crate) fn run<A: App>(setup: WorkerSetup, res: &Resources, app: &mut A) -> ! {
     let inherited = setup.inherited.clone();
-    run_process(&inherited, |loaded| boot(setup, server, app, loaded))
+    run_process(&inherited, |loaded| boot(setup, res, app, loaded))
 }
 
 /// The frame of every worker process: closes the arbiter's descriptors, runs `body`, and exits
@@ -67,7 +68,7 @@ pub(crate) fn run_process(
         Ok(Ok(code)) => code,
         // The runtime could not set the worker up (descriptors, memory): it dies before booting
         // and the arbiter respawns it with backoff. Not a boot error of the application, which
-        // would halt the server.
+        // would halt the res.
         Ok(Err(e)) => {
             tracing::error!(error = %e, "worker failed to start");
             EXIT_SETUP
@@ -87,15 +88,15 @@ pub(crate) fn run_process(
 
 /// What every worker does first: its own self-pipe and signal dispositions, then the signals
 /// unblocked; the parent-death signal; its process title; the hard memory limit.
-pub(crate) fn prepare(id: WorkerId, blocked: Blocked, server: &Server) -> io::Result<WakePipe> {
+pub(crate) fn prepare(id: WorkerId, blocked: Blocked, res: &Resources) -> io::Result<WakePipe> {
     let wake = WakePipe::install()?;
-    crate::sys::install_worker_handlers()?;
+    crate::os::sys::install_worker_handlers()?;
     blocked.restore()?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     if let Ok(title) = std::ffi::CString::new(format!("herd: worker {}", id.0)) {
         let _ = nix::sys::prctl::set_name(&title);
     }
-    if let Some(bytes) = server.limits.memory_hard {
+    if let Some(bytes) = res.limits.memory_hard {
         nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
     }
     Ok(wake)
@@ -108,25 +109,25 @@ pub const EXIT_PANIC: i32 = 101;
 
 fn boot<A: App>(
     setup: WorkerSetup,
-    server: &Server,
+    res: &Resources,
     app: &mut A,
     loaded: &std::cell::Cell<bool>,
 ) -> io::Result<i32> {
     let WorkerSetup { id, generation, max_requests, arbiter, chan, blocked, slot, .. } = setup;
-    let wake = prepare(id, blocked, server)?;
+    let wake = prepare(id, blocked, res)?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
     epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL))?;
-    let config = server.config.clone();
+    let config = res.config.clone();
     if config.accept_mode == herd_protocol::arbiter::AcceptMode::Shared {
-        for (i, l) in server.listeners.iter().enumerate() {
+        for (i, l) in res.listeners.iter().enumerate() {
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
             epoll.add(l.as_fd(), EpollEvent::new(flags, LISTENER + i as u64))?;
         }
     }
     chan.set_nonblocking(false)?;
     let clock = Clock::new();
-    let as_of = server.store.get().unwrap_or_default();
+    let as_of = res.store.get().unwrap_or_default();
     let registry = Registry::new(app.load(as_of), as_of);
     loaded.set(true);
     let core = Worker::new(
@@ -151,7 +152,7 @@ fn boot<A: App>(
         out: Vec::new(),
         conn: None,
         next_listener: 0,
-        server,
+        res,
         registry,
         slot,
         exit: None,
@@ -173,7 +174,7 @@ struct Proc<'s, R> {
     out: Vec<u8>,
     conn: Option<Connection>,
     next_listener: usize,
-    server: &'s Server,
+    res: &'s Resources,
     registry: Registry<R>,
     slot: Option<usize>,
     exit: Option<i32>,
@@ -263,11 +264,11 @@ impl<R> Proc<'_, R> {
                     // a client could see its answer before the count (the handler closes the
                     // connection) and read a status that is one short.
                     if let Some(s) = self.slot {
-                        self.server.scoreboard.count(s);
+                        self.res.scoreboard.count(s);
                     }
                     self.serve(app);
                     self.set_busy(false);
-                    if over_memory(self.server) {
+                    if over_memory(self.res) {
                         let now = self.clock.now();
                         self.core.handle(now, Input::OverMemory);
                     }
@@ -290,13 +291,13 @@ impl<R> Proc<'_, R> {
     }
 
     fn set_busy(&self, busy: bool) {
-        set_busy(self.server, self.slot, busy);
+        set_busy(self.res, self.slot, busy);
     }
 
     /// Re-arms `RLIMIT_CPU` so that this request gets `--limit-cpu` seconds of CPU from now.
     fn arm_cpu_limit(&self) {
         use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
-        let Some(limit) = self.server.limits.cpu else { return };
+        let Some(limit) = self.res.limits.cpu else { return };
         let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else { return };
         let used = usage.user_time().tv_sec() + usage.system_time().tv_sec() + 1;
         let soft = used as u64 + limit.as_secs().max(1);
@@ -307,14 +308,14 @@ impl<R> Proc<'_, R> {
     }
 
     fn accept(&mut self, which: Option<ListenerId>) -> Input {
-        let (input, conn) = accept(&self.server.listeners, which, &mut self.next_listener);
+        let (input, conn) = accept(&self.res.listeners, which, &mut self.next_listener);
         self.conn = conn;
         input
     }
 
     fn serve<A: App<Registry = R>>(&mut self, app: &mut A) {
         let Some(conn) = self.conn.take() else { return };
-        let store = &self.server.store;
+        let store = &self.res.store;
         let shared = match store.get() {
             Ok(s) => s,
             Err(e) => {
@@ -381,16 +382,16 @@ impl<R> Proc<'_, R> {
 
 /// Marks the worker's scoreboard slot busy (from before an accept to the end of its request) or
 /// not. Shared by the sync and async workers.
-pub(crate) fn set_busy(server: &Server, slot: Option<usize>, busy: bool) {
+pub(crate) fn set_busy(res: &Resources, slot: Option<usize>, busy: bool) {
     if let Some(s) = slot {
-        server.scoreboard.set_busy(s, busy);
+        res.scoreboard.set_busy(s, busy);
     }
 }
 
 /// Whether this process's resident memory passed `--limit-memory-soft`. Shared by the sync and
 /// async workers.
-pub(crate) fn over_memory(server: &Server) -> bool {
-    let Some(limit) = server.limits.memory_soft else { return false };
+pub(crate) fn over_memory(res: &Resources) -> bool {
+    let Some(limit) = res.limits.memory_soft else { return false };
     resident_bytes().is_some_and(|rss| rss > limit)
 }
 
@@ -406,7 +407,7 @@ fn resident_bytes() -> Option<u64> {
 /// accept() that can only fail is not made, and a connection that arrives just after still wakes
 /// a waiting worker (the listener is level-triggered). Shared by the sync and async workers.
 pub(crate) fn accept(
-    listeners: &[crate::listen::Listener],
+    listeners: &[crate::os::listen::Listener],
     which: Option<ListenerId>,
     next: &mut usize,
 ) -> (Input, Option<Connection>) {

@@ -9,8 +9,8 @@
 //! Every random choice comes from `--seed` (printed), so a run can be replayed.
 
 use clap::Parser;
-use herd::procfs::{fd_count, rss_kib, workers_of, zombies_of};
 use herd::protocol::rng::Rng;
+use herd_tools::procfs::{fd_count, rss_kib, workers_of, zombies_of};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,52 @@
+//! The errors of building and running a server.
+
+use crate::os::listen::BindError;
+use crate::os::pidfile::PidfileError;
+use herd_protocol::arbiter::ConfigError;
+use std::io;
+use std::path::PathBuf;
+
+/// Why a server could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No `--bind` address and no inherited listener.
+    #[error("no address to listen on (give at least one --bind)")]
+    NoListener,
+    /// A listener could not be set up.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The pidfile is held by a live process or cannot be written.
+    #[error(transparent)]
+    Pidfile(#[from] PidfileError),
+    /// The registry store could not be set up.
+    #[error("registry store: {0}")]
+    Store(io::Error),
+    /// The registry store URL is unusable, or its database unreachable.
+    #[error("{0}")]
+    RegistryStore(String),
+    /// Inherited sockets (`LISTEN_FDS`) are unusable.
+    #[error("inherited sockets: {0}")]
+    Inherited(io::Error),
+    /// The control socket could not be set up.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The cron jobs or their store are unusable.
+    #[error("cron: {0}")]
+    Cron(String),
+    /// A system call the arbiter needs failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+}

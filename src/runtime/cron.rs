@@ -1,0 +1,124 @@
+//! The cron worker process: drives the [`herd_protocol::cron`] core (claim a due job from the
+//! store, run it with no heartbeat meanwhile, record it, claim again).
+
+use crate::cron::JobRun;
+use crate::os::sys::{Clock, WakePipe};
+use crate::resources::Resources;
+use crate::runtime::worker::{WorkerSetup, prepare, run_process, set_busy};
+use herd_protocol::cron::{CronAction, CronConfig, CronInput, CronWorker};
+use herd_protocol::message::Message;
+use herd_protocol::signals::Sig;
+use herd_protocol::worker::WorkerSignal;
+use std::io::{self, Write};
+use std::time::Duration;
+
+/// Runs a cron worker to its end and exits the process.
+pub(crate) fn run(
+    setup: WorkerSetup,
+    res: &Resources,
+    runner: &mut dyn FnMut(&JobRun<'_>) -> Result<(), String>,
+) -> ! {
+    let inherited = setup.inherited.clone();
+    run_process(&inherited, |loaded| {
+        let WorkerSetup { id, max_requests, arbiter, mut chan, blocked, slot, .. } = setup;
+        let wake = prepare(id, blocked, res)?;
+        if let Ok(title) = std::ffi::CString::new(format!("herd: cron worker {}", id.0)) {
+            let _ = nix::sys::prctl::set_name(&title);
+        }
+        let Some(cron) = &res.cron else {
+            return Err(io::Error::other("a cron worker without a job store"));
+        };
+        // This process's own handle (lock description, database connection).
+        let store = cron.store.for_this_process()?;
+        loaded.set(true);
+        chan.set_nonblocking(false)?;
+        let clock = Clock::new();
+        let config = &res.config;
+        let lease = herd_protocol::cron::lease(config.timeout, config.graceful_timeout, config.kill_grace);
+        let mut core = CronWorker::new(
+            CronConfig {
+                timeout: config.timeout,
+                max_jobs: max_requests,
+                max_idle: Duration::from_secs(1),
+                retry: Duration::from_secs(1),
+            },
+            clock.now(),
+        );
+        let holder = u64::from(std::process::id());
+        tracing::debug!(worker = %id, pid = holder, "cron worker booted");
+        core.start(clock.now());
+        loop {
+            while let Some(action) = core.poll_action() {
+                let input = match action {
+                    CronAction::Send(msg) => {
+                        // The arbiter reads every frame; a write error means it is gone, which
+                        // the parent check below notices.
+                        let _ = chan.write_all(msg.encode().as_bytes());
+                        continue;
+                    }
+                    CronAction::Claim => match store.claim(holder, lease) {
+                        Ok((claim, next)) => CronInput::Claimed(claim, next),
+                        Err(e) => {
+                            tracing::warn!(worker = %id, error = %e, "cron: cannot claim");
+                            CronInput::StoreFailed
+                        }
+                    },
+                    CronAction::Run(claim) => {
+                        let job = &cron.jobs[claim.job.0 as usize];
+                        let run = JobRun { name: &job.name, token: claim.token, slot: claim.slot.0 };
+                        set_busy(res, slot, true);
+                        if let Some(s) = slot {
+                            res.scoreboard.count(s);
+                        }
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&run)));
+                        set_busy(res, slot, false);
+                        let ok = match ran {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                tracing::warn!(worker = %id, job = %job.name, error = %e, "cron job failed");
+                                false
+                            }
+                            Err(_) => {
+                                tracing::warn!(worker = %id, job = %job.name, "cron job panicked");
+                                false
+                            }
+                        };
+                        signals(&wake, &mut core, &clock, arbiter);
+                        CronInput::JobDone { ok }
+                    }
+                    CronAction::Finish { claim, ok } => match store.finish(&claim, ok) {
+                        Ok(recorded) => {
+                            if !recorded {
+                                tracing::warn!(worker = %id, job = claim.job.0, token = claim.token,
+                                    "cron: the run was not recorded: the job was claimed again meanwhile");
+                            }
+                            CronInput::Finished { recorded }
+                        }
+                        Err(e) => {
+                            tracing::warn!(worker = %id, error = %e, "cron: cannot record a run");
+                            CronInput::StoreFailed
+                        }
+                    },
+                    CronAction::Exit(code) => return Ok(code),
+                };
+                core.handle(clock.now(), input);
+            }
+            let wait_ms = core.poll_timeout().map_or(1_000, |at| clock.millis_until(at).min(1_000)) as u16;
+            let mut fds = [nix::poll::PollFd::new(wake.fd(), nix::poll::PollFlags::POLLIN)];
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait_ms)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(crate::os::sys::io_err(e)),
+            }
+            signals(&wake, &mut core, &clock, arbiter);
+            core.handle_timeout(clock.now());
+        }
+    })
+}
+
+/// A loop point: TERM (or a changed parent) asks the core to stop after the job under way.
+fn signals(wake: &WakePipe, core: &mut CronWorker, clock: &Clock, arbiter: nix::unistd::Pid) {
+    let batch = wake.drain();
+    if batch.count(Sig::Term) > 0 || nix::unistd::getppid() != arbiter {
+        core.handle(clock.now(), CronInput::Signal(WorkerSignal::Term));
+    }
+}

@@ -1,0 +1,25 @@
+//! The kinds of worker process behind one trait: what a forked worker runs.
+
+use crate::app::App;
+use crate::resources::Resources;
+use crate::runtime::{cron, worker};
+use worker::WorkerSetup;
+
+/// What a forked worker runs: never returns into the arbiter's code.
+pub(crate) trait WorkerMain {
+    fn worker_main(&mut self, setup: WorkerSetup, res: &Resources) -> !;
+    /// A cron worker (`Role::Cron`): runs scheduled jobs.
+    fn cron_main(&mut self, setup: WorkerSetup, res: &Resources) -> !;
+}
+
+/// A sync worker serving an [`App`].
+pub(crate) struct SyncWorker<A>(pub A);
+
+impl<A: App> WorkerMain for SyncWorker<A> {
+    fn worker_main(&mut self, setup: WorkerSetup, res: &Resources) -> ! {
+        worker::run(setup, res, &mut self.0)
+    }
+    fn cron_main(&mut self, setup: WorkerSetup, res: &Resources) -> ! {
+        cron::run(setup, res, &mut |job| self.0.run_job(job))
+    }
+}
