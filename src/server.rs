@@ -324,9 +324,7 @@ impl Server {
     #[cfg(feature = "async")]
     pub fn run_async<F, Fut, B>(self, connections: u32, handler: F) -> Result<i32, Error>
     where
-        F: Fn(hyper::Request<hyper::body::Incoming>, crate::HttpContext) -> Fut
-            + Clone
-            + 'static,
+        F: Fn(hyper::Request<hyper::body::Incoming>, crate::HttpContext) -> Fut + Clone + 'static,
         Fut: std::future::Future<Output = hyper::Response<B>> + 'static,
         B: hyper::body::Body<Data = bytes::Bytes> + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::invariants::Checked;
+use crate::message::DecodeError;
 use std::fmt::Write as _;
 
 const MS: u64 = 1_000_000;

@@ -1,0 +1,136 @@
+//! The arbiter's configuration, what it names workers by, and the limits it enforces.
+
+use core::fmt;
+use core::time::Duration;
+
+/// The most workers the arbiter will run at once, whatever TTIN says.
+pub const MAX_WORKERS: u32 = 1024;
+/// Exit code of a worker that could not boot: halts the server.
+pub const WORKER_BOOT_ERROR: i32 = 3;
+/// Exit code of a worker that could not load the application: halts the server.
+pub const APP_LOAD_ERROR: i32 = 4;
+
+/// A worker, as the arbiter names it. Ids are never reused, so nothing about a dead worker can be
+/// mistaken for its successor (B20); the runtime maps ids to pids and pidfds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub u64);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "w{}", self.0)
+    }
+}
+
+/// How connections reach workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AcceptMode {
+    /// Every worker accepts on the shared listeners itself; the kernel balances.
+    Shared,
+    /// The arbiter watches the listeners and wakes one idle worker per connection (ticket #792).
+    Signaled,
+    /// Signaled while workers are idle; a worker that finishes a request first tries to accept
+    /// directly, so under load the signaling is bypassed.
+    Auto,
+}
+
+impl AcceptMode {
+    /// Does the arbiter dispatch connections in this mode?
+    pub fn dispatches(self) -> bool {
+        !matches!(self, AcceptMode::Shared)
+    }
+}
+
+/// What a worker process does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Serves connections from the listeners.
+    #[default]
+    Http,
+    /// Runs scheduled jobs ([`crate::cron`]); no listeners, never dispatched to.
+    Cron,
+}
+
+/// The arbiter's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Workers to run (`--workers`).
+    pub workers: u32,
+    /// Cron workers to run besides them (`--cron-workers`); TTIN/TTOU do not change this.
+    pub cron_workers: u32,
+    /// Silence after which a worker is killed (`--timeout`).
+    pub timeout: Duration,
+    /// How long a stopping worker may take before it is killed (`--graceful-timeout`).
+    pub graceful_timeout: Duration,
+    /// Time between the soft kill (ABRT) of a late worker and the hard kill (KILL).
+    pub kill_grace: Duration,
+    /// Requests a worker serves before it is recycled; 0 = never (`--max-requests`).
+    pub max_requests: u32,
+    /// Up to this many more, chosen per worker (`--max-requests-jitter`).
+    pub max_requests_jitter: u32,
+    /// How connections reach workers.
+    pub accept_mode: AcceptMode,
+    /// Number of listeners (`--bind` given this many times).
+    pub listeners: u16,
+    /// First respawn delay after a worker died before booting; doubles per failure.
+    pub spawn_backoff: Duration,
+    /// Upper bound of that delay.
+    pub spawn_backoff_max: Duration,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: 1,
+            cron_workers: 0,
+            timeout: Duration::from_secs(30),
+            graceful_timeout: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(1),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            accept_mode: AcceptMode::Signaled,
+            listeners: 1,
+            spawn_backoff: Duration::from_millis(100),
+            spawn_backoff_max: Duration::from_secs(10),
+            seed: 0,
+        }
+    }
+}
+
+/// A configuration the arbiter refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `workers` was 0 or above [`MAX_WORKERS`].
+    #[error("workers must be between 1 and {MAX_WORKERS}, got {0}")]
+    Workers(u32),
+    /// `cron_workers` was above [`MAX_WORKERS`].
+    #[error("cron workers must be at most {MAX_WORKERS}, got {0}")]
+    CronWorkers(u32),
+    /// `timeout` was zero.
+    #[error("timeout must be greater than zero")]
+    Timeout,
+    /// No listener in a mode that dispatches connections.
+    #[error("accept mode {0:?} needs at least one listener")]
+    NoListener(AcceptMode),
+}
+
+impl Config {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            return Err(ConfigError::Workers(self.workers));
+        }
+        if self.cron_workers > MAX_WORKERS {
+            return Err(ConfigError::CronWorkers(self.cron_workers));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Timeout);
+        }
+        if self.listeners == 0 && self.accept_mode.dispatches() {
+            return Err(ConfigError::NoListener(self.accept_mode));
+        }
+        Ok(())
+    }
+}
