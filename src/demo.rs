@@ -94,6 +94,7 @@ impl App for Demo {
             },
             ("GET", "/sleep") => match param(query, "ms").and_then(|v| v.parse::<u64>().ok()) {
                 Some(ms) if ms <= MAX_SLEEP_MS => {
+                    tracing::debug!(ms, "demo: sleeping");
                     std::thread::sleep(Duration::from_millis(ms));
                     respond(&mut conn, 200, &format!("slept {ms}\n"))
                 }
@@ -250,6 +251,7 @@ pub async fn demo_async(
         },
         ("GET", "/sleep") => match ms() {
             Some(ms) => {
+                tracing::debug!(ms, "demo: sleeping");
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 reply(200, format!("slept {ms}\n"))
             }

@@ -4,30 +4,13 @@
 
 mod common;
 
-use common::{Herd, comm, exists, get_ok, herd_bin, http, tempdir, wait_until, workers_of};
+use common::{Herd, comm, ctl, exists, get_ok, herd_bin, http, status, tempdir, wait_until, workers_of};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-fn ctl(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(herd_bin()).arg("ctl").args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn status(pidfile: &str) -> serde_json::Value {
-    let (code, out, err) = ctl(&["--pidfile", pidfile, "--json", "status"]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["ok"], true);
-    v["status"].clone()
-}
 
 #[test]
 fn ctl_incr_and_decr_are_exact() {

@@ -347,3 +347,11 @@ fn a_crashing_worker_is_replaced_and_the_server_keeps_serving() {
     h.wait_workers("replacement", |w| w.len() == 2 && w != &before);
     assert_eq!(get_ok(&h.addr, "/"), "hello");
 }
+
+/// The binary these tests launch is built in this same cargo invocation, with the same
+/// herd-protocol: no re-introduced bug may be compiled into it (`--features sim` once turned the
+/// `mutants` switches on for the whole build).
+#[test]
+fn the_tested_binary_has_no_mutant_switches() {
+    assert!(!herd::protocol::mutants_compiled(), "herd-protocol was built with `mutants` for this test run");
+}

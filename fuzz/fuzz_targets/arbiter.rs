@@ -1,6 +1,6 @@
 //! Arbitrary sequences of inputs (signals, commands, messages including garbage and forgeries,
 //! exits, spawn failures, readiness, time steps) into the arbiter core, with every invariant of
-//! ARCHITECTURE.md checked after each step by the same `Monitor` the simulator uses.
+//! docs/architecture.md checked after each step by the same `Monitor` the simulator uses.
 #![no_main]
 
 use arbitrary::Arbitrary;

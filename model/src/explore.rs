@@ -69,7 +69,7 @@ pub struct Bounds {
     /// Search threads (0 = one per core). The states, transitions, depth and verdict do not
     /// depend on it; with `max_states` reached, which states were seen does.
     pub threads: usize,
-    /// A re-introduced bug of BUGS.md.
+    /// A re-introduced bug of docs/bugs.md.
     #[cfg(feature = "mutants")]
     pub mutant: Option<herd_protocol::mutants::Mutant>,
 }

@@ -32,26 +32,7 @@
 //! - A worker that sends a malformed frame or a frame illegal in its state is killed at once and
 //!   never trusted again.
 
-mod config;
-mod io;
-mod table;
-
-pub use config::{
-    APP_LOAD_ERROR, AcceptMode, Config, ConfigError, MAX_WORKERS, Role, WORKER_BOOT_ERROR, WorkerId,
-};
-pub use io::{Action, Command, ExitStatus, Input, KillReason, KillSignal};
-pub use table::{Accepting, Life, MAX_ALIVES_PER_WINDOW, Phase, Stats, WorkerEntry};
-
-use crate::dispatch::Dispatcher;
-use crate::idmap::IdMap;
-use crate::message::{ArbiterMsg, ByeReason, ListenerId, WorkerMsg};
-use crate::rng::Rng;
-use crate::signals::Sig;
-use crate::time::Instant;
-use core::time::Duration;
-use std::collections::VecDeque;
-
-/// `bug!(self, B10)`: is this BUGS.md row re-introduced in this instance? The constant `false`
+/// `bug!(self, B10)`: is this docs/bugs.md row re-introduced in this instance? The constant `false`
 /// without the `mutants` feature, so the mutant's code path compiles away.
 macro_rules! bug {
     ($self:ident, $id:ident) => {{
@@ -62,6 +43,27 @@ macro_rules! bug {
         on
     }};
 }
+
+mod config;
+mod io;
+mod table;
+mod timers;
+
+pub use config::{
+    APP_LOAD_ERROR, AcceptMode, Config, ConfigError, MAX_WORKERS, Role, WORKER_BOOT_ERROR, WorkerId,
+};
+pub use io::{Action, Command, ExitStatus, Input, KillReason, KillSignal};
+pub use table::{Accepting, Life, MAX_ALIVES_PER_WINDOW, Phase, Stats, WorkerEntry};
+pub use timers::Timer;
+
+use crate::dispatch::Dispatcher;
+use crate::idmap::IdMap;
+use crate::message::{ArbiterMsg, ByeReason, ListenerId, WorkerMsg};
+use crate::rng::Rng;
+use crate::signals::Sig;
+use crate::time::Instant;
+use core::time::Duration;
+use std::collections::VecDeque;
 
 /// The arbiter core. See the module documentation for the drain rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -124,7 +126,7 @@ impl Arbiter {
         Ok(a)
     }
 
-    /// A new arbiter with one bug of BUGS.md re-introduced from its very first action (tests of
+    /// A new arbiter with one bug of docs/bugs.md re-introduced from its very first action (tests of
     /// the suite's teeth only).
     #[cfg(feature = "mutants")]
     pub fn with_mutant(
@@ -233,32 +235,11 @@ impl Arbiter {
         self.actions.pop_front()
     }
 
-    /// When [`Arbiter::handle_timeout`] must be called next, if ever.
+    /// When [`Arbiter::handle_timeout`] must be called next, if ever: the earliest pending
+    /// timer ([`Arbiter::timers`]).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase == Phase::Exited {
-            return None;
-        }
-        let mut next: Option<Instant> = None;
-        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        for w in self.workers.values() {
-            match w.life {
-                Life::Active => at(w.last_seen + self.config.timeout),
-                Life::Stopping { kill_at } | Life::Killing { kill_at } => at(kill_at),
-                Life::Killed => {}
-            }
-        }
-        // The stop deadline matters only while someone is left to kill; after that the arbiter
-        // waits for reaps, which are inputs.
-        if let Phase::Stopping { deadline, .. } = self.phase
-            && self.workers.values().any(|w| w.life != Life::Killed)
-        {
-            at(deadline);
-        }
-        if self.phase == Phase::Running && self.wants_spawn() && self.spawn_not_before > self.now {
-            at(self.spawn_not_before);
-        }
-        next
+        self.earliest_timer()
     }
 
     // ---- handlers ----
@@ -286,54 +267,48 @@ impl Arbiter {
         self.settle();
     }
 
-    /// Handles the passage of time: kills late workers, spawns after backoff, ends a stop.
+    /// Handles the passage of time: fires every timer due at `now` ([`Arbiter::timers`]) —
+    /// kills late workers, ends a stop, spawns after a backoff.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         if self.phase == Phase::Exited {
             return;
         }
         let now = self.now;
-        let (timeout, grace) = (self.config.timeout, self.config.kill_grace);
-        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
-        for id in ids {
-            let Some(w) = self.workers.get(&id) else {
-                continue;
-            };
-            let silent = w.last_seen + timeout <= now;
-            match w.life {
-                Life::Stopping { kill_at } | Life::Killing { kill_at }
-                    if kill_at <= now && !(bug!(self, B19) && self.phase != Phase::Running) =>
-                {
-                    self.hard_kill(id, KillReason::GraceExpired);
-                }
-                // A retiring worker (HUP, TTOU, recycling) is still bound by the request timeout
-                // while the server runs, as gunicorn's murder_workers does; only a stopping
-                // server gives its workers the whole graceful timeout.
-                Life::Active | Life::Stopping { .. }
-                    if silent && (w.life == Life::Active || self.phase == Phase::Running) =>
-                {
-                    // The hard kill comes after `kill_grace`, or sooner if a stop is already due.
-                    let kill_at = match w.life {
-                        Life::Stopping { kill_at } => kill_at.min(now + grace),
-                        _ => now + grace,
-                    };
-                    self.stats.timeouts += 1;
-                    self.set_life(id, Life::Killing { kill_at });
-                    self.kill(id, KillSignal::Abrt, KillReason::Timeout);
-                }
-                _ => {}
-            }
-        }
-        if let Phase::Stopping { deadline, .. } = self.phase
-            && deadline <= now
-            && !bug!(self, B19)
-        {
-            let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
-            for id in ids {
-                self.hard_kill(id, KillReason::GraceExpired);
+        let due: Vec<Timer> = self.timers().filter(|&(_, at)| at <= now).map(|(t, _)| t).collect();
+        for t in due {
+            // An earlier timer of this pass may have ended this one (a KILL ends a silence).
+            if self.timer(t).is_some_and(|at| at <= now) {
+                self.fire(t);
             }
         }
         self.settle();
+    }
+
+    fn fire(&mut self, timer: Timer) {
+        let now = self.now;
+        match timer {
+            Timer::Grace(id) => self.hard_kill(id, KillReason::GraceExpired),
+            Timer::Silence(id) => {
+                let Some(w) = self.workers.get(&id) else { return };
+                // The hard kill comes after `kill_grace`, or sooner if a stop is already due.
+                let kill_at = match w.life {
+                    Life::Stopping { kill_at } => kill_at.min(now + self.config.kill_grace),
+                    _ => now + self.config.kill_grace,
+                };
+                self.stats.timeouts += 1;
+                self.set_life(id, Life::Killing { kill_at });
+                self.kill(id, KillSignal::Abrt, KillReason::Timeout);
+            }
+            Timer::StopDeadline => {
+                let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+                for id in ids {
+                    self.hard_kill(id, KillReason::GraceExpired);
+                }
+            }
+            // Spawning is settle's: the backoff only kept it waiting.
+            Timer::SpawnBackoff => {}
+        }
     }
 
     fn advance(&mut self, now: Instant) {
@@ -722,7 +697,7 @@ impl Arbiter {
     }
 
     fn dispatch(&mut self) {
-        while let Some((to, socket)) = self.dispatcher.next_dispatch() {
+        while let Some((to, socket)) = self.next_dispatch() {
             self.send_accept(to, socket);
             if bug!(self, B17) {
                 // Wake every idle worker for this one connection.
@@ -733,6 +708,15 @@ impl Arbiter {
                 }
             }
         }
+    }
+
+    fn next_dispatch(&mut self) -> Option<(WorkerId, ListenerId)> {
+        // B23: the newest idle worker first, so the others wait while it is served.
+        #[cfg(feature = "mutants")]
+        if bug!(self, B23) {
+            return self.dispatcher.next_dispatch_newest_first();
+        }
+        self.dispatcher.next_dispatch()
     }
 
     fn send_accept(&mut self, to: WorkerId, socket: ListenerId) {

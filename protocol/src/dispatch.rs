@@ -89,14 +89,25 @@ impl Dispatcher {
         self.idle.retain(|&x| x != w);
     }
 
-    /// The next (worker, listener) pair to send `ACCEPT:<socket>` to, booked as outstanding.
+    /// The next (worker, listener) pair to send `ACCEPT:<socket>` to, booked as outstanding: the
+    /// worker that has waited longest, the next listener with a backlog after the last served.
     pub fn next_dispatch(&mut self) -> Option<(WorkerId, ListenerId)> {
+        self.take(false)
+    }
+
+    /// As [`Dispatcher::next_dispatch`], but the newest idle worker first (only the B23 mutant).
+    #[cfg(feature = "mutants")]
+    pub(crate) fn next_dispatch_newest_first(&mut self) -> Option<(WorkerId, ListenerId)> {
+        self.take(true)
+    }
+
+    fn take(&mut self, newest_first: bool) -> Option<(WorkerId, ListenerId)> {
         if self.idle.is_empty() {
             return None;
         }
         let n = self.listeners.len();
         let i = (0..n).map(|k| (self.next_listener + k) % n).find(|&i| self.listeners[i].backlog > 0)?;
-        let w = self.idle.pop_front()?;
+        let w = if newest_first { self.idle.pop_back() } else { self.idle.pop_front() }?;
         let b = &mut self.listeners[i];
         b.backlog -= 1;
         b.outstanding += 1;

@@ -1,4 +1,4 @@
-//! The invariants of ARCHITECTURE.md as checkers over the arbiter core, shared by the proptests,
+//! The invariants of docs/architecture.md as checkers over the arbiter core, shared by the proptests,
 //! the fuzzers, the simulator and the explorer (one copy, not one per harness).
 //!
 //! [`Monitor`] watches an [`Arbiter`] from outside: it sees every input and action and keeps its
@@ -11,8 +11,8 @@
 //! simulator and the explorer, with the same [`Invariant`] names.
 
 use crate::arbiter::{
-    APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input, KillSignal, Life,
-    Phase, Role, WORKER_BOOT_ERROR, WorkerId,
+    APP_LOAD_ERROR, Accepting, Action, Arbiter, Command, ConfigError, ExitStatus, Input, KillReason,
+    KillSignal, Life, Phase, Role, WORKER_BOOT_ERROR, WorkerId,
 };
 use crate::idmap::IdMap;
 use crate::message::{ArbiterMsg, WorkerMsg};
@@ -21,7 +21,7 @@ use crate::time::Instant;
 use core::fmt;
 use core::time::Duration;
 
-/// The invariants, named as in ARCHITECTURE.md.
+/// The invariants, named as in docs/architecture.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Invariant {
     /// A pending connection is handed to an idle worker within a bounded time; no signal is left
@@ -46,6 +46,9 @@ pub enum Invariant {
     SingleChildMaster,
     /// The arbiter's own books agree with each other.
     Consistency,
+    /// Work goes to the worker that has waited for it longest (docs/protocol.md), so no idle
+    /// worker starves while others are served.
+    FairDispatch,
     /// A cron job never runs twice at once (unless the store's clock jumped, and then only the
     /// newer run is recorded); each scheduled run is recorded at most once.
     CronExclusive,
@@ -68,13 +71,14 @@ impl Invariant {
             Invariant::GracefulStop => "graceful-stop",
             Invariant::SingleChildMaster => "single-child-master",
             Invariant::Consistency => "consistency",
+            Invariant::FairDispatch => "fair-dispatch",
             Invariant::CronExclusive => "cron-exclusive",
             Invariant::CronProgress => "cron-progress",
         }
     }
 
     /// Every invariant.
-    pub const ALL: [Invariant; 12] = [
+    pub const ALL: [Invariant; 13] = [
         Invariant::NoLostWakeup,
         Invariant::SingleWakeup,
         Invariant::NoStaleRegistry,
@@ -85,6 +89,7 @@ impl Invariant {
         Invariant::GracefulStop,
         Invariant::SingleChildMaster,
         Invariant::Consistency,
+        Invariant::FairDispatch,
         Invariant::CronExclusive,
         Invariant::CronProgress,
     ];
@@ -144,6 +149,11 @@ pub struct Monitor {
     stop_requested: bool,
     reexec_outstanding: u32,
     exited: bool,
+    /// Workers the arbiter may hand work to, in the order they asked for it: they asked (ACCEPT
+    /// or EMPTY), and since then nothing ended their turn (a dispatch, a stop or kill signal,
+    /// their BYE, their death, a stop of the server). An order, not timestamps, so that states
+    /// differing only in when things happened stay equal for the explorer.
+    waiting: Vec<WorkerId>,
 }
 
 impl Monitor {
@@ -179,6 +189,7 @@ impl Monitor {
             stop_requested: false,
             reexec_outstanding: 0,
             exited: false,
+            waiting: Vec::new(),
         }
     }
 
@@ -191,9 +202,16 @@ impl Monitor {
                 if let Some(s) = self.alive.get_mut(&from).filter(|s| !s.killed) {
                     s.last_heard = now;
                     match msg {
-                        WorkerMsg::Accept | WorkerMsg::Empty { .. } => s.idle = true,
+                        WorkerMsg::Accept | WorkerMsg::Empty { .. } => {
+                            s.idle = true;
+                            self.waiting.retain(|&w| w != from);
+                            if s.kill_by.is_none() && !self.stop_requested {
+                                self.waiting.push(from);
+                            }
+                        }
                         WorkerMsg::Bye { .. } => {
                             s.idle = false;
+                            self.waiting.retain(|&w| w != from);
                             let by = now + self.graceful_timeout;
                             s.kill_by = Some(s.kill_by.map_or(by, |k| k.min(by)));
                         }
@@ -208,15 +226,19 @@ impl Monitor {
             }
             Input::Exited { id, status } => {
                 self.alive.remove(&id);
+                self.waiting.retain(|&w| w != id);
                 if let ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR) = status {
                     self.stop_requested = true;
+                    self.waiting.clear();
                 }
             }
             Input::SpawnFailed { id } => {
                 self.alive.remove(&id);
+                self.waiting.retain(|&w| w != id);
             }
             Input::Signal(Sig::Term | Sig::Int | Sig::Quit) | Input::Control(Command::Stop { .. }) => {
-                self.stop_requested = true
+                self.stop_requested = true;
+                self.waiting.clear();
             }
             Input::ReexecEnded => self.reexec_outstanding = self.reexec_outstanding.saturating_sub(1),
             _ => {}
@@ -263,6 +285,19 @@ impl Monitor {
                 );
             }
             Action::Send { to, msg: ArbiterMsg::Accept { socket } } => {
+                // First come, first served: no worker still waiting asked before this one.
+                if let Some(&first) = self.waiting.first()
+                    && first != to
+                    && self.waiting.contains(&to)
+                {
+                    return Err(Violation::new(
+                        FairDispatch,
+                        format!(
+                            "ACCEPT:{socket} sent to {to} while {first}, which asked for work earlier, waits"
+                        ),
+                    ));
+                }
+                self.waiting.retain(|&w| w != to);
                 let Some(s) = self.alive.get_mut(&to) else {
                     return Err(Violation::new(Reaping, format!("ACCEPT:{socket} sent to dead {to}")));
                 };
@@ -280,6 +315,7 @@ impl Monitor {
                     return Err(Violation::new(Reaping, format!("{signal:?} sent to dead or unknown {id}")));
                 };
                 s.idle = false;
+                self.waiting.retain(|&w| w != id);
                 let bound = match signal {
                     KillSignal::Term => {
                         if s.term_sent {
@@ -309,6 +345,14 @@ impl Monitor {
                         Some(self.kill_grace)
                     }
                     KillSignal::Kill => {
+                        // Not early: a grace ends at its deadline, not before (a protocol
+                        // violation is killed at once, and has no deadline).
+                        if reason == KillReason::GraceExpired && s.kill_by.is_none_or(|by| by > now) {
+                            return Err(Violation::new(
+                                GracefulStop,
+                                format!("{id} SIGKILLed at {now:?} before its grace ended ({:?})", s.kill_by),
+                            ));
+                        }
                         s.killed = true;
                         None
                     }
@@ -345,6 +389,27 @@ impl Monitor {
             Action::Watch(_) | Action::Unwatch(_) | Action::Poll(_) | Action::Reap | Action::ReopenLogs => {}
         }
         Ok(())
+    }
+
+    /// The earliest deadline in the monitor's own books, with the invariant it belongs to: a
+    /// worker's silence (`last heard + timeout`, while no soft kill was sent and the server is not
+    /// stopping or the worker was never asked to go) or the end of its grace.
+    pub fn next_deadline(&self) -> Option<(Instant, Invariant, WorkerId)> {
+        let mut next: Option<(Instant, Invariant, WorkerId)> = None;
+        for (&id, s) in &self.alive {
+            if s.killed {
+                continue;
+            }
+            let silence = (!s.aborted && (s.kill_by.is_none() || !self.stop_requested))
+                .then(|| (s.last_heard + self.timeout, Invariant::LivenessKill));
+            let grace = s.kill_by.map(|by| (by, Invariant::GracefulStop));
+            for (at, inv) in [silence, grace].into_iter().flatten() {
+                if next.is_none_or(|(n, ..)| at < n) {
+                    next = Some((at, inv, id));
+                }
+            }
+        }
+        next
     }
 
     /// Checks the arbiter's state after its actions were drained. `after_timeout` says whether the
@@ -390,6 +455,16 @@ impl Monitor {
                     _ => {}
                 }
             }
+        }
+        // The core's own timer is never later than a deadline the monitor knows is pending: a
+        // driver sleeps until `poll_timeout`, so a later one is a late action.
+        if let Some((due, invariant, id)) = self.next_deadline()
+            && a.poll_timeout().is_none_or(|t| t > due)
+        {
+            return Err(Violation::new(
+                invariant,
+                format!("{id} is due at {due:?} but poll_timeout() is {:?}", a.poll_timeout()),
+            ));
         }
         if !self.stop_requested && !matches!(a.phase(), Phase::Running) {
             return Err(Violation::new(Reaping, format!("phase {:?} without a stop", a.phase())));

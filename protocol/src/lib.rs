@@ -15,7 +15,7 @@
 //! | [`idmap`] | the worker tables' map: a vector sorted by id |
 //! | [`signals`] | the async-signal-safe signal queue and its wakeup contract |
 //! | [`registry`] | registry-sequence coherence and the shared-memory store |
-//! | [`invariants`] | the invariants of ARCHITECTURE.md as checkers over the cores |
+//! | [`invariants`] | the invariants of docs/architecture.md as checkers over the cores |
 //! | [`time`], [`rng`] | time as a number passed in; the seeded generator |
 //!
 //! Every core follows one shape: `handle*(now, input)`, then drain `poll_action()` until `None`,
@@ -37,3 +37,10 @@ pub mod signals;
 mod sync;
 pub mod time;
 pub mod worker;
+
+/// Whether this build has the re-introduced bugs compiled in (the `mutants` feature). Never in a
+/// shipped binary; the integration tests assert it, since they run in the same build as the binary.
+#[doc(hidden)]
+pub fn mutants_compiled() -> bool {
+    cfg!(feature = "mutants")
+}

@@ -1,10 +1,10 @@
-//! Bugs from BUGS.md, re-introduced on purpose, one at a time, to prove the suite catches them.
+//! Bugs from docs/bugs.md, re-introduced on purpose, one at a time, to prove the suite catches them.
 //!
 //! Only with the `mutants` cargo feature (off by default). A mutant is switched on per core
 //! instance ([`crate::arbiter::Arbiter::set_mutant`]), never globally; without the feature every
 //! check is the constant `false` and compiles away.
 
-/// A re-introduced bug, named by its BUGS.md id.
+/// A re-introduced bug, named by its docs/bugs.md id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mutant {
     /// Liveness judged on the worker's own timestamp instead of the arbiter's receive time.
@@ -27,11 +27,17 @@ pub enum Mutant {
     B17,
     /// Graceful stop waits forever for a hung worker.
     B19,
+    /// A retiring worker's silence is acted on but not reported by `poll_timeout`: the driver
+    /// sleeps past it and the hung request outlives its timeout.
+    B21,
+    /// The newest idle worker is served first: under light load one worker takes every
+    /// connection while the others starve.
+    B23,
 }
 
 impl Mutant {
     /// Every mutant of the arbiter core.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 12] = [
         Mutant::B05,
         Mutant::B06,
         Mutant::B07,
@@ -42,5 +48,7 @@ impl Mutant {
         Mutant::B16,
         Mutant::B17,
         Mutant::B19,
+        Mutant::B21,
+        Mutant::B23,
     ];
 }

@@ -8,7 +8,7 @@
 //! the cache sequence moved it clears its caches. After committing a change that invalidates the
 //! registry (or caches) it bumps the matching sequence.
 //!
-//! The rules, each a bug someone shipped (BUGS.md):
+//! The rules, each a bug someone shipped (docs/bugs.md):
 //! - the sequences are read *before* loading, so a bump that lands during the load costs one more
 //!   reload later and is never missed (B14): [`Check::Reload`] carries the value to record;
 //! - a bump happens only after the change is committed, and every committed invalidation is bumped

@@ -151,6 +151,7 @@ fn invariants_have_their_documented_names_and_violations_print_them() {
             "graceful-stop",
             "single-child-master",
             "consistency",
+            "fair-dispatch",
             "cron-exclusive",
             "cron-progress"
         ]

@@ -140,15 +140,27 @@ fn one_child_arbiter_and_exit_only_after_a_stop_with_everyone_reaped() {
     m.on_action(&Action::Exit { code: 3, unlink_sockets: false }).unwrap();
 }
 
+/// Hands `input` to both the monitor and the arbiter, and the arbiter's actions to the monitor.
+fn feed(m: &mut Monitor, a: &mut Arbiter, now: Instant, input: Input) {
+    m.on_input(now, &input);
+    a.handle(now, input);
+    while let Some(act) = a.poll_action() {
+        m.on_action(&act).unwrap();
+    }
+}
+
 #[test]
 fn state_checks_catch_late_kills() {
     // Worker 0 said BYE at 1 ms: it must be gone by 5.001 s.
-    let (mut m, a) = started();
-    m.on_input(
+    let (mut m, mut a) = started();
+    let bye = WorkerMsg::Bye { reason: ByeReason::Stop };
+    feed(&mut m, &mut a, Instant(MS), Input::Message { from: WorkerId(0), msg: bye });
+    feed(
+        &mut m,
+        &mut a,
         Instant(MS),
-        &Input::Message { from: WorkerId(0), msg: WorkerMsg::Bye { reason: ByeReason::Stop } },
+        Input::Message { from: WorkerId(1), msg: WorkerMsg::Alive { timestamp: 1 } },
     );
-    m.on_input(Instant(MS), &Input::Message { from: WorkerId(1), msg: WorkerMsg::Alive { timestamp: 1 } });
     m.on_timeout(Instant(5_001 * MS));
     assert!(m.check(&a, false).is_ok(), "time-based duties only after a timeout call");
     assert_eq!(m.check(&a, true).unwrap_err().invariant, Invariant::GracefulStop);
@@ -157,13 +169,80 @@ fn state_checks_catch_late_kills() {
     m.on_timeout(Instant(10_000 * MS));
     assert_eq!(m.check(&a, true).unwrap_err().invariant, Invariant::LivenessKill);
     // Malformed input counts as hearing from it (it is then killed for lying, not for silence).
-    let (mut m, a) = started();
+    let (mut m, mut a) = started();
     for id in 0..2 {
-        m.on_input(
-            Instant(9_000 * MS),
-            &Input::Malformed { from: WorkerId(id), error: herd_protocol::message::DecodeError::UnknownVerb },
-        );
+        let error = herd_protocol::message::DecodeError::UnknownVerb;
+        feed(&mut m, &mut a, Instant(9_000 * MS), Input::Malformed { from: WorkerId(id), error });
     }
     m.on_timeout(Instant(10_000 * MS));
     assert!(m.check(&a, true).is_ok());
+}
+
+#[test]
+fn a_poll_timeout_later_than_a_pending_deadline_is_a_late_action() {
+    // The monitor knows worker 0 said BYE (grace ends at 5.001 s); an arbiter that did not take
+    // it into account sleeps until worker 0's silence at 10 s: too late.
+    let (mut m, a) = started();
+    let bye = WorkerMsg::Bye { reason: ByeReason::Stop };
+    m.on_input(Instant(MS), &Input::Message { from: WorkerId(0), msg: bye });
+    assert_eq!(a.poll_timeout(), Some(Instant(10_000 * MS)));
+    let v = m.check(&a, false).unwrap_err();
+    assert_eq!(v.invariant, Invariant::GracefulStop, "{v}");
+    assert_eq!(m.next_deadline().map(|(at, ..)| at), Some(Instant(5_001 * MS)));
+    // Heard from at 2 s: the silence deadline moves to 12 s, the arbiter's is still 10 s (earlier
+    // is harmless) — but a poll_timeout of None with a deadline pending is late.
+    let (mut m, mut a) = started();
+    feed(
+        &mut m,
+        &mut a,
+        Instant(2_000 * MS),
+        Input::Message { from: WorkerId(0), msg: WorkerMsg::Alive { timestamp: 2 } },
+    );
+    assert!(m.check(&a, false).is_ok());
+    feed(&mut m, &mut a, Instant(2_000 * MS), Input::Signal(Sig::Quit));
+    assert!(m.check(&a, false).is_ok(), "QUIT: grace 5 s after, and the arbiter says so");
+}
+
+#[test]
+fn a_grace_is_not_cut_short() {
+    let (mut m, _) = started();
+    m.on_timeout(Instant(MS));
+    m.on_action(&kill(0, KillSignal::Term)).unwrap();
+    let hard =
+        |id| Action::Kill { id: WorkerId(id), signal: KillSignal::Kill, reason: KillReason::GraceExpired };
+    m.on_timeout(Instant(5_000 * MS));
+    assert_eq!(broken(&mut m, hard(0)), Invariant::GracefulStop, "TERM at 1 ms: grace ends at 5.001 s");
+    assert_eq!(broken(&mut m, hard(1)), Invariant::GracefulStop, "never asked to go: no grace to expire");
+    m.on_timeout(Instant(5_001 * MS));
+    m.on_action(&hard(0)).unwrap();
+    // A protocol violation is killed at once.
+    let protocol = Action::Kill { id: WorkerId(1), signal: KillSignal::Kill, reason: KillReason::Protocol };
+    m.on_action(&protocol).unwrap();
+}
+
+#[test]
+fn work_goes_to_the_worker_that_asked_first() {
+    let (mut m, _) = started();
+    let send = |to| Action::Send { to: WorkerId(to), msg: ArbiterMsg::Accept { socket: ListenerId(0) } };
+    let ask = |m: &mut Monitor, id, ms| {
+        m.on_input(Instant(ms * MS), &Input::Message { from: WorkerId(id), msg: WorkerMsg::Accept })
+    };
+    ask(&mut m, 1, 1);
+    ask(&mut m, 0, 2);
+    assert_eq!(broken(&mut m, send(0)), Invariant::FairDispatch, "worker 1 asked first");
+    m.on_action(&send(1)).unwrap();
+    m.on_action(&send(0)).unwrap();
+    // Asking again (EMPTY) puts a worker at the back.
+    ask(&mut m, 0, 3);
+    m.on_input(
+        Instant(4 * MS),
+        &Input::Message { from: WorkerId(1), msg: WorkerMsg::Empty { socket: ListenerId(0) } },
+    );
+    assert_eq!(broken(&mut m, send(1)), Invariant::FairDispatch);
+    // A worker told to stop no longer waits: the next in line may be served.
+    let (mut m, _) = started();
+    ask(&mut m, 0, 1);
+    ask(&mut m, 1, 2);
+    m.on_action(&kill(0, KillSignal::Term)).unwrap();
+    m.on_action(&send(1)).unwrap();
 }

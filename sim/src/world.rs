@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 const US: u64 = 1_000;
+/// How long a signal the arbiter sends takes to reach its worker.
+pub(crate) const SIGNAL_DELAY: Duration = Duration::from_nanos(50 * US);
 /// The longest a (non-hung) request takes.
 const MAX_SERVICE: Duration = Duration::from_millis(20);
 
@@ -163,6 +165,8 @@ pub struct World {
     payloads: BTreeMap<u64, Ev>,
     rng: Rng,
     pub(crate) mix: FaultMix,
+    /// The longest pipe delay drawn so far (the checkers' slack for a frame in flight).
+    longest_delay: Duration,
     pub(crate) config: Config,
     pub(crate) arb: Checked,
     arbiter_exited: Option<i32>,
@@ -246,6 +250,7 @@ impl World {
             rng,
             checks: Some(Checkers::new(&config)),
             mix,
+            longest_delay: Duration::ZERO,
             config,
             arb,
             arbiter_exited: None,
@@ -354,7 +359,9 @@ impl World {
 
     fn delay(&mut self) -> Duration {
         let max = self.mix.delay_max.as_nanos() as u64;
-        Duration::from_nanos(20 * US + if max > 0 { self.rng.next_u64() % max } else { 0 })
+        let d = Duration::from_nanos(20 * US + if max > 0 { self.rng.next_u64() % max } else { 0 });
+        self.longest_delay = self.longest_delay.max(d);
+        d
     }
 
     /// Runs to the end; returns the outcome.
@@ -428,7 +435,7 @@ impl World {
                 .map(|(&id, p)| (id, p.last_sent))
                 .collect(),
             tally: self.tally,
-            max_delay: self.mix.delay_max,
+            max_delay: self.longest_delay,
         }
     }
 
@@ -478,6 +485,11 @@ impl World {
                         && let Some(p) = self.procs.get_mut(&from)
                     {
                         p.unreported = None;
+                    }
+                    match r {
+                        Ok(WorkerMsg::Accept | WorkerMsg::Empty { .. }) if heard => self.checks().asked(from),
+                        Ok(WorkerMsg::Bye { .. }) => self.checks().leaving(from),
+                        _ => {}
                     }
                     let input = match r {
                         Ok(msg) => Input::Message { from, msg },
@@ -910,6 +922,9 @@ impl World {
                 self.schedule_in(fork, Ev::Forked(id));
             }
             Action::Send { to, msg } => {
+                // Every frame to a worker is an `ACCEPT:<socket>`.
+                let live = self.procs.values().filter(|p| p.dead.is_none()).count();
+                self.checks().dispatched(to, live);
                 let d = self.delay();
                 let Some(p) = self.procs.get_mut(&to) else { return };
                 if p.dead.is_some() {
@@ -920,13 +935,13 @@ impl World {
                 self.schedule_at(at, Ev::ToWorker { to, msg });
             }
             Action::Kill { id, signal, .. } => {
+                self.checks().leaving(id);
                 if let Some(t) = &mut self.timeline
                     && let Some(p) = self.procs.get(&id)
                 {
                     t.kill(p.lane, self.now, signal);
                 }
-                let d = Duration::from_nanos(50 * US);
-                self.schedule_in(d, Ev::WorkerSignal(id, signal));
+                self.schedule_in(SIGNAL_DELAY, Ev::WorkerSignal(id, signal));
             }
             Action::Watch(s) => {
                 self.listeners[usize::from(s.0)].watched = true;
@@ -961,6 +976,7 @@ impl World {
 
     fn reap_one(&mut self, id: WorkerId) {
         let Some(p) = self.procs.remove(&id) else { return };
+        self.checks().reaped(id);
         let status = p.dead.expect("dead");
         if let Some(s) = p.unreported {
             // The arbiter will hand this dispatch out again, but its accept was already tried:

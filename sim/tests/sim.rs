@@ -1,5 +1,5 @@
 //! The simulator under `cargo test`: determinism, trace snapshots of fixed seeds, a campaign, and
-//! the checkers' teeth (every re-introduced arbiter bug of BUGS.md is caught).
+//! the checkers' teeth (every re-introduced arbiter bug of docs/bugs.md is caught).
 
 use herd_sim::{Options, campaign, run};
 use std::time::Duration;
@@ -68,7 +68,7 @@ fn small_campaign_has_no_violation() {
     assert_eq!(sum.total_violations(), 0, "{:?}", sum.failing);
 }
 
-/// Each arbiter bug of BUGS.md, re-introduced, is caught by some seed among the first 300, and the
+/// Each arbiter bug of docs/bugs.md, re-introduced, is caught by some seed among the first 300, and the
 /// catch replays.
 #[cfg(feature = "mutants")]
 #[test]

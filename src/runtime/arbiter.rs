@@ -42,6 +42,9 @@ const LISTENER: u64 = 1 << 32;
 const CHANNEL: u64 = 2 << 32;
 const CONTROL: u64 = 3 << 32;
 const CONTROL_CONN: u64 = 4 << 32;
+/// Events one wait can report: every worker's socket (HTTP and cron, retiring ones too), the
+/// listeners, the self-pipe and the control connections.
+const EVENTS: usize = 4 * herd_protocol::arbiter::MAX_WORKERS as usize + 64;
 /// Most bytes read from one worker per wakeup: a worker flooding its pipe cannot starve the loop.
 const READ_BUDGET: usize = 64 * 1024;
 
@@ -77,6 +80,8 @@ struct Runner<'s, A: WorkerMain> {
     stopping_notified: bool,
     /// The child arbiter started by an upgrade, while it runs.
     reexec: Option<Pid>,
+    /// A wakeup's inputs are queued: call `handle_timeout` once they are all fed.
+    timeout_due: bool,
     /// Workers that died while accepting or serving (each may have taken a connection with it).
     in_flight_deaths: u64,
     /// How this process was started, to start its replacement the same way.
@@ -143,6 +148,7 @@ pub(crate) fn run<A: WorkerMain>(
         reloading: false,
         stopping_notified: false,
         reexec: None,
+        timeout_due: false,
         in_flight_deaths: 0,
         exe,
         args,
@@ -160,7 +166,9 @@ pub(crate) fn run<A: WorkerMain>(
 
 impl<A: WorkerMain> Runner<'_, A> {
     fn main_loop(&mut self) -> i32 {
-        let mut events = vec![EpollEvent::empty(); 64];
+        // Room for every descriptor the loop watches, so that one wait reports everything ready
+        // and the timeout pass never runs with a worker's frames still unread.
+        let mut events = vec![EpollEvent::empty(); EVENTS];
         loop {
             if let Some(code) = self.drain() {
                 return code;
@@ -172,7 +180,10 @@ impl<A: WorkerMain> Runner<'_, A> {
             };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
-                Err(Errno::EINTR) => 0,
+                // A signal, or a stop and continue (epoll_wait fails with EINTR after SIGCONT even
+                // without a handler): wait again, with a zero timeout if a deadline passed, so
+                // that what is ready is read before the timeout pass (B22).
+                Err(Errno::EINTR) => continue,
                 Err(e) => {
                     tracing::error!(error = %e, "epoll_wait failed");
                     0
@@ -201,8 +212,10 @@ impl<A: WorkerMain> Runner<'_, A> {
                     _ => self.read_worker(WorkerId(token & 0xffff_ffff), false),
                 }
             }
-            let now = self.clock.now();
-            self.core.handle_timeout(now);
+            // The timeout pass comes after the inputs this wakeup read: a worker whose heartbeat
+            // is already in hand is not late, however long the arbiter itself was stalled (B22).
+            // Only a full event buffer can leave something unreported: then wait again first.
+            self.timeout_due = n < events.len();
         }
     }
 
@@ -216,7 +229,14 @@ impl<A: WorkerMain> Runner<'_, A> {
                 }
             }
             self.flush();
-            let Some(input) = self.inputs.pop_front() else { break };
+            let Some(input) = self.inputs.pop_front() else {
+                if std::mem::take(&mut self.timeout_due) {
+                    let now = self.clock.now();
+                    self.core.handle_timeout(now);
+                    continue;
+                }
+                break;
+            };
             if matches!(input, Input::Signal(Sig::Hup) | Input::Control(Command::Reload)) {
                 self.reloading = true;
                 if let Some(n) = &self.notifier {

@@ -376,3 +376,22 @@ pub fn pids_answering(addr: &str, threads: usize, total: u64) -> (std::collectio
     });
     (served.into_inner().unwrap(), failures.into_inner())
 }
+
+/// Runs `herd ctl ARGS`: exit code, stdout, stderr.
+pub fn ctl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(herd_bin()).arg("ctl").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `herd ctl --json status` of the arbiter whose pidfile this is: its `status` object.
+pub fn status(pidfile: &str) -> serde_json::Value {
+    let (code, out, err) = ctl(&["--pidfile", pidfile, "--json", "status"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    v["status"].clone()
+}

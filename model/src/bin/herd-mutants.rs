@@ -1,4 +1,4 @@
-//! `herd-mutants`: every bug of BUGS.md, re-introduced on purpose, must be caught by the suite.
+//! `herd-mutants`: every bug of docs/bugs.md, re-introduced on purpose, must be caught by the suite.
 //!
 //! `cargo run --release -p herd-model --features mutants --bin herd-mutants` prints one row per
 //! bug: caught or not, by which layer, how long it took, and the command that replays the
@@ -141,6 +141,12 @@ fn rows() -> Vec<Row> {
                 test: "arbiter::tests::b20",
             },
         },
+        Row {
+            id: "B21",
+            what: "a retiring worker's silence is acted on but not reported by poll_timeout",
+            how: Switch(Mutant::B21),
+        },
+        Row { id: "B23", what: "the newest idle worker is served first", how: Switch(Mutant::B23) },
     ]
 }
 

@@ -1,4 +1,4 @@
-//! Scripted scenarios (insta snapshots of the action sequences) and one test per BUGS.md row that
+//! Scripted scenarios (insta snapshots of the action sequences) and one test per docs/bugs.md row that
 //! concerns the arbiter. Every step runs through `invariants::Checked`, so each scenario is also
 //! checked against every invariant.
 
@@ -6,6 +6,8 @@ use super::*;
 use crate::invariants::Checked;
 use crate::message::DecodeError;
 use std::fmt::Write as _;
+
+mod timers;
 
 const MS: u64 = 1_000_000;
 

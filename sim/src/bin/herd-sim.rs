@@ -46,7 +46,7 @@ struct Cli {
     /// Threads for a campaign (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Re-introduce a bug of BUGS.md (needs `--features mutants`), e.g. B15.
+    /// Re-introduce a bug of docs/bugs.md (needs `--features mutants`), e.g. B15.
     #[cfg(feature = "mutants")]
     #[arg(long, value_parser = parse_mutant)]
     mutant: Option<herd_protocol::mutants::Mutant>,

@@ -1,8 +1,9 @@
-//! World-level checkers, one module per invariant of ARCHITECTURE.md. They see what the arbiter
+//! World-level checkers, one module per invariant of docs/architecture.md. They see what the arbiter
 //! cannot: the kernel's accept queues, the registry a request really ran on, the processes that
 //! really live. The arbiter-level invariants come from `herd_protocol::invariants::Monitor`,
 //! which the world runs on every step (`Checked`).
 
+mod fair_dispatch;
 mod graceful_stop;
 mod liveness_kill;
 mod no_lost_wakeup;
@@ -54,6 +55,7 @@ pub struct Checkers {
     worker_count: worker_count::WorkerCount,
     reaping: reaping::Reaping,
     graceful_stop: graceful_stop::GracefulStop,
+    fair_dispatch: fair_dispatch::FairDispatch,
     error: Option<Violation>,
 }
 
@@ -69,6 +71,7 @@ impl Checkers {
             worker_count: worker_count::WorkerCount,
             reaping: reaping::Reaping,
             graceful_stop: graceful_stop::GracefulStop::new(config),
+            fair_dispatch: fair_dispatch::FairDispatch::default(),
             error: None,
         }
     }
@@ -90,6 +93,27 @@ impl Checkers {
 
     pub(crate) fn empty_accept(&mut self, id: WorkerId, mode: AcceptMode, told: Option<ListenerId>) {
         let r = self.single_wakeup.empty_accept(id, mode, told);
+        self.note(r);
+    }
+
+    /// The arbiter took `id`'s request for work (ACCEPT or EMPTY).
+    pub(crate) fn asked(&mut self, id: WorkerId) {
+        self.fair_dispatch.asked(id);
+    }
+
+    /// `id` will not wait for work again: a stop or kill signal, its BYE.
+    pub(crate) fn leaving(&mut self, id: WorkerId) {
+        self.fair_dispatch.leaving(id);
+    }
+
+    /// `id` was reaped.
+    pub(crate) fn reaped(&mut self, id: WorkerId) {
+        self.fair_dispatch.reaped(id);
+    }
+
+    /// `ACCEPT:<socket>` went to `to`.
+    pub(crate) fn dispatched(&mut self, to: WorkerId, live: usize) {
+        let r = self.fair_dispatch.dispatched(to, live);
         self.note(r);
     }
 

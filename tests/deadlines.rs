@@ -1,0 +1,79 @@
+//! Deadlines on real processes, from both sides: a hung request ends at its timeout (not later,
+//! and not before the protocol allows), whatever the worker's life; and an arbiter that was
+//! itself stalled does not mistake its own delay for its workers' silence. Each test launches the
+//! real binary.
+
+mod common;
+
+use common::{Herd, http, status, tempdir};
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+/// The slack a real run may take beyond the deadline: the issue's bound, `timeout + 150 ms`.
+const SLACK: Duration = Duration::from_millis(150);
+
+/// A request hung in a worker that HUP has since asked to stop is still cut at `--timeout`
+/// (gunicorn's murder_workers), not at the replacement's next heartbeat nor at the graceful
+/// timeout (issue #20, B21).
+#[test]
+fn a_retiring_workers_hung_request_ends_at_the_timeout_in_every_accept_mode() {
+    let timeout = Duration::from_secs(2);
+    for mode in ["signaled", "shared", "auto"] {
+        let h = Herd::start(&[
+            "--workers",
+            "1",
+            "--timeout",
+            "2",
+            "--graceful-timeout",
+            "30",
+            "--accept-mode",
+            mode,
+        ]);
+        h.wait_ready(1);
+        let addr = h.addr.clone();
+        let client = std::thread::spawn(move || {
+            let start = Instant::now();
+            let r = http(&addr, "GET", "/sleep?ms=60000");
+            (r, start.elapsed())
+        });
+        // HUP half a heartbeat period (timeout / 4) after the request began: its worker retires
+        // with the request in hand, and the replacement's heartbeats, which wake the arbiter
+        // every timeout / 2, fall half a period away from the deadline, so a deadline the
+        // arbiter does not sleep until is missed by a quarter of the timeout, not by luck.
+        h.wait_log("the request started", |l| l.iter().any(|l| l.contains("sleeping")));
+        std::thread::sleep(timeout / 4);
+        h.signal(Signal::SIGHUP);
+        let (r, took) = client.join().unwrap();
+        assert!(r.is_err(), "{mode}: the hung request was answered: {r:?}");
+        assert!(took <= timeout + SLACK, "{mode}: ended {took:?} after it began (timeout {timeout:?})");
+        // Not early either: in signaled and auto modes the worker's ACCEPTED starts the clock at
+        // the request; in shared mode its last heartbeat may be up to timeout / 2 older.
+        let earliest = if mode == "shared" { timeout / 2 } else { timeout - Duration::from_millis(50) };
+        assert!(took >= earliest, "{mode}: cut after {took:?}, before {earliest:?}");
+        let log = h.log_text();
+        let retired = log.find("Retire").unwrap_or_else(|| panic!("{mode}: no retirement:\n{log}"));
+        let killed = log.find("worker timeout").unwrap_or_else(|| panic!("{mode}: no timeout kill:\n{log}"));
+        assert!(retired < killed, "{mode}: the worker was killed before it was retiring:\n{log}");
+    }
+}
+
+/// The arbiter stalled for three timeouts (SIGSTOP) while its idle workers kept writing
+/// heartbeats: on SIGCONT it reads them before judging anyone late, and kills nobody (B22).
+#[test]
+fn an_arbiter_stalled_past_the_timeout_kills_no_worker_that_heartbeat() {
+    let dir = tempdir("stalled");
+    let pidfile = dir.join("herd.pid");
+    let p = pidfile.to_str().unwrap();
+    let h = Herd::start(&["--workers", "2", "--timeout", "2", "--pidfile", p]);
+    let before = h.wait_ready(2);
+    let pid = nix::unistd::Pid::from_raw(h.pid);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP).unwrap();
+    // The stall itself is the scenario (three timeouts long), not a wait for something to happen.
+    std::thread::sleep(Duration::from_secs(6));
+    nix::sys::signal::kill(pid, Signal::SIGCONT).unwrap();
+    // The answer comes after the arbiter's first timeout pass since it resumed.
+    let st = status(p);
+    assert_eq!(st["counters"]["timeouts"], 0, "{st}\n{}", h.log_text());
+    assert_eq!(st["counters"]["deaths"], 0, "{st}");
+    assert_eq!(h.workers(), before, "no worker was replaced");
+}
