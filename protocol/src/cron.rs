@@ -274,6 +274,15 @@ pub enum CronState {
     Exited,
 }
 
+/// A deadline the cron worker core acts on (its timer table; see docs/architecture.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// `timeout / 2` since its last `ALIVE`, while idle: send `ALIVE`.
+    Heartbeat,
+    /// The store said when something may next be due (or a retry after a store error): claim.
+    Claim,
+}
+
 /// The cron worker core. Same driving rules as [`crate::worker::Worker`]: `start`, then
 /// `handle`/`handle_timeout`, each followed by draining `poll_action`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -319,13 +328,28 @@ impl CronWorker {
         self.actions.pop_front()
     }
 
-    /// When [`CronWorker::handle_timeout`] is due: the next claim or heartbeat while idle.
+    /// When [`CronWorker::handle_timeout`] is due: the earliest of [`CronWorker::timers`].
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            CronState::Idle => Some(self.claim_at.min(self.last_alive + self.config.timeout / 2)),
-            _ => None,
+        self.timers().map(|(_, at)| at).min()
+    }
+
+    /// When `timer` is due, if it is pending: both only while idle (a job under way sends
+    /// nothing, so the arbiter's timeout bounds it; a store call under way has its own answer).
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        if self.state != CronState::Idle {
+            return None;
         }
+        Some(match timer {
+            Timer::Heartbeat => self.last_alive + self.config.timeout / 2,
+            Timer::Claim => self.claim_at,
+        })
+    }
+
+    /// Every pending timer with its deadline; [`CronWorker::handle_timeout`] fires the due ones
+    /// in this order.
+    pub fn timers(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
+        [Timer::Heartbeat, Timer::Claim].into_iter().filter_map(|t| self.timer(t).map(|at| (t, at)))
     }
 
     /// After fork: `ALIVE` (it booted), then the first claim.
@@ -338,17 +362,18 @@ impl CronWorker {
         self.claim();
     }
 
-    /// Heartbeat or claim, whichever is due.
+    /// Fires every timer due at `now`: heartbeat, then claim.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        if self.state != CronState::Idle {
-            return;
-        }
-        if self.last_alive + self.config.timeout / 2 <= self.now {
-            self.alive();
-        }
-        if self.claim_at <= self.now {
-            self.claim();
+        let due: Vec<Timer> = self.timers().filter(|&(_, at)| at <= self.now).map(|(t, _)| t).collect();
+        for t in due {
+            // An earlier timer of this pass may have ended this one (nothing does today).
+            if self.timer(t).is_some_and(|at| at <= self.now) {
+                match t {
+                    Timer::Heartbeat => self.alive(),
+                    Timer::Claim => self.claim(),
+                }
+            }
         }
     }
 

@@ -134,6 +134,13 @@ pub enum State {
     Exited,
 }
 
+/// A deadline the worker core acts on (its timer table; see docs/architecture.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// `timeout / 2` since its last `ALIVE`: send `ALIVE`.
+    Heartbeat,
+}
+
 /// The worker core.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Worker {
@@ -202,14 +209,27 @@ impl Worker {
         self.actions.pop_front()
     }
 
-    /// When the next heartbeat is due (none while serving: a sync worker cannot heartbeat in the
-    /// middle of a request, which is what makes the arbiter's timeout a request timeout).
+    /// When [`Worker::handle_timeout`] is due: the earliest of [`Worker::timers`].
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.state, self.config.kind) {
-            (State::Exited | State::Booting, _) | (State::Serving, WorkerKind::Sync) => None,
-            _ => Some(self.last_alive + self.config.timeout / 2),
+        self.timer(Timer::Heartbeat)
+    }
+
+    /// When `timer` is due, if it is pending. The heartbeat is pending except while booting,
+    /// after exit, and while a sync worker serves (a sync worker cannot heartbeat in the middle of
+    /// a request, which is what makes the arbiter's timeout a request timeout).
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        match timer {
+            Timer::Heartbeat => match (self.state, self.config.kind) {
+                (State::Exited | State::Booting, _) | (State::Serving, WorkerKind::Sync) => None,
+                _ => Some(self.last_alive + self.config.timeout / 2),
+            },
         }
+    }
+
+    /// Every pending timer with its deadline.
+    pub fn timers(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
+        [Timer::Heartbeat].into_iter().filter_map(|t| self.timer(t).map(|at| (t, at)))
     }
 
     /// Async workers: connections open.
@@ -226,10 +246,10 @@ impl Worker {
         }
     }
 
-    /// Sends a heartbeat if one is due.
+    /// Fires every timer due at `now` (a heartbeat).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        if self.poll_timeout().is_some_and(|t| t <= self.now) {
+        if self.timer(Timer::Heartbeat).is_some_and(|t| t <= self.now) {
             self.alive();
         }
     }

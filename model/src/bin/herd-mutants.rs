@@ -230,7 +230,8 @@ fn switch(m: Mutant) -> Outcome {
 /// Copies the workspace's sources to `scratch/tree` (the build directory is kept between runs).
 fn sync_tree(root: &Path, scratch: &Path) -> std::io::Result<PathBuf> {
     let tree = scratch.join("tree");
-    for dir in ["protocol", "sim", "model", "src", "benches", "examples", "tests"] {
+    // Every directory of the workspace manifest (members and the root package's targets).
+    for dir in ["protocol", "sim", "model", "tools", "src", "benches", "examples", "tests"] {
         let _ = std::fs::remove_dir_all(tree.join(dir));
         copy_dir(&root.join(dir), &tree.join(dir))?;
     }

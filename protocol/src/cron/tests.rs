@@ -327,3 +327,33 @@ fn short_jobs_back_to_back_stay_below_the_arbiter_flood_limit() {
     }
     assert!(alives.len() >= 8, "it still heartbeats: {}", alives.len());
 }
+
+/// The timer table, from both sides: each timer fires at its deadline and not a nanosecond
+/// before, and `poll_timeout` is the earliest of them.
+#[test]
+fn each_timer_fires_at_its_deadline_and_not_before() {
+    let mut w = CronWorker::new(config(0), at(0));
+    w.start(at(0));
+    drain(&mut w);
+    // Nothing due for 100 s: the claim waits for max_idle (60 s), the heartbeat for 15 s.
+    w.handle(at(0), CronInput::Claimed(None, Some(S * 100)));
+    assert_eq!(w.timer(Timer::Heartbeat), Some(at(15)));
+    assert_eq!(w.timer(Timer::Claim), Some(at(60)));
+    assert_eq!(w.poll_timeout(), Some(at(15)));
+    for (timer, due, fired) in [(Timer::Heartbeat, at(15), alive(15)), (Timer::Claim, at(60), CronAction::Claim)] {
+        // The heartbeats before the claim's deadline go out at theirs.
+        while w.poll_timeout() < Some(due) {
+            let t = w.poll_timeout().unwrap();
+            w.handle_timeout(t);
+            assert_eq!(drain(&mut w), [alive(t.0 / 1_000_000_000)]);
+        }
+        assert_eq!(w.timer(timer), Some(due));
+        w.handle_timeout(Instant(due.0 - 1));
+        assert!(drain(&mut w).is_empty(), "{timer:?} fired early");
+        w.handle_timeout(due);
+        assert!(drain(&mut w).contains(&fired), "{timer:?} did not fire at {due:?}");
+    }
+    // While the claim is out, no timer runs.
+    assert_eq!(w.timers().count(), 0);
+    assert_eq!(w.poll_timeout(), None);
+}

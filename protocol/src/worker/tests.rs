@@ -422,3 +422,20 @@ fn a_sync_worker_counts_requests_and_ignores_everything_after_exit() {
     assert_eq!(step(&mut w, 10, Input::Signal(WorkerSignal::Term)), vec![]);
     assert_eq!(step(&mut w, 11, Input::Message(ArbiterMsg::Accept { socket: L0 })), vec![]);
 }
+
+/// The heartbeat timer, from both sides; none while a sync worker serves.
+#[test]
+fn the_heartbeat_fires_at_its_deadline_and_not_before() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    assert_eq!(w.timer(Timer::Heartbeat), Some(Instant(5_000 * MS)));
+    assert_eq!(w.poll_timeout(), w.timer(Timer::Heartbeat));
+    w.handle_timeout(Instant(5_000 * MS - 1));
+    assert!(drain(&mut w).is_empty(), "early heartbeat");
+    w.handle_timeout(Instant(5_000 * MS));
+    assert_eq!(drain(&mut w), vec![send(WorkerMsg::Alive { timestamp: 5_000 })]);
+    step(&mut w, 5_001, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, 5_002, Input::Accepted(L0));
+    assert_eq!(w.timers().count(), 0, "a sync worker cannot heartbeat mid-request");
+}
