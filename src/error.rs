@@ -41,6 +41,14 @@ pub enum Error {
     /// The cron jobs or their store are unusable.
     #[error("cron: {0}")]
     Cron(String),
+    /// The trace directory (`--trace-events`) is unusable.
+    #[error("trace events {path}: {source}")]
+    Trace {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// A system call the arbiter needs failed.
     #[error("{what}: {source}")]
     Io {

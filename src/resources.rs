@@ -8,6 +8,7 @@ use crate::os::pidfile::Pidfile;
 use crate::os::scoreboard::Scoreboard;
 use crate::store::Store;
 use herd_protocol::arbiter::Config;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Per-worker resource limits (Odoo's `--limit-memory-soft`, `--limit-memory-hard`,
@@ -41,4 +42,6 @@ pub(crate) struct Resources {
     pub(crate) scoreboard: Scoreboard,
     pub(crate) upgrade_from: Option<i32>,
     pub(crate) cron: Option<Cron>,
+    /// `--trace-events`: where each process records its trace.
+    pub(crate) trace_dir: Option<PathBuf>,
 }

@@ -26,6 +26,7 @@ pub struct ServerBuilder {
     registry_store: Option<String>,
     on_ready: Option<OnReady>,
     cron_jobs: Vec<CronJob>,
+    trace_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -138,6 +139,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Records what each process feeds its core and carries out, one file per process in `dir`
+    /// (which must exist), for `herd-sim --check-trace` (`--trace-events`).
+    pub fn trace_events(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.trace_dir = Some(dir.into());
+        self
+    }
+
     /// Seeds the request-limit jitter (default: from the clock and pid).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -237,6 +245,7 @@ impl ServerBuilder {
                 store,
                 scoreboard,
                 upgrade_from,
+                trace_dir: self.trace_dir,
             },
             on_ready: self.on_ready,
         })
@@ -283,6 +292,7 @@ impl Server {
             registry_store: None,
             on_ready: None,
             cron_jobs: Vec::new(),
+            trace_dir: None,
         }
     }
 

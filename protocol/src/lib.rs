@@ -36,6 +36,8 @@ pub mod rng;
 pub mod signals;
 mod sync;
 pub mod time;
+#[cfg(feature = "serde")]
+pub mod trace;
 pub mod worker;
 
 /// Whether this build has the re-introduced bugs compiled in (the `mutants` feature). Never in a

@@ -35,6 +35,7 @@ pub const MAX_FRAME: usize = 32;
 /// Index of a listening socket, as the arbiter and its workers both number them (0-based, in the
 /// order of `--bind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ListenerId(pub u16);
 
 impl fmt::Display for ListenerId {
@@ -45,6 +46,7 @@ impl fmt::Display for ListenerId {
 
 /// Why a worker is leaving on purpose, sent in `BYE:<reason>` just before it exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ByeReason {
     /// It served its `max_requests` budget (wire: `recycle`).
     Recycle,
@@ -77,6 +79,7 @@ impl ByeReason {
 
 /// A message from a worker to the arbiter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WorkerMsg {
     /// `ACCEPT`: the worker is idle and asks for a connection.
     Accept,
@@ -106,6 +109,7 @@ pub enum WorkerMsg {
 
 /// A message from the arbiter to a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ArbiterMsg {
     /// `ACCEPT:<socket>`: accept exactly one connection from this listener.
     Accept {
@@ -117,6 +121,7 @@ pub enum ArbiterMsg {
 /// Why a frame could not be decoded. Each malformed input has exactly one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DecodeError {
     /// The frame had no bytes before its line feed.
     #[error("empty frame")]

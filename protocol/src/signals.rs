@@ -32,6 +32,7 @@ use crate::sync::{AtomicU32, Ordering};
 
 /// The signals the arbiter acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Sig {
     /// Reap dead children.
     Chld,

@@ -10,6 +10,7 @@ use core::time::Duration;
 
 /// A point on a monotonic clock, in nanoseconds from an origin the caller chooses.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Instant(pub u64);
 
 impl Instant {

@@ -16,6 +16,7 @@
 pub mod check;
 pub mod faults;
 pub mod timeline;
+pub mod trace;
 pub mod world;
 
 use herd_protocol::arbiter::AcceptMode;

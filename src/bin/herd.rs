@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the demo HTTP application.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Control a running arbiter through its control socket (exact, acknowledged commands).
     Ctl(CtlArgs),
 }
@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Serve `herd ctl` on this unix socket (owner-only).
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
+    /// Record what the arbiter feeds its core and carries out, one file per process in this
+    /// (existing) directory, for `herd-sim --check-trace DIR`.
+    #[arg(long, value_name = "DIR", env = "HERD_TRACE_EVENTS")]
+    trace_events: Option<PathBuf>,
     /// Resident memory (bytes; K, M, G suffixes) past which a worker finishes its request and is
     /// replaced.
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
@@ -190,7 +194,7 @@ fn bytes(s: &str) -> Result<u64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Ctl(args) => ctl(args),
     }
 }
@@ -305,6 +309,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(p) = args.control_socket {
         b = b.control_socket(p);
+    }
+    if let Some(d) = args.trace_events {
+        b = b.trace_events(d);
     }
     b = b.registry_store(args.registry_store);
     b = b.limits(herd::Limits {

@@ -16,6 +16,7 @@ use crate::os::notify::Notifier;
 use crate::os::sys::{Blocked, Clock, WakePipe};
 use crate::resources::{OnReady, Resources, UPGRADE_FROM_ENV};
 use crate::runtime::kind::WorkerMain;
+use crate::runtime::trace::Recorder;
 use crate::runtime::worker::WorkerSetup;
 use crate::store::{REGISTRY_FD_ENV, Store};
 use herd_protocol::arbiter::{
@@ -24,6 +25,7 @@ use herd_protocol::arbiter::{
 };
 use herd_protocol::message::{Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::signals::Sig;
+use herd_protocol::trace::{self, Entry};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, socketpair};
@@ -82,6 +84,8 @@ struct Runner<'s, A: WorkerMain> {
     reexec: Option<Pid>,
     /// A wakeup's inputs are queued: call `handle_timeout` once they are all fed.
     timeout_due: bool,
+    /// `--trace-events`: what is fed to the core and carried out.
+    recorder: Recorder,
     /// Workers that died while accepting or serving (each may have taken a connection with it).
     in_flight_deaths: u64,
     /// How this process was started, to start its replacement the same way.
@@ -118,7 +122,13 @@ pub(crate) fn run<A: WorkerMain>(
         p.write(me.as_raw() as u32)?;
     }
     let notifier = Notifier::from_env().map_err(io("NOTIFY_SOCKET"))?;
-    let core = Arbiter::new(res.config.clone(), clock.now())?;
+    let at = clock.now();
+    let core = Arbiter::new(res.config.clone(), at)?;
+    let mut recorder =
+        Recorder::create(res.trace_dir.as_deref(), &trace::arbiter_file(me.as_raw() as u32)).map_err(
+            |source| crate::Error::Trace { path: res.trace_dir.clone().unwrap_or_default(), source },
+        )?;
+    recorder.record(&Entry::New { config: res.config.clone(), at });
     if let Some(f) = on_ready {
         f(&res.listeners);
     }
@@ -149,6 +159,7 @@ pub(crate) fn run<A: WorkerMain>(
         stopping_notified: false,
         reexec: None,
         timeout_due: false,
+        recorder,
         in_flight_deaths: 0,
         exe,
         args,
@@ -199,13 +210,13 @@ impl<A: WorkerMain> Runner<'_, A> {
                         let batch = self.wake.drain();
                         for sig in batch.iter() {
                             tracing::debug!(signal = %sig.name(), "signal");
-                            self.inputs.push_back(Input::Signal(sig));
+                            self.queue(Input::Signal(sig));
                         }
                     }
                     LISTENER => {
                         let i = (token & 0xffff) as u16;
                         let queued = self.res.listeners[usize::from(i)].queued();
-                        self.inputs.push_back(Input::Ready { socket: ListenerId(i), queued });
+                        self.queue(Input::Ready { socket: ListenerId(i), queued });
                     }
                     CONTROL => self.accept_control(),
                     CONTROL_CONN => self.read_control(token & 0xffff_ffff),
@@ -231,8 +242,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             self.flush();
             let Some(input) = self.inputs.pop_front() else {
                 if std::mem::take(&mut self.timeout_due) {
-                    let now = self.clock.now();
-                    self.core.handle_timeout(now);
+                    self.tick();
                     continue;
                 }
                 break;
@@ -243,8 +253,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     n.reloading();
                 }
             }
-            let now = self.clock.now();
-            self.core.handle(now, input);
+            self.feed(input);
         }
         self.after_drain();
         None
@@ -253,6 +262,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     /// Answers control requests and sends readiness notifications, now that every input is
     /// handled.
     fn after_drain(&mut self) {
+        self.recorder.flush();
         for (key, req) in std::mem::take(&mut self.replies) {
             let reply = match req {
                 Request::Status => Reply { ok: true, status: Some(self.status()), ..Reply::default() },
@@ -298,7 +308,7 @@ impl<A: WorkerMain> Runner<'_, A> {
         if let control::Event::Request(key, req) = c.read(key) {
             tracing::info!(request = ?req, "control request");
             if let Request::Command(cmd) = req {
-                self.inputs.push_back(Input::Control(cmd));
+                self.queue(Input::Control(cmd));
             }
             self.replies.push((key, req));
         }
@@ -370,7 +380,28 @@ impl<A: WorkerMain> Runner<'_, A> {
         }
     }
 
+    /// Hands one input to the core (recorded).
+    fn feed(&mut self, input: Input) {
+        let now = self.clock.now();
+        self.recorder.record(&Entry::Fed { at: now, input });
+        self.core.handle(now, input);
+    }
+
+    /// The timeout pass (recorded).
+    fn tick(&mut self) {
+        let now = self.clock.now();
+        self.recorder.record(&Entry::Timeout { at: now });
+        self.core.handle_timeout(now);
+    }
+
+    /// Queues an input read from the world, to be fed in order by the next drain.
+    fn queue(&mut self, input: Input) {
+        self.recorder.record(&Entry::Queued(input));
+        self.inputs.push_back(input);
+    }
+
     fn act(&mut self, action: Action) -> Option<i32> {
+        self.recorder.record(&Entry::Done(action));
         match action {
             Action::Spawn { id, role, generation, max_requests } => {
                 self.spawn(id, role, generation, max_requests)
@@ -423,7 +454,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     if let Some(p) = &self.res.pidfile {
                         p.back_from_oldbin(self.me.as_raw() as u32);
                     }
-                    self.inputs.push_back(Input::ReexecEnded);
+                    self.queue(Input::ReexecEnded);
                 }
             },
             Action::ReopenLogs => tracing::info!("USR1: logs go to stderr; nothing to reopen"),
@@ -441,7 +472,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     fn level_check(&mut self, l: ListenerId) {
         let listener = &self.res.listeners[usize::from(l.0)];
         if listener.pending() {
-            self.inputs.push_back(Input::Ready { socket: l, queued: listener.queued() });
+            self.queue(Input::Ready { socket: l, queued: listener.queued() });
         }
     }
 
@@ -476,7 +507,7 @@ impl<A: WorkerMain> Runner<'_, A> {
     fn spawn(&mut self, id: WorkerId, role: Role, generation: u32, max_requests: u32) {
         if let Err(e) = self.fork_worker(id, role, generation, max_requests) {
             tracing::error!(worker = %id, error = %e, "cannot fork a worker");
-            self.inputs.push_back(Input::SpawnFailed { id });
+            self.queue(Input::SpawnFailed { id });
         }
     }
 
@@ -497,6 +528,7 @@ impl<A: WorkerMain> Runner<'_, A> {
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
         let slot = self.res.scoreboard.claim();
+        self.recorder.flush();
         let blocked = Blocked::all()?;
         // SAFETY: the arbiter is single-threaded (Server::run's contract), so the child may run
         // arbitrary code; it never returns into the arbiter's loop.
@@ -578,6 +610,7 @@ impl<A: WorkerMain> Runner<'_, A> {
         if let Some(n) = &self.notifier {
             fds.push(n.fd());
         }
+        fds.extend(self.recorder.fd());
         for p in self.procs.values() {
             fds.push(p.pidfd.as_raw_fd());
             if let Some(c) = &p.chan {
@@ -616,7 +649,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             }
         }
         for r in decoded {
-            self.inputs.push_back(match r {
+            self.queue(match r {
                 Ok(msg) => {
                     tracing::debug!(worker = %id, %msg, "recv");
                     Input::Message { from: id, msg }
@@ -679,6 +712,7 @@ impl<A: WorkerMain> Runner<'_, A> {
         use std::io::Write;
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
+        self.recorder.flush();
         let blocked = Blocked::all()?;
         // SAFETY: single-threaded arbiter; the child only rearranges descriptors and execs.
         match unsafe { fork() } {
@@ -717,7 +751,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                 if let Some(p) = &self.res.pidfile {
                     p.back_from_oldbin(self.me.as_raw() as u32);
                 }
-                self.inputs.push_back(Input::ReexecEnded);
+                self.queue(Input::ReexecEnded);
                 continue;
             }
             let Some(id) = self.by_pid.remove(&pid) else {
@@ -736,7 +770,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     self.res.scoreboard.release(s);
                 }
             }
-            self.inputs.push_back(Input::Exited { id, status });
+            self.queue(Input::Exited { id, status });
         }
     }
 }

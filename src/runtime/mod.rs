@@ -7,6 +7,7 @@ mod arbiter;
 pub mod async_worker;
 mod cron;
 mod kind;
+mod trace;
 mod worker;
 
 pub(crate) use arbiter::run;

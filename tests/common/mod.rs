@@ -24,6 +24,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// A running `herd serve`.
 pub struct Herd {
     child: Option<Child>,
+    /// Where the server records its traces (`--trace-events`), validated when it is dropped.
+    traces: std::path::PathBuf,
     pub addr: String,
     pub pid: i32,
     log: Arc<(Mutex<Vec<String>>, Condvar)>,
@@ -53,6 +55,15 @@ impl Herd {
 
     /// Launches a prepared command whose first stdout line is herd's "listening on".
     pub fn launch(mut cmd: Command, env: &[(&str, &str)]) -> Herd {
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let traces = std::env::temp_dir().join(format!("herd-traces-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&traces);
+        std::fs::create_dir_all(&traces).unwrap();
+        // Like /tmp: a server the test runs as another user (setpriv) records here too.
+        std::fs::set_permissions(&traces, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        // Every server a test starts records its traces; dropping it validates them.
+        cmd.env("HERD_TRACE_EVENTS", &traces);
         let mut child = cmd
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -87,7 +98,7 @@ impl Herd {
             })
             .to_owned();
         let addr = addr.strip_prefix("http://").unwrap_or(&addr).to_owned();
-        Herd { child: Some(child), addr, pid, log }
+        Herd { child: Some(child), traces, addr, pid, log }
     }
 
     /// Sends a signal to the arbiter.
@@ -219,7 +230,15 @@ impl Drop for Herd {
         }
         if std::thread::panicking() {
             eprintln!("--- herd log ---\n{}", self.log_text());
+            return;
         }
+        // The run, replayed through fresh cores and the invariant monitor: the runtime fed and
+        // carried out exactly what the cores say (docs/verification.md, trace validation).
+        let report = herd_sim::trace::check_dir(&self.traces).expect("read the traces");
+        assert!(!report.files.is_empty(), "no trace recorded in {}", self.traces.display());
+        assert_eq!(report.problems().count(), 0, "{report}\n--- herd log ---\n{}", self.log_text());
+        eprintln!("{report}");
+        let _ = std::fs::remove_dir_all(&self.traces);
     }
 }
 

@@ -1,5 +1,5 @@
-//! A short chaos run (`herd-chaos`) against the real `herd` binary; the 60-second one is in
-//! `.ci/run`.
+//! A short chaos run (`herd-chaos`) against the real `herd` binary, its arbiter's trace validated;
+//! the 60-second one is in `.ci/run`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,7 +14,11 @@ fn herd_bin() -> PathBuf {
 
 #[test]
 fn a_short_chaos_run_accounts_for_every_request() {
+    let traces = std::env::temp_dir().join(format!("herd-chaos-traces-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&traces);
+    std::fs::create_dir_all(&traces).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_herd-chaos"))
+        .env("HERD_TRACE_EVENTS", &traces)
         .arg("--duration")
         .arg("8s")
         .arg("--herd")
@@ -25,4 +29,10 @@ fn a_short_chaos_run_accounts_for_every_request() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "herd-chaos failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("unexplained failures") && stdout.contains("verdict: ok"), "{stdout}");
+    // The arbiter under chaos fed and carried out exactly what its core says.
+    let report = herd_sim::trace::check_dir(&traces).unwrap();
+    assert!(!report.files.is_empty() && report.entries() > 1_000, "{report}");
+    assert_eq!(report.problems().count(), 0, "{report}");
+    eprintln!("{report}");
+    let _ = std::fs::remove_dir_all(&traces);
 }

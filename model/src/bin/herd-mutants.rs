@@ -23,8 +23,25 @@ use std::time::Instant;
 
 enum How {
     Switch(Mutant),
-    Patch { file: &'static str, from: &'static str, to: &'static str, test: &'static str },
-    Loom { test: &'static str },
+    /// A core's unit test (`cargo test -p herd-protocol --lib TEST`).
+    Patch {
+        file: &'static str,
+        from: &'static str,
+        to: &'static str,
+        test: &'static str,
+    },
+    /// A runtime bug, caught by an integration test of the real binary (`cargo test -p herd
+    /// --test TARGET FILTER`).
+    RuntimePatch {
+        file: &'static str,
+        from: &'static str,
+        to: &'static str,
+        target: &'static str,
+        filter: &'static str,
+    },
+    Loom {
+        test: &'static str,
+    },
 }
 
 struct Row {
@@ -146,6 +163,18 @@ fn rows() -> Vec<Row> {
             what: "a retiring worker's silence is acted on but not reported by poll_timeout",
             how: Switch(Mutant::B21),
         },
+        Row {
+            id: "B22",
+            what: "the arbiter loop runs its timeout pass before feeding the frames it read",
+            how: RuntimePatch {
+                file: "src/runtime/arbiter.rs",
+                from: "self.timeout_due = n < events.len();",
+                to: "self.timeout_due = false;\n            self.tick();",
+                // Any test of a running server: its trace fails validation at the first wakeup.
+                target: "serve",
+                filter: "serves_the_demo_app_in_every_accept_mode",
+            },
+        },
         Row { id: "B23", what: "the newest idle worker is served first", how: Switch(Mutant::B23) },
     ]
 }
@@ -184,7 +213,16 @@ fn main() -> ExitCode {
                 let tree = tree.get_or_insert_with(|| {
                     sync_tree(&root, &scratch).map_err(|e| format!("cannot copy the workspace: {e}"))
                 });
-                patch(tree, &scratch, row.id, file, from, to, test)
+                let args = ["-p", "herd-protocol", "--lib", test];
+                patch(tree, &scratch, row.id, (file, from, to), &format!("unit test {test}"), &args)
+            }
+            How::RuntimePatch { file, from, to, target, filter } => {
+                let tree = tree.get_or_insert_with(|| {
+                    sync_tree(&root, &scratch).map_err(|e| format!("cannot copy the workspace: {e}"))
+                });
+                let args = ["-p", "herd", "--test", target, filter];
+                let layer = format!("trace validation in tests/{target}.rs {filter}");
+                patch(tree, &scratch, row.id, (file, from, to), &layer, &args)
             }
             How::Loom { test } => loom(&root, test),
         };
@@ -257,13 +295,14 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn cargo_test(tree: &Path, scratch: &Path, filter: &str) -> bool {
+fn cargo_test(tree: &Path, scratch: &Path, args: &[&str]) -> bool {
     // The workspace's own build directory: the scratch copy's dependencies are already built there.
     let target = scratch.parent().map_or_else(|| scratch.join("target"), Path::to_path_buf);
     Command::new(env!("CARGO"))
         .current_dir(tree)
         .env("CARGO_TARGET_DIR", target)
-        .args(["test", "-q", "-p", "herd-protocol", "--lib", filter])
+        .args(["test", "-q"])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -276,19 +315,18 @@ fn patch(
     tree: &Result<PathBuf, String>,
     scratch: &Path,
     id: &str,
-    file: &str,
-    from: &str,
-    to: &str,
-    test: &str,
+    (file, from, to): (&str, &str, &str),
+    layer: &str,
+    args: &[&str],
 ) -> Outcome {
-    let layer = format!("unit test {test}");
+    let layer = layer.to_owned();
     let fail =
         |why: String| Outcome { caught: false, layer: format!("{layer}: {why}"), replay: String::new() };
     let tree = match tree {
         Ok(t) => t,
         Err(e) => return fail(e.clone()),
     };
-    if !cargo_test(tree, scratch, test) {
+    if !cargo_test(tree, scratch, args) {
         return fail("fails without the mutant".into());
     }
     let path = tree.join(file);
@@ -299,7 +337,7 @@ fn patch(
     if std::fs::write(&path, src.replacen(from, to, 1)).is_err() {
         return fail("cannot write the patch".into());
     }
-    let caught = !cargo_test(tree, scratch, test);
+    let caught = !cargo_test(tree, scratch, args);
     let _ = std::fs::write(&path, &src);
     Outcome { caught, layer, replay: format!("herd-mutants --only {id}") }
 }

@@ -13,6 +13,7 @@ pub const APP_LOAD_ERROR: i32 = 4;
 /// A worker, as the arbiter names it. Ids are never reused, so nothing about a dead worker can be
 /// mistaken for its successor (B20); the runtime maps ids to pids and pidfds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WorkerId(pub u64);
 
 impl fmt::Display for WorkerId {
@@ -23,6 +24,7 @@ impl fmt::Display for WorkerId {
 
 /// How connections reach workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AcceptMode {
     /// Every worker accepts on the shared listeners itself; the kernel balances.
     Shared,
@@ -42,6 +44,7 @@ impl AcceptMode {
 
 /// What a worker process does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Role {
     /// Serves connections from the listeners.
     #[default]
@@ -52,6 +55,7 @@ pub enum Role {
 
 /// The arbiter's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Config {
     /// Workers to run (`--workers`).
     pub workers: u32,

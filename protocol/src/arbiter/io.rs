@@ -6,6 +6,7 @@ use crate::signals::Sig;
 
 /// How a child process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ExitStatus {
     /// It exited with this code.
     Code(i32),
@@ -15,6 +16,7 @@ pub enum ExitStatus {
 
 /// An exact command from the control socket (unlike signals, never coalesced).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Command {
     /// Add this many workers.
     Incr(u32),
@@ -33,6 +35,7 @@ pub enum Command {
 
 /// Something that happened, for [`Arbiter::handle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Input {
     /// A signal taken from the signal queue.
     Signal(Sig),
@@ -78,6 +81,7 @@ pub enum Input {
 
 /// Why the arbiter signals a worker; carried in [`Action::Kill`] for logs and checkers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum KillReason {
     /// TTOU, WINCH, or replaced by a new generation.
     Retire,
@@ -93,6 +97,7 @@ pub enum KillReason {
 
 /// A signal the arbiter sends to a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum KillSignal {
     /// Finish the current request, then exit.
     Term,
@@ -106,6 +111,7 @@ pub enum KillSignal {
 
 /// What to do, from [`Arbiter::poll_action`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Action {
     /// Fork a worker.
     Spawn {

@@ -340,7 +340,9 @@ fn each_timer_fires_at_its_deadline_and_not_before() {
     assert_eq!(w.timer(Timer::Heartbeat), Some(at(15)));
     assert_eq!(w.timer(Timer::Claim), Some(at(60)));
     assert_eq!(w.poll_timeout(), Some(at(15)));
-    for (timer, due, fired) in [(Timer::Heartbeat, at(15), alive(15)), (Timer::Claim, at(60), CronAction::Claim)] {
+    for (timer, due, fired) in
+        [(Timer::Heartbeat, at(15), alive(15)), (Timer::Claim, at(60), CronAction::Claim)]
+    {
         // The heartbeats before the claim's deadline go out at theirs.
         while w.poll_timeout() < Some(due) {
             let t = w.poll_timeout().unwrap();

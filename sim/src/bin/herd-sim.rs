@@ -46,10 +46,31 @@ struct Cli {
     /// Threads for a campaign (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Validate the traces a real server recorded (`herd serve --trace-events DIR`): replay each
+    /// through a fresh core and the invariant monitor, report the first divergence or violation.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["seed", "seeds"])]
+    check_trace: Option<std::path::PathBuf>,
     /// Re-introduce a bug of docs/bugs.md (needs `--features mutants`), e.g. B15.
     #[cfg(feature = "mutants")]
     #[arg(long, value_parser = parse_mutant)]
     mutant: Option<herd_protocol::mutants::Mutant>,
+}
+
+fn check_trace(dir: &std::path::Path) -> ExitCode {
+    match herd_sim::trace::check_dir(dir) {
+        Err(e) => {
+            eprintln!("herd-sim: {}: {e}", dir.display());
+            ExitCode::from(2)
+        }
+        Ok(r) if r.files.is_empty() => {
+            eprintln!("herd-sim: {}: no arbiter trace (arbiter-*.jsonl) in it", dir.display());
+            ExitCode::from(2)
+        }
+        Ok(r) => {
+            println!("{r}");
+            if r.problems().count() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+    }
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -84,6 +105,9 @@ fn parse_mutant(s: &str) -> Result<herd_protocol::mutants::Mutant, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.check_trace {
+        return check_trace(dir);
+    }
     if !(cli.duration.is_finite() && cli.duration > 0.0 && cli.duration <= 86_400.0) {
         eprintln!("herd-sim: --duration must be between 0 and 86400 seconds");
         return ExitCode::from(2);

@@ -1,0 +1,50 @@
+//! Recorded traces of real runs (feature `serde`): what a runtime fed a core and what it carried
+//! out, one entry per line, so that a checker can replay the same inputs through a fresh core and
+//! the invariant monitor and name the first place where the runtime and the core part ways
+//! (docs/verification.md, trace validation).
+//!
+//! The runtime records an input when it reads it ([`Entry::Queued`]) and again when it feeds it
+//! ([`Entry::Fed`]), every `handle_timeout` ([`Entry::Timeout`]) and every action as it carries it
+//! out ([`Entry::Done`]). So a replay sees, besides what the core decided, the order the runtime
+//! kept: inputs fed in the order read, none left waiting when a timeout pass runs, every action
+//! asked for carried out before the next input.
+
+use crate::arbiter::{Action, Config, Input};
+use crate::time::Instant;
+
+/// One entry of a core's trace; `C`, `I` and `A` are the core's configuration, input and action.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry<C, I, A> {
+    /// The core was made at `at` with `config`.
+    New {
+        /// Its configuration.
+        config: C,
+        /// The instant it was made at.
+        at: Instant,
+    },
+    /// The runtime read an input and queued it.
+    Queued(I),
+    /// The runtime fed an input to the core at `at`.
+    Fed {
+        /// The instant passed with it.
+        at: Instant,
+        /// The input.
+        input: I,
+    },
+    /// The runtime called `handle_timeout(at)`.
+    Timeout {
+        /// The instant passed.
+        at: Instant,
+    },
+    /// The runtime carried out an action.
+    Done(A),
+}
+
+/// An entry of an arbiter's trace.
+pub type ArbiterEntry = Entry<Config, Input, Action>;
+
+/// The file name of an arbiter's trace in a trace directory.
+pub fn arbiter_file(pid: u32) -> String {
+    format!("arbiter-{pid}.jsonl")
+}
