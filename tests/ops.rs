@@ -129,9 +129,13 @@ fn cpu_limit_is_per_request() {
     h.wait_log("XCPU exit", |l| l.iter().any(|l| l.contains("worker exited") && l.contains("Code(152)")));
 }
 
+/// Without a controlling terminal (systemd, a supervisor: here `setsid`), WINCH stops the workers
+/// and keeps the arbiter, as gunicorn does when daemonized.
 #[test]
-fn winch_stops_the_workers_and_keeps_the_arbiter() {
-    let h = Herd::start(&["--workers", "3"]);
+fn winch_without_a_terminal_stops_the_workers_and_keeps_the_arbiter() {
+    let mut cmd = Command::new("setsid");
+    cmd.args([herd_bin(), "serve", "--bind", "127.0.0.1:0", "--workers", "3", "--log-level", "debug"]);
+    let h = Herd::launch(cmd, &[]);
     h.wait_count(3);
     h.signal(Signal::SIGWINCH);
     h.wait_count(0);
@@ -139,6 +143,60 @@ fn winch_stops_the_workers_and_keeps_the_arbiter() {
     h.signal(Signal::SIGHUP);
     h.wait_count(3);
     assert_eq!(get_ok(&h.addr, "/"), "hello");
+}
+
+/// A pseudo-terminal whose master end the test holds: (master, slave).
+fn pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors it opened; no name, termios or size given.
+    let rc = unsafe {
+        nix::libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both are fresh descriptors this process owns.
+    unsafe { (std::os::fd::OwnedFd::from_raw_fd(master), std::os::fd::OwnedFd::from_raw_fd(slave)) }
+}
+
+/// In a terminal (here a real pseudo-terminal whose foreground job `herd serve` is), every resize
+/// sends SIGWINCH to the whole foreground group: the arbiter ignores it with an info line, and
+/// the workers keep serving (issue #21; it used to stop every worker).
+#[test]
+fn winch_in_a_terminal_is_ignored_and_workers_keep_serving() {
+    use std::os::fd::AsRawFd;
+    let (master, slave) = pty();
+    // `setsid --ctty`: a new session whose controlling terminal is standard input, the pty;
+    // herd's process group is its foreground group.
+    let mut cmd = Command::new("setsid");
+    cmd.args([
+        "--ctty",
+        herd_bin(),
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--log-level",
+        "debug",
+    ]);
+    let h = Herd::launch_with_stdin(cmd, &[], std::process::Stdio::from(slave));
+    let before = h.wait_ready(2);
+    let ignored =
+        |n: usize| move |l: &[String]| l.iter().filter(|l| l.contains("SIGWINCH ignored")).count() >= n;
+    // As an operator would.
+    h.signal(Signal::SIGWINCH);
+    h.wait_log("kill -WINCH ignored", ignored(1));
+    // As a terminal does: the kernel signals the foreground group on a new window size.
+    let size = nix::libc::winsize { ws_row: 40, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
+    let rc = unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) };
+    assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    h.wait_log("a resize ignored", ignored(2));
+    for _ in 0..10 {
+        assert_eq!(get_ok(&h.addr, "/"), "hello");
+    }
+    assert_eq!(h.workers(), before, "no worker stopped");
+    drop(master);
 }
 
 #[test]

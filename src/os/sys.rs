@@ -228,3 +228,9 @@ impl Default for Clock {
 pub fn io_err(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
+
+/// Whether this process has a controlling terminal (it runs in the foreground of a terminal, a
+/// `docker run -t`, a tmux pane): `/dev/tty` opens only then.
+pub fn has_terminal() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+}

@@ -209,7 +209,16 @@ impl<A: WorkerMain> Runner<'_, A> {
                     WAKE => {
                         let batch = self.wake.drain();
                         for sig in batch.iter() {
-                            tracing::debug!(signal = %sig.name(), "signal");
+                            // A terminal sends WINCH to its whole foreground group at every
+                            // resize: honoured only without one (gunicorn: only daemonized).
+                            if sig == Sig::Winch && crate::os::sys::has_terminal() {
+                                tracing::info!(
+                                    "SIGWINCH ignored: herd runs in a terminal, which sends it on every resize \
+                                     (without a controlling terminal, e.g. under systemd, WINCH stops the workers)"
+                                );
+                                continue;
+                            }
+                            tracing::info!(signal = %sig.name(), "signal received");
                             self.queue(Input::Signal(sig));
                         }
                     }

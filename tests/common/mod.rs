@@ -54,7 +54,12 @@ impl Herd {
     }
 
     /// Launches a prepared command whose first stdout line is herd's "listening on".
-    pub fn launch(mut cmd: Command, env: &[(&str, &str)]) -> Herd {
+    pub fn launch(cmd: Command, env: &[(&str, &str)]) -> Herd {
+        Self::launch_with_stdin(cmd, env, Stdio::null())
+    }
+
+    /// As [`Herd::launch`], with this standard input (a terminal, say).
+    pub fn launch_with_stdin(mut cmd: Command, env: &[(&str, &str)], stdin: Stdio) -> Herd {
         static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let traces = std::env::temp_dir().join(format!("herd-traces-{}-{n}", std::process::id()));
@@ -66,7 +71,7 @@ impl Herd {
         cmd.env("HERD_TRACE_EVENTS", &traces);
         let mut child = cmd
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
