@@ -174,15 +174,28 @@ impl ControlServer {
     /// arbiter taking over from its parent); otherwise a live socket is an error and a stale one
     /// is replaced.
     pub fn bind(path: &Path, take_over: bool) -> io::Result<ControlServer> {
-        if path.exists() {
-            let live = UnixStream::connect(path).is_ok();
-            if live && !take_over {
+        // Only a socket nobody listens on (a stale one of ours) or, when taking over, the parent
+        // arbiter's live one is replaced: anything else at the path is not herd's to remove.
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+            Ok(m) if !std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
                 return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("control socket {} is in use by a running arbiter", path.display()),
+                    io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is there; herd does not replace it",
                 ));
             }
-            std::fs::remove_file(path)?;
+            Ok(_) => match UnixStream::connect(path) {
+                Ok(_) if !take_over => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "a running process listens on it; herd does not replace it",
+                    ));
+                }
+                Ok(_) => std::fs::remove_file(path)?,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)?,
+                Err(e) => return Err(e),
+            },
         }
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
         let bound = UnixListener::bind(path);

@@ -197,12 +197,19 @@ impl ServerBuilder {
                 .map_err(Error::Store)?;
                 Store::Shm(shm)
             }
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // A URL, or libpq's key=value connection string (`host=db user=herd dbname=x`).
+            Some(url)
+                if url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.contains('=') =>
+            {
                 postgres_store(url)?
             }
             Some(other) => {
                 return Err(Error::RegistryStore(format!(
-                    "unknown registry store {other:?}: expected shm or postgres://user:password@host/database"
+                    "unknown registry store {:?}: expected shm, postgres://user:password@host/database or \
+                     key=value pairs (host=... dbname=...)",
+                    crate::store::redact(other)
                 )));
             }
         };

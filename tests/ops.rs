@@ -311,3 +311,38 @@ fn usr2_upgrade_under_load_loses_no_request() {
     wait_until("new arbiter gone", || !exists(new) || comm(new).is_empty());
     assert!(!pidfile.exists());
 }
+
+/// `--control-socket` never removes or replaces a file that is not herd's: a regular file, or a
+/// socket another process listens on, is an error naming the path, and stays as it was.
+#[test]
+fn the_control_socket_never_replaces_a_file_that_is_not_herds() {
+    let dir = tempdir("ctl-files");
+    let precious = dir.join("precious.txt");
+    std::fs::write(&precious, "do not touch\n").unwrap();
+    let other = dir.join("other.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&other).unwrap();
+    for (path, why) in [(&precious, "not a socket"), (&other, "listens on it")] {
+        let p = path.to_str().unwrap();
+        let out = Command::new(herd_bin())
+            .args(["serve", "--bind", "127.0.0.1:0", "--control-socket", p])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{p}: started anyway");
+        assert!(err.contains(p) && err.contains(why), "{p}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "do not touch\n");
+    assert!(std::os::unix::net::UnixStream::connect(&other).is_ok(), "the other process's socket is gone");
+    drop(listener);
+    // A stale socket of ours (nobody listens) is replaced, and removed again on exit.
+    let stale = dir.join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let p = stale.to_str().unwrap();
+    let mut h = Herd::start(&["--control-socket", p]);
+    h.wait_ready(1);
+    let (code, _, err) = ctl(&["--socket", p, "status"]);
+    assert_eq!(code, 0, "{err}");
+    h.signal(Signal::SIGTERM);
+    assert!(h.wait_exit().success());
+    assert!(!stale.exists(), "the control socket stays after exit");
+}

@@ -355,3 +355,29 @@ fn a_crashing_worker_is_replaced_and_the_server_keeps_serving() {
 fn the_tested_binary_has_no_mutant_switches() {
     assert!(!herd::protocol::mutants_compiled(), "herd-protocol was built with `mutants` for this test run");
 }
+
+/// No form of a registry store address is ever printed with its password: every message herd
+/// prints about a store it cannot use is grepped for it.
+#[test]
+fn a_store_password_is_never_printed() {
+    let secret = "s3cretPassw0rd";
+    let stores = [
+        format!("host=127.0.0.1 port=1 user=herd password={secret} dbname=x connect_timeout=1"),
+        format!("host=127.0.0.1 port=1 password='{secret} with space' dbname=x"),
+        format!("postgres://herd:{secret}@127.0.0.1:1/x?connect_timeout=1"),
+        format!("postgresql://herd@127.0.0.1:1/x?password={secret}&connect_timeout=1"),
+        format!("postgres://herd:{secret}@127.0.0.1:notaport/x"),
+        format!("mysql://herd:{secret}@db/x"),
+    ];
+    for store in &stores {
+        let out = Command::new(herd_bin())
+            .args(["serve", "--bind", "127.0.0.1:0", "--registry-store", store])
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{store}: served on a store it cannot reach:\n{text}");
+        assert!(text.contains("registry store"), "{store}: the message does not say what is wrong:\n{text}");
+        assert!(!text.contains("s3cret"), "{store}: the password was printed:\n{text}");
+    }
+}

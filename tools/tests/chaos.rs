@@ -36,3 +36,19 @@ fn a_short_chaos_run_accounts_for_every_request() {
     eprintln!("{report}");
     let _ = std::fs::remove_dir_all(&traces);
 }
+
+/// Every binary of this package answers `--help` (and exits 0) instead of panicking or running.
+#[test]
+fn every_tool_answers_help() {
+    for bin in [env!("CARGO_BIN_EXE_herd-chaos"), env!("CARGO_BIN_EXE_herd-raw")] {
+        let out = Command::new(bin).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{bin} --help: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Usage:"), "{bin} --help:\n{text}");
+    }
+}

@@ -15,11 +15,26 @@
 //! `--quick` skips the loom row (the slowest, named in the output), for CI; `--only B12` runs one
 //! row (the replay of a patch row: the patch is printed by `--only` runs too, in the source below).
 
+use clap::Parser;
 use herd_protocol::mutants::Mutant;
 use herd_sim::{Options, run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "herd-mutants",
+    about = "Re-introduces every bug of docs/bugs.md and shows which layer catches it"
+)]
+struct Cli {
+    /// Skip the loom row (the slowest; CI's loom step runs that model).
+    #[arg(long)]
+    quick: bool,
+    /// Run one row, e.g. B12 (prints its replay command).
+    #[arg(long, value_name = "ID")]
+    only: Option<String>,
+}
 
 enum How {
     Switch(Mutant),
@@ -186,9 +201,7 @@ struct Outcome {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let Cli { quick, only } = Cli::parse();
     let root = workspace_root();
     let scratch = root.join("target/herd-mutants");
     println!("| id | re-introduced bug | caught | layer | time | replay |");

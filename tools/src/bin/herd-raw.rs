@@ -2,29 +2,61 @@
 //! listener, serving the demo's `GET /` (`hello`, parsed with httparse), with no supervision,
 //! no heartbeat, no protocol. What a prefork server costs is measured against this.
 //!
-//! `herd-raw ADDR WORKERS`; prints `herd: listening on http://ADDR` like `herd serve`.
+//! `herd-raw [ADDR] [WORKERS]` (`--help`); prints `herd: listening on http://ADDR` like `herd serve`.
 
+use clap::Parser;
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::process::ExitCode;
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
-    let workers: u32 = args.next().and_then(|w| w.parse().ok()).unwrap_or(4);
-    let listener = TcpListener::bind(&addr).expect("bind");
-    println!("herd: listening on http://{}", listener.local_addr().expect("address"));
+#[derive(Parser, Debug)]
+#[command(
+    name = "herd-raw",
+    about = "The benchmarks' baseline: N forked processes blocking in accept(), no supervision"
+)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one; the real address is printed).
+    #[arg(default_value = "127.0.0.1:0")]
+    addr: String,
+    /// Worker processes.
+    #[arg(default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    workers: u32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let listener = match TcpListener::bind(&args.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("herd-raw: cannot listen on {}: {e}", args.addr);
+            return ExitCode::from(1);
+        }
+    };
+    match listener.local_addr() {
+        Ok(a) => println!("herd: listening on http://{a}"),
+        Err(e) => {
+            eprintln!("herd-raw: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let _ = std::io::stdout().flush();
+    let workers = args.workers;
     let mut children = Vec::new();
     for _ in 0..workers {
         // SAFETY: single-threaded; the child only serves and never returns here.
-        match unsafe { nix::unistd::fork() }.expect("fork") {
-            nix::unistd::ForkResult::Child => serve(&listener),
-            nix::unistd::ForkResult::Parent { child } => children.push(child),
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => serve(&listener),
+            Ok(nix::unistd::ForkResult::Parent { child }) => children.push(child),
+            Err(e) => {
+                eprintln!("herd-raw: fork: {e}");
+                break;
+            }
         }
     }
     for c in children {
         let _ = nix::sys::wait::waitpid(c, None);
     }
+    ExitCode::SUCCESS
 }
 
 fn serve(listener: &TcpListener) -> ! {
