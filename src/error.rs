@@ -49,6 +49,21 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The process runs more than one thread: forked workers would inherit a broken copy.
+    #[error(
+        "this process runs {threads} threads: a prefork server forks its workers and must start \
+         from a single-threaded process (call run before starting a runtime or any thread)"
+    )]
+    Threads {
+        /// How many.
+        threads: usize,
+    },
+    /// Called from inside a tokio runtime.
+    #[error(
+        "called from inside a tokio runtime: a prefork server forks its workers and must start \
+         outside any runtime (call run from main, before building one)"
+    )]
+    InsideRuntime,
     /// A system call the arbiter needs failed.
     #[error("{what}: {source}")]
     Io {

@@ -328,6 +328,7 @@ impl Server {
     ///
     /// Call it from a single-threaded process: `fork` copies only the calling thread.
     pub fn run_app<A: App>(self, app: A) -> Result<i32, Error> {
+        single_threaded()?;
         crate::runtime::run(self.res, self.on_ready, crate::runtime::SyncWorker(app))
     }
 
@@ -346,6 +347,7 @@ impl Server {
         B: hyper::body::Body<Data = bytes::Bytes> + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        single_threaded()?;
         if self.res.config.cron_workers > 0 {
             return Err(Error::Cron("cron workers run an App's jobs: use run_app, not run_async".into()));
         }
@@ -362,6 +364,22 @@ impl Server {
     }
 }
 
+/// `fork` copies only the calling thread: forked from a process with other threads (a tokio
+/// runtime, a thread pool), a worker can inherit a lock some vanished thread held. Refused before
+/// anything is forked.
+fn single_threaded() -> Result<(), Error> {
+    // Inside a tokio runtime (even a current-thread one): its workers could not start their own.
+    #[cfg(feature = "async")]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InsideRuntime);
+    }
+    match crate::os::sys::threads() {
+        Ok(1) => Ok(()),
+        Ok(threads) => Err(Error::Threads { threads }),
+        Err(source) => Err(Error::Io { what: "counting this process's threads", source }),
+    }
+}
+
 #[cfg(feature = "postgres")]
 fn postgres_store(url: &str) -> Result<Store, Error> {
     crate::store::PgStore::setup(url)
@@ -374,4 +392,36 @@ fn postgres_store(_: &str) -> Result<Store, Error> {
     Err(Error::RegistryStore(
         "this herd was built without PostgreSQL support (cargo feature `postgres`)".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test harness runs tests on threads of their own: this process is not single-threaded,
+    /// and running a server from it is refused before anything is forked.
+    #[test]
+    fn a_multi_threaded_process_is_refused_before_forking() {
+        let extra = std::thread::spawn(|| std::thread::park_timeout(std::time::Duration::from_secs(5)));
+        let threads = crate::os::sys::threads().unwrap();
+        assert!(threads >= 2, "{threads}");
+        assert!(matches!(single_threaded(), Err(Error::Threads { threads: n }) if n >= 2));
+        // Only now (the check works) is it safe to ask a server to run from here.
+        let server = Server::builder().bind("127.0.0.1:0".parse().unwrap()).build().unwrap();
+        let e = server.run(|_, _| {}).unwrap_err();
+        assert!(matches!(e, Error::Threads { .. }), "{e}");
+        assert!(e.to_string().contains("thread"), "{e}");
+        extra.thread().unpark();
+        extra.join().unwrap();
+    }
+
+    /// Called from inside a tokio runtime, even a single-threaded one, a server is refused before
+    /// forking (its async workers could not start a runtime of their own).
+    #[cfg(feature = "async")]
+    #[test]
+    fn inside_a_tokio_runtime_is_refused_before_forking() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let e = rt.block_on(async { single_threaded() }).unwrap_err();
+        assert!(matches!(e, Error::InsideRuntime), "{e}");
+    }
 }

@@ -77,3 +77,42 @@ fn an_arbiter_stalled_past_the_timeout_kills_no_worker_that_heartbeat() {
     assert_eq!(st["counters"]["deaths"], 0, "{st}");
     assert_eq!(h.workers(), before, "no worker was replaced");
 }
+
+/// A retiring worker's request is bound by the earlier of `--timeout` (above) and
+/// `--graceful-timeout` after it was asked to stop: here the graceful timeout binds first, so the
+/// request is cut that long after the HUP — not later, and not before.
+#[test]
+fn a_retiring_workers_request_is_cut_at_the_graceful_timeout_when_that_comes_first() {
+    let graceful = Duration::from_secs(1);
+    let h = Herd::start(&["--workers", "1", "--timeout", "30", "--graceful-timeout", "1"]);
+    h.wait_ready(1);
+    let addr = h.addr.clone();
+    let client = std::thread::spawn(move || {
+        let r = http(&addr, "GET", "/sleep?ms=8000");
+        (r, Instant::now())
+    });
+    h.wait_log("the request started", |l| l.iter().any(|l| l.contains("sleeping")));
+    let hup = Instant::now();
+    h.signal(Signal::SIGHUP);
+    let (r, ended) = client.join().unwrap();
+    let after = ended - hup;
+    assert!(r.is_err(), "the request outlived its grace: {r:?}");
+    assert!(after <= graceful + SLACK, "cut {after:?} after the HUP (graceful timeout {graceful:?})");
+    assert!(
+        after >= graceful - Duration::from_millis(50),
+        "cut {after:?} after the HUP, before its grace ended"
+    );
+    h.wait_log("grace expired", |l| l.iter().any(|l| l.contains("GraceExpired")));
+}
+
+/// And a request shorter than both bounds finishes: HUP never cuts a request short.
+#[test]
+fn a_retiring_workers_request_within_its_bounds_completes() {
+    let h = Herd::start(&["--workers", "1", "--timeout", "30", "--graceful-timeout", "30"]);
+    h.wait_ready(1);
+    let addr = h.addr.clone();
+    let client = std::thread::spawn(move || http(&addr, "GET", "/sleep?ms=700"));
+    h.wait_log("the request started", |l| l.iter().any(|l| l.contains("sleeping")));
+    h.signal(Signal::SIGHUP);
+    assert_eq!(client.join().unwrap(), Ok((200, "slept 700\n".to_owned())));
+}

@@ -457,10 +457,12 @@ impl Arbiter {
             }
             _ => None,
         };
+        // A worker that cannot boot or load the application halts the server gracefully, as
+        // gunicorn's halt does: the other workers finish their requests.
         if let Some(code) = halting
             && self.phase == Phase::Running
         {
-            return self.stop(false, code);
+            return self.stop(true, code);
         }
         if !w.booted && w.life == Life::Active {
             if status.is_some() {

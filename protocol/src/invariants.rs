@@ -147,6 +147,8 @@ pub struct Monitor {
     alive: IdMap<WorkerId, Seen>,
     /// A stop was requested (signal, command, or a worker exit code 3/4).
     stop_requested: bool,
+    /// A fast stop was asked for (INT, QUIT, `stop --fast`); otherwise every stop is graceful.
+    fast_stop_requested: bool,
     reexec_outstanding: u32,
     exited: bool,
     /// Workers the arbiter may hand work to, in the order they asked for it: they asked (ACCEPT
@@ -187,6 +189,7 @@ impl Monitor {
             now: arbiter.now(),
             alive: IdMap::new(),
             stop_requested: false,
+            fast_stop_requested: false,
             reexec_outstanding: 0,
             exited: false,
             waiting: Vec::new(),
@@ -238,6 +241,10 @@ impl Monitor {
             }
             Input::Signal(Sig::Term | Sig::Int | Sig::Quit) | Input::Control(Command::Stop { .. }) => {
                 self.stop_requested = true;
+                self.fast_stop_requested |= matches!(
+                    input,
+                    Input::Signal(Sig::Int | Sig::Quit) | Input::Control(Command::Stop { graceful: false })
+                );
                 self.waiting.clear();
             }
             Input::ReexecEnded => self.reexec_outstanding = self.reexec_outstanding.saturating_sub(1),
@@ -325,6 +332,14 @@ impl Monitor {
                         Some(self.graceful_timeout)
                     }
                     KillSignal::Quit => {
+                        // QUIT cuts requests short: only a fast stop asked for it (a halt after
+                        // a worker's exit 3 or 4 is graceful, as TERM and gunicorn's halt are).
+                        if !self.fast_stop_requested {
+                            return Err(Violation::new(
+                                GracefulStop,
+                                format!("{id} sent QUIT ({reason:?}) though no fast stop was asked for"),
+                            ));
+                        }
                         if s.quit_sent {
                             return Err(Violation::new(GracefulStop, format!("{id} sent QUIT twice")));
                         }

@@ -94,8 +94,16 @@ fn kills_go_to_the_living_once_per_signal_and_never_early() {
     assert_eq!(broken(&mut m, kill(42, KillSignal::Kill)), Invariant::Reaping);
     m.on_action(&kill(0, KillSignal::Term)).unwrap();
     assert_eq!(broken(&mut m, kill(0, KillSignal::Term)), Invariant::GracefulStop);
+    // QUIT only after a fast stop was asked for, and once.
+    assert_eq!(broken(&mut m, kill(1, KillSignal::Quit)), Invariant::GracefulStop, "no fast stop asked for");
+    m.on_input(Instant(MS), &Input::Signal(Sig::Quit));
     m.on_action(&kill(1, KillSignal::Quit)).unwrap();
     assert_eq!(broken(&mut m, kill(1, KillSignal::Quit)), Invariant::GracefulStop);
+    // A halt after a worker's exit 3 is graceful: QUIT is not.
+    let (mut m, _) = started();
+    m.on_input(Instant(MS), &Input::Exited { id: WorkerId(0), status: ExitStatus::Code(3) });
+    assert_eq!(broken(&mut m, kill(1, KillSignal::Quit)), Invariant::GracefulStop);
+    m.on_action(&kill(1, KillSignal::Term)).unwrap();
     let (mut m, _) = started();
     m.on_timeout(Instant(9_999 * MS));
     assert_eq!(

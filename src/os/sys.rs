@@ -234,3 +234,8 @@ pub fn io_err(e: Errno) -> io::Error {
 pub fn has_terminal() -> bool {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
 }
+
+/// How many threads this process runs (`/proc/self/task`).
+pub fn threads() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}

@@ -214,7 +214,7 @@ fn scenario_worker_boot_error_halts() {
     let mut s = Script::new(config(2));
     s.at(5).msg(WorkerId(1), WorkerMsg::Accept);
     let acts = s.at(10).exit(WorkerId(0), ExitStatus::Code(WORKER_BOOT_ERROR));
-    assert_eq!(kills(&acts), vec![(WorkerId(1), KillSignal::Quit)]);
+    assert_eq!(kills(&acts), vec![(WorkerId(1), KillSignal::Term)], "a halt is graceful (gunicorn's halt)");
     let acts = s.at(20).exit(WorkerId(1), ExitStatus::Code(0));
     assert_eq!(acts, vec![Action::Exit { code: WORKER_BOOT_ERROR, unlink_sockets: true }]);
     insta::assert_snapshot!(s.log);
