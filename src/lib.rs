@@ -49,7 +49,7 @@ pub mod store;
 pub use app::{App, Context, FnApp};
 pub use error::Error;
 pub use herd_protocol as protocol;
-pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener};
+pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener, SocketOrigin};
 pub use os::pidfile::PidfileError;
 pub use resources::{Limits, OnReady, UPGRADE_FROM_ENV};
 #[cfg(feature = "async")]

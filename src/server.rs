@@ -4,7 +4,7 @@ use crate::app::{App, Context, FnApp};
 use crate::control::ControlServer;
 use crate::cron::{Cron, CronJob, JobStore};
 use crate::error::Error;
-use crate::os::listen::{Bind, Connection, Listener};
+use crate::os::listen::{Bind, Connection, Listener, SocketOrigin};
 use crate::os::pidfile::Pidfile;
 use crate::os::scoreboard::Scoreboard;
 use crate::resources::{Limits, OnReady, Resources, UPGRADE_FROM_ENV};
@@ -157,7 +157,9 @@ impl ServerBuilder {
     /// else the `bind` addresses), checks the pidfile and sets up the store.
     pub fn build(self) -> Result<Server, Error> {
         let upgrade_from = std::env::var(UPGRADE_FROM_ENV).ok().and_then(|p| p.parse::<i32>().ok());
-        let from_env = crate::os::listen::listeners_from_env().map_err(Error::Inherited)?;
+        // From the arbiter this one replaces, or from socket activation: who owns the files.
+        let origin = if upgrade_from.is_some() { SocketOrigin::Upgrade } else { SocketOrigin::Activation };
+        let from_env = crate::os::listen::listeners_from_env(origin).map_err(Error::Inherited)?;
         let mut listeners = self.inherited;
         if from_env.is_empty() {
             for b in &self.binds {

@@ -346,3 +346,99 @@ fn the_control_socket_never_replaces_a_file_that_is_not_herds() {
     assert!(h.wait_exit().success());
     assert!(!stale.exists(), "the control socket stays after exit");
 }
+
+/// One `GET /` over a unix socket; the status.
+fn get_unix(path: &std::path::Path) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| format!("read: {e}"))?;
+    resp.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("no response: {resp:?}"))
+}
+
+/// The upgrade cycle an operator may run, under load on TCP and a unix socket, with 0 failed
+/// requests: USR2; a USR2 (and `ctl upgrade`) to the new arbiter while the old one lives is
+/// refused (no third arbiter, `.oldbin` untouched); back out (TERM the new one: the old takes its
+/// pidfile back and the unix socket stays); a second upgrade; the old one leaves; the last one
+/// stops and removes what is now its own.
+#[test]
+fn upgrade_refusal_back_out_and_second_upgrade_keep_sockets_pidfile_and_requests() {
+    let dir = tempdir("upgrade-cycle");
+    let (pidfile, oldbin, sock) = (dir.join("herd.pid"), dir.join("herd.pid.oldbin"), dir.join("herd.sock"));
+    let p = pidfile.to_str().unwrap().to_owned();
+    let unix = format!("unix:{}", sock.display());
+    let mut a =
+        Herd::start_with(&["--bind", "127.0.0.1:0", "--bind", &unix], &["--workers", "2", "--pidfile", &p]);
+    a.wait_ready(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let (addr, sock, stop) = (a.addr.clone(), sock.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    let r =
+                        if i % 2 == 0 { http(&addr, "GET", "/").map(|(s, _)| s) } else { get_unix(&sock) };
+                    match r {
+                        Ok(200) => ok += 1,
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let read =
+        |f: &std::path::Path| std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    let arbiters_under =
+        |pid: i32| common::children(pid).into_iter().filter(|c| c.comm == "herd: arbiter").count();
+    // 1. Upgrade: B takes the pidfile, A's pid is in .oldbin.
+    a.signal(Signal::SIGUSR2);
+    wait_until("B writes the pidfile", || read(&pidfile).is_some_and(|n| n != a.pid));
+    let b = read(&pidfile).unwrap();
+    assert_eq!(read(&oldbin), Some(a.pid));
+    wait_until("B's workers", || workers_of(b).len() == 2);
+    // 2. B refuses to upgrade while A lives, by signal and by ctl.
+    kill(Pid::from_raw(b), Signal::SIGUSR2).unwrap();
+    a.wait_log("USR2 refused", |l| l.iter().any(|l| l.contains("upgrade refused")));
+    let (code, _, err) = ctl(&["--pidfile", &p, "upgrade"]);
+    assert_ne!(code, 0, "ctl upgrade to B was not refused");
+    assert!(err.contains("upgrade refused") && err.contains(&a.pid.to_string()), "{err}");
+    assert_eq!(arbiters_under(b), 0, "B started a third arbiter");
+    assert_eq!((read(&pidfile), read(&oldbin)), (Some(b), Some(a.pid)), "pidfiles untouched");
+    // 3. Back out: TERM B. A takes the pidfile back; the unix socket is still there and served.
+    kill(Pid::from_raw(b), Signal::SIGTERM).unwrap();
+    wait_until("A takes the pidfile back", || read(&pidfile) == Some(a.pid) && !oldbin.exists());
+    wait_until("B gone", || !exists(b) || comm(b).is_empty());
+    assert!(sock.exists(), "backing out removed the old arbiter's unix socket");
+    assert_eq!(get_unix(&sock), Ok(200));
+    // 4. A second upgrade, then A leaves: C serves alone, on the same socket.
+    a.signal(Signal::SIGUSR2);
+    wait_until("C writes the pidfile", || read(&pidfile).is_some_and(|n| n != a.pid && n != b));
+    let c = read(&pidfile).unwrap();
+    wait_until("C's workers", || workers_of(c).len() == 2);
+    a.signal(Signal::SIGTERM);
+    assert_eq!(a.wait_exit().code(), Some(0));
+    assert!(sock.exists() && !oldbin.exists());
+    assert_eq!(read(&pidfile), Some(c));
+    for _ in 0..10 {
+        assert_eq!(get_unix(&sock), Ok(200));
+        get_ok(&a.addr, "/");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for t in load {
+        let (ok, failed) = t.join().unwrap();
+        assert!(failed.is_empty(), "requests failed during the upgrade cycle: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 0);
+    // 5. C stops: the socket and the pidfile are now its own to remove.
+    kill(Pid::from_raw(c), Signal::SIGTERM).unwrap();
+    wait_until("C gone", || !exists(c) || comm(c).is_empty());
+    wait_until("C removed the pidfile", || !pidfile.exists());
+    assert!(!sock.exists(), "the last arbiter left its unix socket behind");
+}

@@ -100,8 +100,22 @@ pub enum BindError {
 pub enum Listener {
     /// TCP.
     Tcp(TcpListener),
-    /// A unix socket and its path (unlinked on a clean exit).
-    Unix(UnixListener, PathBuf),
+    /// A unix socket, its path, and who made the file there (and so who may remove it).
+    Unix(UnixListener, PathBuf, SocketOrigin),
+}
+
+/// Who made a unix socket's file, and so whether this process may unlink it when it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SocketOrigin {
+    /// This process bound it (`--bind unix:PATH`): removed on a clean exit (unless a child
+    /// arbiter still serves on it, B08).
+    Bound,
+    /// Passed on by the arbiter this one replaced (a USR2 upgrade): removed only once that
+    /// arbiter is gone and this one exits (it took over); never while it lives (a back-out).
+    Upgrade,
+    /// Passed by socket activation (systemd): never removed; the file is the supervisor's.
+    Activation,
 }
 
 impl Listener {
@@ -131,24 +145,25 @@ impl Listener {
                 socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))
                     .map_err(|e| io_err(e.into()))?;
                 l.set_nonblocking(true).map_err(io_err)?;
-                Ok(Listener::Unix(l, path.clone()))
+                Ok(Listener::Unix(l, path.clone(), SocketOrigin::Bound))
             }
         }
     }
 
-    /// Wraps an inherited listening socket (systemd socket activation, a re-executed arbiter).
-    pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+    /// Wraps an inherited listening socket (systemd socket activation, a re-executed arbiter);
+    /// `origin` says which, for a unix socket.
+    pub fn from_fd(fd: OwnedFd, origin: SocketOrigin) -> io::Result<Listener> {
         let addr: SockaddrStorage = socket::getsockname(fd.as_raw_fd())?;
         let l = if addr.as_unix_addr().is_some() {
             let l = UnixListener::from(fd);
             let path = l.local_addr()?.as_pathname().map(Path::to_path_buf).unwrap_or_default();
-            Listener::Unix(l, path)
+            Listener::Unix(l, path, origin)
         } else {
             Listener::Tcp(TcpListener::from(fd))
         };
         match &l {
             Listener::Tcp(t) => t.set_nonblocking(true)?,
-            Listener::Unix(u, _) => u.set_nonblocking(true)?,
+            Listener::Unix(u, ..) => u.set_nonblocking(true)?,
         }
         Ok(l)
     }
@@ -160,7 +175,7 @@ impl Listener {
                 Ok(a) => format!("http://{a}"),
                 Err(_) => "http://?".to_owned(),
             },
-            Listener::Unix(_, p) => format!("unix:{}", p.display()),
+            Listener::Unix(_, p, _) => format!("unix:{}", p.display()),
         }
     }
 
@@ -176,7 +191,7 @@ impl Listener {
     pub fn accept(&self) -> io::Result<Option<Connection>> {
         let r = match self {
             Listener::Tcp(l) => l.accept().map(|(s, _)| Connection::Tcp(s)),
-            Listener::Unix(l, _) => l.accept().map(|(s, _)| Connection::Unix(s)),
+            Listener::Unix(l, ..) => l.accept().map(|(s, _)| Connection::Unix(s)),
         };
         match r {
             Ok(c) => Ok(Some(c)),
@@ -217,9 +232,17 @@ impl Listener {
         }
     }
 
-    /// Unlinks the socket file of a unix listener (on a clean exit, when no other arbiter uses it).
-    pub fn unlink(&self) {
-        if let Listener::Unix(_, p) = self {
+    /// Unlinks the socket file of a unix listener on a clean exit, if it is this process's to
+    /// remove: it bound it, or it took it over from an arbiter that is now gone (`took_over`).
+    /// A file inherited from socket activation is never removed.
+    pub fn unlink(&self, took_over: bool) {
+        let Listener::Unix(_, p, origin) = self else { return };
+        let ours = match origin {
+            SocketOrigin::Bound => true,
+            SocketOrigin::Upgrade => took_over,
+            SocketOrigin::Activation => false,
+        };
+        if ours {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -229,7 +252,7 @@ impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l, _) => l.as_fd(),
+            Listener::Unix(l, ..) => l.as_fd(),
         }
     }
 }
@@ -324,7 +347,7 @@ pub const LISTEN_FDS_START: i32 = 3;
 
 /// The listening sockets passed by systemd socket activation or a parent arbiter's upgrade:
 /// descriptors 3.. as `LISTEN_FDS` says, if `LISTEN_PID` is this process. Empty otherwise.
-pub fn listeners_from_env() -> io::Result<Vec<Listener>> {
+pub fn listeners_from_env(origin: SocketOrigin) -> io::Result<Vec<Listener>> {
     let pid = std::env::var(LISTEN_PID).ok().and_then(|p| p.parse::<u32>().ok());
     if pid != Some(std::process::id()) {
         return Ok(Vec::new());
@@ -350,7 +373,7 @@ pub fn listeners_from_env() -> io::Result<Vec<Listener>> {
         // SAFETY: passed to this process for it to own (LISTEN_PID matched).
         let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
-        out.push(Listener::from_fd(owned)?);
+        out.push(Listener::from_fd(owned, origin)?);
     }
     Ok(out)
 }

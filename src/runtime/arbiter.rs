@@ -11,7 +11,7 @@
 //! dying is never lost; signals reach the core only from the loop, never from a handler.
 
 use crate::control::{self, Reply, Request};
-use crate::os::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID, Listener};
+use crate::os::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID};
 use crate::os::notify::Notifier;
 use crate::os::sys::{Blocked, Clock, WakePipe};
 use crate::resources::{OnReady, Resources, UPGRADE_FROM_ENV};
@@ -84,6 +84,8 @@ struct Runner<'s, A: WorkerMain> {
     reexec: Option<Pid>,
     /// A wakeup's inputs are queued: call `handle_timeout` once they are all fed.
     timeout_due: bool,
+    /// An upgrade was refused since the last replies (the parent arbiter still runs).
+    upgrade_refused: bool,
     /// `--trace-events`: what is fed to the core and carried out.
     recorder: Recorder,
     /// Workers that died while accepting or serving (each may have taken a connection with it).
@@ -159,6 +161,7 @@ pub(crate) fn run<A: WorkerMain>(
         stopping_notified: false,
         reexec: None,
         timeout_due: false,
+        upgrade_refused: false,
         recorder,
         in_flight_deaths: 0,
         exe,
@@ -272,12 +275,21 @@ impl<A: WorkerMain> Runner<'_, A> {
     /// handled.
     fn after_drain(&mut self) {
         self.recorder.flush();
+        let refused = std::mem::take(&mut self.upgrade_refused);
         for (key, req) in std::mem::take(&mut self.replies) {
             let reply = match req {
                 Request::Status => Reply { ok: true, status: Some(self.status()), ..Reply::default() },
                 Request::Command(Command::Incr(_) | Command::Decr(_)) => {
                     Reply { ok: true, target: Some(self.core.target()), ..Reply::default() }
                 }
+                Request::Command(Command::Upgrade) if refused => Reply {
+                    ok: false,
+                    error: Some(format!(
+                        "upgrade refused: the arbiter this one replaced (pid {}) still runs; stop it first",
+                        self.res.upgrade_from.unwrap_or_default()
+                    )),
+                    ..Reply::default()
+                },
                 Request::Command(_) => Reply { ok: true, ..Reply::default() },
             };
             if let Some(c) = &mut self.res.control {
@@ -403,6 +415,12 @@ impl<A: WorkerMain> Runner<'_, A> {
         self.core.handle_timeout(now);
     }
 
+    /// Whether the arbiter this one replaced (by an upgrade) still runs: it is our parent until
+    /// it exits.
+    fn parent_arbiter_lives(&self) -> bool {
+        self.res.upgrade_from.is_some_and(|p| nix::unistd::getppid().as_raw() == p)
+    }
+
     /// Queues an input read from the world, to be fed in order by the next drain.
     fn queue(&mut self, input: Input) {
         self.recorder.record(&Entry::Queued(input));
@@ -453,6 +471,16 @@ impl<A: WorkerMain> Runner<'_, A> {
             }
             Action::Poll(l) => self.level_check(l),
             Action::Reap => self.reap(),
+            Action::Reexec if self.parent_arbiter_lives() => {
+                let parent = self.res.upgrade_from.unwrap_or_default();
+                tracing::warn!(
+                    parent,
+                    "upgrade refused: the arbiter this one replaced (pid {parent}) still runs; stop it first \
+                     (TERM) to finish the upgrade, or stop this one to back out"
+                );
+                self.upgrade_refused = true;
+                self.queue(Input::ReexecEnded);
+            }
             Action::Reexec => match self.reexec() {
                 Ok(pid) => {
                     tracing::info!(pid = pid.as_raw(), "upgrade: new arbiter started");
@@ -469,7 +497,11 @@ impl<A: WorkerMain> Runner<'_, A> {
             Action::ReopenLogs => tracing::info!("USR1: logs go to stderr; nothing to reopen"),
             Action::Exit { code, unlink_sockets } => {
                 if unlink_sockets {
-                    self.res.listeners.iter().for_each(Listener::unlink);
+                    // Sockets passed on by an upgrade are this arbiter's once the one it replaced
+                    // is gone; while it lives (a back-out), they are still its.
+                    let took_over =
+                        self.res.upgrade_from.is_none_or(|p| nix::unistd::getppid().as_raw() != p);
+                    self.res.listeners.iter().for_each(|l| l.unlink(took_over));
                 }
                 tracing::info!(code, "arbiter exiting");
                 return Some(code);
