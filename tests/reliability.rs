@@ -8,6 +8,7 @@ use common::{Herd, get_ok, herd_bin};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::process::Command;
+use std::time::Duration;
 
 /// Sets the soft limit `what` (`nproc`, `nofile`) of another process, leaving the hard limit:
 /// lowering and raising a soft limit needs no privilege, only the same user, so the call runs
@@ -100,4 +101,45 @@ fn descriptors_exhausted_back_off_and_recover() {
     h.wait_ready(2);
     common::wait_until("no zombies", || h.zombies().is_empty());
     assert_eq!(h.fd_count() as u64, fds, "no descriptor leaked by the failed spawns");
+}
+
+/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// A worker out of descriptors (`accept` fails with EMFILE) backs off instead of spinning
+/// ACCEPT/EMPTY with the arbiter or spinning on a readable listener; it logs one line for the
+/// burst, and serves the waiting connection once descriptors are back (issue #20).
+#[test]
+fn a_worker_out_of_descriptors_backs_off_and_recovers() {
+    for mode in ["signaled", "shared"] {
+        let h = Herd::start(&["--workers", "1", "--accept-mode", mode]);
+        let worker = *h.wait_ready(1).iter().next().unwrap();
+        // No new descriptor in the worker (0, 1 and 2 are taken, so no number under 3 is free):
+        // its next accept fails with EMFILE.
+        set_soft_limit(worker, "nofile", 3, None);
+        let addr = h.addr.clone();
+        let client = std::thread::spawn(move || common::http(&addr, "GET", "/"));
+        h.wait_log("the first failure", |l| {
+            l.iter().any(|l| l.contains("accept failed for lack of resources"))
+        });
+        let before = (cpu_ticks(worker), cpu_ticks(h.pid));
+        // The measurement window itself, not a wait for something to happen.
+        std::thread::sleep(Duration::from_millis(600));
+        let used = (cpu_ticks(worker) - before.0, cpu_ticks(h.pid) - before.1);
+        let failures = h.log_lines().iter().filter(|l| l.contains("accept failed")).count();
+        assert_eq!(failures, 1, "{mode}: one line per burst");
+        // A spin would use the whole window (60 ticks at 100 Hz); backing off uses almost none.
+        assert!(used.0 <= 10 && used.1 <= 10, "{mode}: CPU ticks over 600 ms, worker and arbiter: {used:?}");
+        set_soft_limit(worker, "nofile", 1024, None);
+        assert_eq!(client.join().unwrap().map(|(s, _)| s), Ok(200), "{mode}: the waiting connection");
+        h.wait_log("recovery", |l| l.iter().any(|l| l.contains("accept works again")));
+        assert_eq!(h.workers().into_iter().collect::<Vec<_>>(), vec![worker], "{mode}: the worker lived");
+    }
 }

@@ -18,6 +18,7 @@ enum Op {
     Malformed,
     Accepted(u8),
     Empty,
+    Failed,
     Readable,
     RequestDone,
     Closed,
@@ -97,6 +98,11 @@ fuzz_target!(|case: Case| {
             },
             Op::Empty => match pending_accept.take() {
                 Some(_) => Input::AcceptEmpty,
+                None => continue,
+            },
+            // Out of descriptors: the worker backs off, then answers as if it found nothing.
+            Op::Failed => match pending_accept.take() {
+                Some(_) => Input::AcceptFailed,
                 None => continue,
             },
             Op::Readable => Input::ListenersReadable,

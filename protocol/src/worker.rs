@@ -97,6 +97,9 @@ pub enum Input {
     OverMemory,
     /// Async workers: a connection closed (it was counted open since its `Accepted`).
     ConnectionClosed,
+    /// The accept asked for failed for lack of resources (descriptors, buffers, memory): back
+    /// off before trying again, rather than spin.
+    AcceptFailed,
 }
 
 /// What the worker must do.
@@ -105,7 +108,7 @@ pub enum Action {
     /// Write this frame to the arbiter.
     Send(WorkerMsg),
     /// Try one non-blocking accept: on this listener, or on any (`None`). Report
-    /// [`Input::Accepted`] or [`Input::AcceptEmpty`].
+    /// [`Input::Accepted`], [`Input::AcceptEmpty`] or [`Input::AcceptFailed`].
     Accept(Option<ListenerId>),
     /// Check the registry, then run the handler on the accepted connection; report
     /// [`Input::RequestDone`].
@@ -128,6 +131,9 @@ pub enum State {
     Accepting(Option<ListenerId>),
     /// Shared mode: nothing to accept, waiting for a listener to become readable.
     Waiting,
+    /// An accept failed for lack of resources; at [`Timer::AcceptRetry`] the worker goes on as
+    /// if it had found nothing (answering `EMPTY` if the arbiter told it where).
+    Backoff(Option<ListenerId>),
     /// Running the handler.
     Serving,
     /// Exit was emitted.
@@ -139,7 +145,15 @@ pub enum State {
 pub enum Timer {
     /// `timeout / 2` since its last `ALIVE`: send `ALIVE`.
     Heartbeat,
+    /// The end of the backoff after an accept failed for lack of resources.
+    AcceptRetry,
 }
+
+/// The first backoff after an accept failed for lack of resources; it doubles per failure in a
+/// row, up to [`MAX_ACCEPT_BACKOFF`], and starts over after an accept succeeds.
+pub const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest backoff after failed accepts.
+pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The worker core.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -153,6 +167,9 @@ pub struct Worker {
     leaving: Option<ByeReason>,
     /// Async workers: connections open.
     open: u32,
+    /// The backoff after the last accept that failed for lack of resources (zero after one that
+    /// did not), and when it ends.
+    backoff: (Duration, Instant),
     actions: VecDeque<Action>,
 }
 
@@ -162,6 +179,7 @@ impl Worker {
     pub fn translate_back(&mut self, d: Duration) {
         self.now = self.now - d;
         self.last_alive = self.last_alive - d;
+        self.backoff.1 = self.backoff.1 - d;
     }
 
     /// As [`crate::arbiter::Arbiter::clamp_past`], for the worker's last heartbeat.
@@ -184,6 +202,7 @@ impl Worker {
             requests: 0,
             leaving: None,
             open: 0,
+            backoff: (Duration::ZERO, now),
             actions: VecDeque::new(),
         }
     }
@@ -212,7 +231,7 @@ impl Worker {
     /// When [`Worker::handle_timeout`] is due: the earliest of [`Worker::timers`].
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timer(Timer::Heartbeat)
+        self.timers().map(|(_, at)| at).min()
     }
 
     /// When `timer` is due, if it is pending. The heartbeat is pending except while booting,
@@ -224,12 +243,13 @@ impl Worker {
                 (State::Exited | State::Booting, _) | (State::Serving, WorkerKind::Sync) => None,
                 _ => Some(self.last_alive + self.config.timeout / 2),
             },
+            Timer::AcceptRetry => matches!(self.state, State::Backoff(_)).then_some(self.backoff.1),
         }
     }
 
     /// Every pending timer with its deadline.
     pub fn timers(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
-        [Timer::Heartbeat].into_iter().filter_map(|t| self.timer(t).map(|at| (t, at)))
+        [Timer::Heartbeat, Timer::AcceptRetry].into_iter().filter_map(|t| self.timer(t).map(|at| (t, at)))
     }
 
     /// Async workers: connections open.
@@ -246,12 +266,28 @@ impl Worker {
         }
     }
 
-    /// Fires every timer due at `now` (a heartbeat).
+    /// Fires every timer due at `now`: a heartbeat, the end of an accept backoff.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         if self.timer(Timer::Heartbeat).is_some_and(|t| t <= self.now) {
             self.alive();
         }
+        if self.timer(Timer::AcceptRetry).is_some_and(|t| t <= self.now)
+            && let State::Backoff(told) = self.state
+        {
+            // Go on as if the accept had found nothing: answer EMPTY if told where (the
+            // connection goes to the next idle worker), or wait on the listeners again.
+            self.state = State::Accepting(told);
+            let now = self.now;
+            self.handle(now, Input::AcceptEmpty);
+        }
+    }
+
+    /// An accept failed for lack of resources: back off, doubling from the last failure in a row.
+    fn back_off(&mut self, told: Option<ListenerId>) {
+        let next = (self.backoff.0 * 2).clamp(MIN_ACCEPT_BACKOFF, MAX_ACCEPT_BACKOFF);
+        self.backoff = (next, self.now + next);
+        self.state = State::Backoff(told);
     }
 
     /// Handles one event.
@@ -270,7 +306,9 @@ impl Worker {
             (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
                 self.accept(Some(socket));
             }
+            (State::Accepting(told), Input::AcceptFailed) => self.back_off(told),
             (State::Accepting(told), Input::Accepted(socket)) => {
+                self.backoff.0 = Duration::ZERO;
                 if told.is_some() {
                     self.send(WorkerMsg::Accepted { socket });
                 }
@@ -327,7 +365,9 @@ impl Worker {
             (State::Idle, Input::Message(ArbiterMsg::Accept { socket })) => {
                 self.accept(Some(socket));
             }
+            (State::Accepting(told), Input::AcceptFailed) => self.back_off(told),
             (State::Accepting(told), Input::Accepted(socket)) => {
+                self.backoff.0 = Duration::ZERO;
                 if told.is_some() {
                     self.send(WorkerMsg::Accepted { socket });
                 }
@@ -407,7 +447,8 @@ impl Worker {
     /// (the first reason given wins).
     fn leave(&mut self, reason: ByeReason) {
         match self.state {
-            State::Serving | State::Accepting(_) => {
+            // An accept under way (or backing off) still owes the arbiter its answer.
+            State::Serving | State::Accepting(_) | State::Backoff(_) => {
                 self.leaving.get_or_insert(reason);
             }
             _ => self.bye(reason),

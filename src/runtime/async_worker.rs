@@ -177,7 +177,7 @@ where
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut decoder = Decoder::<ArbiterMsg>::new();
     let mut out: Vec<u8> = Vec::new();
-    let mut next_listener = 0usize;
+    let mut accepts = worker::Accepts::default();
     let mut inputs: Vec<Input> = Vec::new();
     core.start(clock.now());
     loop {
@@ -186,7 +186,7 @@ where
             match action {
                 Action::Send(m) => out.extend_from_slice(m.encode().as_bytes()),
                 Action::Accept(which) => {
-                    let (input, conn) = worker::accept(&res.listeners, which, &mut next_listener);
+                    let (input, conn) = worker::accept(&res.listeners, which, &mut accepts);
                     if let Some(conn) = conn {
                         set_busy(res, setup.slot, true);
                         spawn_connection(conn, handler.clone(), ctx.clone(), ev_tx.clone(), drain_rx.clone());

@@ -10,11 +10,12 @@ use crate::app::{App, Context};
 use crate::os::listen::Connection;
 use crate::os::sys::{Blocked, Clock, WakePipe};
 use crate::resources::Resources;
+use herd_protocol::arbiter::AcceptMode;
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
 use herd_protocol::registry::{Registry, SequenceStore, Sequences};
 use herd_protocol::signals::Sig;
-use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind, WorkerSignal};
+use herd_protocol::worker::{Action, Input, State, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -119,11 +120,9 @@ fn boot<A: App>(
     epoll.add(wake.fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
     epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL))?;
     let config = res.config.clone();
-    if config.accept_mode == herd_protocol::arbiter::AcceptMode::Shared {
-        for (i, l) in res.listeners.iter().enumerate() {
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
-            epoll.add(l.as_fd(), EpollEvent::new(flags, LISTENER + i as u64))?;
-        }
+    let shared = config.accept_mode == herd_protocol::arbiter::AcceptMode::Shared;
+    if shared {
+        watch_listeners(&epoll, res, true)?;
     }
     chan.set_nonblocking(false)?;
     let clock = Clock::new();
@@ -151,7 +150,8 @@ fn boot<A: App>(
         decoder: Decoder::new(),
         out: Vec::new(),
         conn: None,
-        next_listener: 0,
+        accepts: Accepts::default(),
+        watching: shared,
         res,
         registry,
         slot,
@@ -173,7 +173,10 @@ struct Proc<'s, R> {
     decoder: Decoder<ArbiterMsg>,
     out: Vec<u8>,
     conn: Option<Connection>,
-    next_listener: usize,
+    accepts: Accepts,
+    /// Shared mode: the listeners are in the epoll set (not while an accept backs off: they are
+    /// readable then, and the wait would spin).
+    watching: bool,
     res: &'s Resources,
     registry: Registry<R>,
     slot: Option<usize>,
@@ -189,6 +192,14 @@ impl<R> Proc<'_, R> {
             self.drive(app);
             if let Some(code) = self.exit {
                 return code;
+            }
+            let backing_off = matches!(self.core.state(), State::Backoff(_));
+            if self.watching == backing_off && self.res.config.accept_mode == AcceptMode::Shared {
+                self.watching = !backing_off;
+                if let Err(e) = watch_listeners(&self.epoll, self.res, self.watching) {
+                    tracing::error!(error = %e, "cannot change the worker's watch on the listeners");
+                    return 1;
+                }
             }
             let timeout = match self.core.poll_timeout() {
                 None => EpollTimeout::NONE,
@@ -308,7 +319,7 @@ impl<R> Proc<'_, R> {
     }
 
     fn accept(&mut self, which: Option<ListenerId>) -> Input {
-        let (input, conn) = accept(&self.res.listeners, which, &mut self.next_listener);
+        let (input, conn) = accept(&self.res.listeners, which, &mut self.accepts);
         self.conn = conn;
         input
     }
@@ -406,17 +417,39 @@ fn resident_bytes() -> Option<u64> {
 /// `next`). A direct accept first asks the kernel whether anything is queued (TCP_INFO): an
 /// accept() that can only fail is not made, and a connection that arrives just after still wakes
 /// a waiting worker (the listener is level-triggered). Shared by the sync and async workers.
+/// Adds the listeners to a shared-mode worker's epoll set (`EPOLLEXCLUSIVE`: one connection
+/// wakes one waiting worker), or removes them.
+fn watch_listeners(epoll: &Epoll, res: &Resources, on: bool) -> io::Result<()> {
+    for (i, l) in res.listeners.iter().enumerate() {
+        if on {
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+            epoll.add(l.as_fd(), EpollEvent::new(flags, LISTENER + i as u64))?;
+        } else {
+            epoll.delete(l.as_fd())?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a worker's accepts stand: the listener to try first (round-robin) and the failures in
+/// a row for lack of resources (logged once per burst).
+#[derive(Debug, Default)]
+pub(crate) struct Accepts {
+    next: usize,
+    failing: u64,
+}
+
 pub(crate) fn accept(
     listeners: &[crate::os::listen::Listener],
     which: Option<ListenerId>,
-    next: &mut usize,
+    state: &mut Accepts,
 ) -> (Input, Option<Connection>) {
     let n = listeners.len();
     let order: Vec<usize> = match which {
         Some(l) if usize::from(l.0) < n => vec![usize::from(l.0)],
         // ACCEPT:<socket> naming no listener: the arbiter broke the protocol.
         Some(_) => return (Input::Malformed, None),
-        None => (0..n).map(|k| (*next + k) % n).collect(),
+        None => (0..n).map(|k| (state.next + k) % n).collect(),
     };
     for i in order {
         if which.is_none() && listeners[i].queued() == Some(0) {
@@ -424,10 +457,31 @@ pub(crate) fn accept(
         }
         match listeners[i].accept() {
             Ok(Some(c)) => {
-                *next = (i + 1) % n;
+                state.next = (i + 1) % n;
+                if state.failing > 0 {
+                    tracing::info!(failures = state.failing, "accept works again");
+                    state.failing = 0;
+                }
                 return (Input::Accepted(ListenerId(i as u16)), Some(c));
             }
             Ok(None) => {}
+            // Out of descriptors, buffers or memory: the connection stays queued; the core backs
+            // off instead of asking again at once. One line per burst.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) =>
+            {
+                if state.failing == 0 {
+                    tracing::warn!(error = %e, "accept failed for lack of resources; backing off (until it works again, \
+                                   further failures are not logged)");
+                }
+                state.failing += 1;
+                return (Input::AcceptFailed, None);
+            }
+            // The client gave up before it was accepted: nothing to take.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
             Err(e) => tracing::warn!(error = %e, "accept failed"),
         }
     }

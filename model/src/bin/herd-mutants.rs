@@ -191,6 +191,17 @@ fn rows() -> Vec<Row> {
             },
         },
         Row { id: "B23", what: "the newest idle worker is served first", how: Switch(Mutant::B23) },
+        Row {
+            id: "B24",
+            what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
+            how: RuntimePatch {
+                file: "src/runtime/worker.rs",
+                from: "return (Input::AcceptFailed, None);",
+                to: "return (Input::AcceptEmpty, None);",
+                target: "reliability",
+                filter: "a_worker_out_of_descriptors_backs_off_and_recovers",
+            },
+        },
     ]
 }
 

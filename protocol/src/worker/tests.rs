@@ -439,3 +439,57 @@ fn the_heartbeat_fires_at_its_deadline_and_not_before() {
     step(&mut w, 5_002, Input::Accepted(L0));
     assert_eq!(w.timers().count(), 0, "a sync worker cannot heartbeat mid-request");
 }
+
+/// An accept that fails for lack of resources backs off (10 ms, doubling, at most 1 s) before the
+/// worker answers EMPTY, instead of answering at once and being dispatched to again in a spin; a
+/// successful accept starts the backoff over. Two-sided: not a nanosecond early.
+#[test]
+fn a_failed_accept_backs_off_before_answering_empty() {
+    let mut w = worker(AcceptMode::Signaled, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    let mut at = 1;
+    let mut expected = MIN_ACCEPT_BACKOFF;
+    for _ in 0..9 {
+        step(&mut w, at, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+        assert!(step(&mut w, at, Input::AcceptFailed).is_empty(), "no answer during the backoff");
+        assert_eq!(w.state(), State::Backoff(Some(L0)));
+        let due = Instant(at * MS) + expected;
+        assert_eq!(w.timer(Timer::AcceptRetry), Some(due));
+        w.handle_timeout(Instant(due.0 - 1));
+        assert!(!drain(&mut w).contains(&send(WorkerMsg::Empty { socket: L0 })), "answered early");
+        w.handle_timeout(due);
+        assert!(drain(&mut w).contains(&send(WorkerMsg::Empty { socket: L0 })), "no answer at {due:?}");
+        assert_eq!(w.state(), State::Idle);
+        at = due.0 / MS + 1;
+        expected = (expected * 2).min(MAX_ACCEPT_BACKOFF);
+    }
+    assert_eq!(expected, MAX_ACCEPT_BACKOFF, "the backoff is capped");
+    // A successful accept starts over.
+    step(&mut w, at, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, at, Input::Accepted(L0));
+    step(&mut w, at + 1, Input::RequestDone);
+    step(&mut w, at + 2, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    step(&mut w, at + 2, Input::AcceptFailed);
+    assert_eq!(w.timer(Timer::AcceptRetry), Some(Instant((at + 2) * MS) + MIN_ACCEPT_BACKOFF));
+    // TERM during a backoff: the dispatch is answered first, then BYE.
+    let acts = step(&mut w, at + 3, Input::Signal(WorkerSignal::Term));
+    assert!(acts.is_empty(), "{acts:?}");
+    w.handle_timeout(Instant((at + 2) * MS) + MIN_ACCEPT_BACKOFF);
+    let acts = drain(&mut w);
+    assert_eq!(acts[0], send(WorkerMsg::Empty { socket: L0 }), "{acts:?}");
+    assert!(acts.contains(&send(WorkerMsg::Bye { reason: ByeReason::Stop })), "{acts:?}");
+}
+
+/// Shared mode: a failed accept stops watching the listeners for the backoff.
+#[test]
+fn shared_mode_stops_watching_the_listeners_while_backing_off() {
+    let mut w = worker(AcceptMode::Shared, 0);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::AcceptFailed);
+    assert!(!w.waits_on_listeners());
+    w.handle_timeout(Instant(MS) + MIN_ACCEPT_BACKOFF);
+    drain(&mut w);
+    assert!(w.waits_on_listeners(), "{:?}", w.state());
+}
