@@ -188,6 +188,7 @@ fn rows() -> Vec<Row> {
                 // Any test of a running server: its trace fails validation at the first wakeup.
                 target: "serve",
                 filter: "serves_the_demo_app_in_every_accept_mode",
+                check: "trace validation",
             },
         },
         Row { id: "B23", what: "the newest idle worker is served first", how: Switch(Mutant::B23) },
@@ -200,6 +201,7 @@ fn rows() -> Vec<Row> {
                 to: "return (Input::AcceptEmpty, None);",
                 target: "reliability",
                 filter: "a_worker_out_of_descriptors_backs_off_and_recovers",
+                check: "CPU over a window",
             },
         },
     ]
@@ -240,12 +242,12 @@ fn main() -> ExitCode {
                 let args = ["-p", "herd-protocol", "--lib", test];
                 patch(tree, &scratch, row.id, (file, from, to), &format!("unit test {test}"), &args)
             }
-            How::RuntimePatch { file, from, to, target, filter } => {
+            How::RuntimePatch { file, from, to, target, filter, check } => {
                 let tree = tree.get_or_insert_with(|| {
                     sync_tree(&root, &scratch).map_err(|e| format!("cannot copy the workspace: {e}"))
                 });
                 let args = ["-p", "herd", "--test", target, filter];
-                let layer = format!("trace validation in tests/{target}.rs {filter}");
+                let layer = format!("{check} in tests/{target}.rs {filter}");
                 patch(tree, &scratch, row.id, (file, from, to), &layer, &args)
             }
             How::Loom { test } => loom(&root, test),
