@@ -53,6 +53,8 @@ enum How {
         to: &'static str,
         target: &'static str,
         filter: &'static str,
+        /// Which check of that test catches it.
+        check: &'static str,
     },
     Loom {
         test: &'static str,
