@@ -19,7 +19,7 @@
 //! - a process's own bump advances its view only if nobody else bumped in between (otherwise the
 //!   other change would be skipped); a freshly forked worker carries no pending invalidation.
 //!
-//! [`SharedSequences`] is the shared-memory store's real code (atomics from [`crate::sync`], so
+//! [`SharedSequences`] is the shared-memory store's real code (atomics from `crate::sync`, so
 //! loom checks it).
 
 use crate::sync::{AtomicU64, Ordering};

@@ -2,7 +2,7 @@
 //! async-signal-safe; plus the wakeup contract between the signal handler and the main loop.
 //!
 //! This is real code the runtime calls from its signal handlers, not a model of it: `herd-model`
-//! checks this exact code under loom (`--cfg herd_loom`, see [`crate::sync`]).
+//! checks this exact code under loom (`--cfg herd_loom`, see `crate::sync`).
 //!
 //! # Counting, not queueing
 //!

@@ -341,7 +341,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             cron_sleep: Duration::from_millis(args.test_cron_sleep_ms),
             ..Demo::default()
         }),
+        #[cfg(feature = "async")]
         WorkerClass::Async => server.run_async(args.worker_connections, herd::demo::demo_async),
+        #[cfg(not(feature = "async"))]
+        WorkerClass::Async => {
+            eprintln!("herd: --worker-class async: this herd was built without async workers (cargo feature `async`)");
+            return ExitCode::from(2);
+        }
     };
     match ran {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -1,7 +1,7 @@
 //! Registry sequence stores: where the shared [`Sequences`] live.
 //!
 //! The default is shared memory: a region holding the protocol's
-//! [`SharedSequences`] (two atomics, the code loom checks). Every forked worker inherits the
+//! [`SharedSequences`](herd_protocol::registry::SharedSequences) (two atomics, the code loom checks). Every forked worker inherits the
 //! mapping; a re-executed arbiter inherits the descriptor, so the sequences survive an upgrade.
 
 mod error;

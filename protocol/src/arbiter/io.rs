@@ -33,7 +33,7 @@ pub enum Command {
     Upgrade,
 }
 
-/// Something that happened, for [`Arbiter::handle`].
+/// Something that happened, for [`Arbiter::handle`](super::Arbiter::handle).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Input {
@@ -109,7 +109,7 @@ pub enum KillSignal {
     Kill,
 }
 
-/// What to do, from [`Arbiter::poll_action`].
+/// What to do, from [`Arbiter::poll_action`](super::Arbiter::poll_action).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Action {
