@@ -345,7 +345,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         WorkerClass::Async => server.run_async(args.worker_connections, herd::demo::demo_async),
         #[cfg(not(feature = "async"))]
         WorkerClass::Async => {
-            eprintln!("herd: --worker-class async: this herd was built without async workers (cargo feature `async`)");
+            eprintln!(
+                "herd: --worker-class async: this herd was built without async workers (cargo feature `async`)"
+            );
             return ExitCode::from(2);
         }
     };
