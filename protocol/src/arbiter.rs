@@ -665,7 +665,10 @@ impl Arbiter {
     }
 
     fn retire(&mut self, id: WorkerId) {
-        let kill_at = self.now + self.config.graceful_timeout;
+        // B25: the grace of a retiring worker cut to half: it is killed early.
+        let grace =
+            if bug!(self, B25) { self.config.graceful_timeout / 2 } else { self.config.graceful_timeout };
+        let kill_at = self.now + grace;
         self.ask(id, KillSignal::Term, KillReason::Retire, kill_at);
     }
 

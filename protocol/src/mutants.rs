@@ -33,11 +33,13 @@ pub enum Mutant {
     /// The newest idle worker is served first: under light load one worker takes every
     /// connection while the others starve.
     B23,
+    /// A retiring worker is killed at half its graceful timeout: an early kill.
+    B25,
 }
 
 impl Mutant {
     /// Every mutant of the arbiter core.
-    pub const ALL: [Mutant; 12] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::B05,
         Mutant::B06,
         Mutant::B07,
@@ -50,5 +52,6 @@ impl Mutant {
         Mutant::B19,
         Mutant::B21,
         Mutant::B23,
+        Mutant::B25,
     ];
 }
