@@ -524,23 +524,6 @@ fn a_flood_of_alive_is_a_violation_but_steady_heartbeats_are_not() {
 }
 
 #[test]
-fn a_retiring_worker_is_still_bound_by_the_timeout_while_the_server_runs() {
-    // A graceful timeout far longer than the request timeout, so that the timeout acts first.
-    let mut s = Script::new(Config { graceful_timeout: Duration::from_secs(60), ..config(1) });
-    s.at(1).boot_all();
-    let old = s.spawned[0];
-    s.at(2).input(ready(1));
-    s.at(3).msg(old, WorkerMsg::Accepted { socket: ListenerId(0) });
-    // HUP: the replacement boots, the old worker (busy with a hung request) is asked to stop.
-    s.at(4).input(Input::Signal(Sig::Hup));
-    let new = *s.spawned.last().unwrap();
-    assert_eq!(kills(&s.at(5).msg(new, WorkerMsg::Accept)), vec![(old, KillSignal::Term)]);
-    assert!(kills(&s.at(10_002).tick()).is_empty(), "not silent for the timeout yet");
-    assert_eq!(kills(&s.at(10_003).tick()), vec![(old, KillSignal::Abrt)], "timed out while retiring");
-    assert_eq!(s.a().stats().timeouts, 1);
-}
-
-#[test]
 fn winch_stops_all_workers_and_hup_brings_them_back() {
     let mut s = Script::new(config(3));
     s.at(1).boot_all();

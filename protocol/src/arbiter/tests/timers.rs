@@ -59,8 +59,9 @@ fn grace_of_a_retired_worker() {
     assert_eq!(kills(&acts), vec![(old, KillSignal::Kill)]);
 }
 
-/// The late kill of issue #20: a retiring worker's silence is earlier than its grace, and
-/// `poll_timeout` must say so (it used to report only the grace).
+/// The late kill of issue #20 (B21): a retiring worker (HUP) busy with a hung request is still
+/// bound by the timeout while the server runs, as gunicorn's murder_workers does; its silence is
+/// earlier than its grace, and `poll_timeout` must say so (it used to report only the grace).
 #[test]
 fn silence_of_a_retiring_worker_while_the_server_runs() {
     let mut s = Script::new(Config { graceful_timeout: Duration::from_secs(60), ..config(1) });
