@@ -55,3 +55,8 @@ pub use resources::{Limits, OnReady, UPGRADE_FROM_ENV};
 #[cfg(feature = "async")]
 pub use runtime::async_worker::HttpContext;
 pub use server::{Server, ServerBuilder};
+
+/// The README's code, compiled as a doctest so that the quick start cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

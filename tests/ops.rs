@@ -442,3 +442,43 @@ fn upgrade_refusal_back_out_and_second_upgrade_keep_sockets_pidfile_and_requests
     wait_until("C removed the pidfile", || !pidfile.exists());
     assert!(!sock.exists(), "the last arbiter left its unix socket behind");
 }
+
+/// `--pidfile` never replaces a file that is not a pidfile, and a missing directory is reported
+/// with the path the operator gave (it used to overwrite the file, then delete it on exit, and
+/// to name the derived control socket `<pidfile>.ctl`).
+#[test]
+fn the_pidfile_never_replaces_a_file_that_is_not_one() {
+    let dir = tempdir("pidfile-files");
+    let precious = dir.join("notes.txt");
+    std::fs::write(&precious, "do not touch\n").unwrap();
+    let sub = dir.join("a-directory");
+    std::fs::create_dir(&sub).unwrap();
+    let missing = dir.join("missing").join("herd.pid");
+    for (path, why) in [
+        (&precious, "something other than a pid"),
+        (&sub, "not a regular file"),
+        (&missing, "does not exist"),
+    ] {
+        let p = path.to_str().unwrap();
+        let out = Command::new(herd_bin())
+            .args(["serve", "--bind", "127.0.0.1:0", "--pidfile", p])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{p}: started anyway");
+        assert!(err.contains(&format!("pidfile {p}")) && err.contains(why), "{p}: {err}");
+        assert!(!err.contains(".ctl"), "{p}: names the derived control socket: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "do not touch\n");
+    assert!(sub.is_dir());
+    // A stale pidfile of a process that is gone is herd's own: replaced, and removed on exit.
+    let stale = dir.join("herd.pid");
+    std::fs::write(&stale, "999999999\n").unwrap();
+    let p = stale.to_str().unwrap();
+    let mut h = Herd::start(&["--pidfile", p]);
+    h.wait_ready(1);
+    assert_eq!(std::fs::read_to_string(&stale).unwrap().trim(), h.pid.to_string());
+    h.signal(Signal::SIGTERM);
+    assert!(h.wait_exit().success());
+    assert!(!stale.exists(), "the pidfile stays after exit");
+}

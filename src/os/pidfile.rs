@@ -46,12 +46,37 @@ fn alive(pid: i32) -> bool {
 impl Pidfile {
     /// Refuses a pidfile that holds a live process other than this one or `parent` (the arbiter
     /// this one replaces); a stale one is fine.
+    ///
+    /// Nothing that is not a pidfile is ever replaced: a path that is not a regular file, or a
+    /// file holding anything but a pid (or nothing), is an error naming it; so is a directory
+    /// that does not exist, named as the operator gave the path.
     pub fn check(path: PathBuf, parent: Option<i32>) -> Result<Pidfile, PidfileError> {
-        if let Some(pid) = read_pid(&path)
-            && pid != std::process::id() as i32
-            && Some(pid) != parent
-            && alive(pid)
-        {
+        let refuse = |path: PathBuf, why: String| {
+            Err(PidfileError::Io { path, source: io::Error::new(io::ErrorKind::AlreadyExists, why) })
+        };
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            let why = format!("directory {} does not exist", dir.display());
+            return Err(PidfileError::Io { path, source: io::Error::new(io::ErrorKind::NotFound, why) });
+        }
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Pidfile { path }),
+            Err(source) => return Err(PidfileError::Io { path, source }),
+            Ok(m) if !m.file_type().is_file() => {
+                return refuse(path, "it exists and is not a regular file; herd does not replace it".into());
+            }
+            Ok(_) => {}
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| PidfileError::Io { path: path.clone(), source })?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Pidfile { path });
+        }
+        let Some(pid) = text.parse::<i32>().ok().filter(|&p| p > 0) else {
+            return refuse(path, "it holds something other than a pid; herd does not replace it".into());
+        };
+        if pid != std::process::id() as i32 && Some(pid) != parent && alive(pid) {
             return Err(PidfileError::Live { path, pid });
         }
         Ok(Pidfile { path })
