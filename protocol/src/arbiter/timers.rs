@@ -61,32 +61,17 @@ impl Arbiter {
         workers.chain(global).flatten()
     }
 
-    /// The earliest of [`Arbiter::timers`] (what `poll_timeout` answers), without building the
-    /// list: the checkers ask for it after every step.
+    /// The earliest of [`Arbiter::timers`]: what `poll_timeout` answers.
     pub(super) fn earliest_timer(&self) -> Option<Instant> {
-        if self.phase == Phase::Exited {
-            return None;
-        }
-        let mut next = self.stop_deadline();
-        let mut at = |t: Option<Instant>| {
-            if let Some(t) = t
-                && next.is_none_or(|n| t < n)
-            {
-                next = Some(t);
-            }
-        };
-        for w in self.workers.values() {
-            at(self.grace_at(w));
+        self.timers()
             // B21: a retiring worker's silence is acted on but not reported, so the driver
             // sleeps past it.
-            if !(bug!(self, B21) && w.life != Life::Active) {
-                at(self.silence_at(w));
-            }
-        }
-        if self.phase == Phase::Running {
-            at(self.backoff_ends());
-        }
-        next
+            .filter(|&(t, _)| {
+                !(bug!(self, B21)
+                    && matches!(t, Timer::Silence(id) if self.workers.get(&id).is_some_and(|w| w.life != Life::Active)))
+            })
+            .map(|(_, at)| at)
+            .min()
     }
 
     fn grace_at(&self, w: &WorkerEntry) -> Option<Instant> {
