@@ -6,14 +6,15 @@
 //! One request per connection (`Connection: close`), as a sync worker serves it.
 
 use crate::app::{App, Context};
+use crate::http::{HeadError, HttpLimits};
 use crate::os::listen::Connection;
 use crate::store::StoreError;
 use herd_protocol::registry::Sequences;
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Largest request head read.
-const MAX_HEAD: usize = 16 * 1024;
+/// How long an answer may take to write (a client that stops reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `/sleep`.
 const MAX_SLEEP_MS: u64 = 600_000;
 
@@ -30,6 +31,9 @@ pub struct Demo {
     pub cron_log: Option<std::path::PathBuf>,
     /// How long a cron job takes.
     pub cron_sleep: Duration,
+    /// What a client may make a worker wait for and hold (`--header-timeout`,
+    /// `--limit-request-*`).
+    pub http: HttpLimits,
 }
 
 /// The demo's registry: which registry version this process has loaded.
@@ -74,10 +78,10 @@ impl App for Demo {
     }
 
     fn handle(&mut self, ctx: &mut Context<'_, DemoRegistry>, mut conn: Connection) {
-        let (method, path) = match read_head(&mut conn) {
+        let (method, path) = match read_head(&mut conn, &self.http) {
             Head::Request { method, path } => (method, path),
             Head::Closed => return,
-            Head::TooLarge => return respond(&mut conn, 431, "request head too large\n"),
+            Head::Over(e) => return respond(&mut conn, e.status(), &format!("{e}\n")),
             Head::Bad(e) => return respond(&mut conn, 400, &format!("bad request: {e}\n")),
         };
         let (route, query) = path.split_once('?').unwrap_or((&path, ""));
@@ -159,7 +163,7 @@ impl App for Demo {
 
     fn unavailable(&mut self, mut conn: Connection, error: &StoreError) {
         // Read the request first: closing with it unread would reset the connection.
-        if let Head::Request { .. } = read_head(&mut conn) {
+        if let Head::Request { .. } = read_head(&mut conn, &self.http) {
             respond(&mut conn, 503, &format!("{error}\n"));
         }
     }
@@ -168,38 +172,66 @@ impl App for Demo {
 enum Head {
     Request { method: String, path: String },
     Closed,
-    TooLarge,
+    Over(HeadError),
     Bad(httparse::Error),
 }
 
-/// Reads one request head (the demo's requests have no body worth reading).
-fn read_head(conn: &mut Connection) -> Head {
-    let _ = conn.set_timeouts(Some(Duration::from_secs(30)));
-    let mut buf = vec![0u8; MAX_HEAD];
-    let mut len = 0;
-    loop {
-        let n = match conn.read(&mut buf[len..]) {
-            Ok(0) => return Head::Closed,
+/// Reads one request head (the demo's requests have no body worth reading) within `limits`: the
+/// whole head within `header_timeout` of the call, each part within its size limit.
+fn read_head(conn: &mut Connection, limits: &HttpLimits) -> Head {
+    let deadline = Instant::now() + limits.header_timeout;
+    let field_limit = limits.field_size_limit();
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let head = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_timeouts(Some(left)).is_err() {
+            break Head::Closed;
+        }
+        let n = match conn.read(&mut chunk) {
+            Ok(0) => break Head::Closed,
             Ok(n) => n,
             // A socket with a timeout is not restarted after a signal (TERM): read again.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Head::Closed,
+            // Closed, reset, or the header timeout.
+            Err(_) => break Head::Closed,
         };
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
+        buf.extend_from_slice(&chunk[..n]);
+        // The request line, complete or not, within its limit.
+        let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+        let line = buf[..end].strip_suffix(b"\r").map_or(end, <[u8]>::len);
+        if let Err(e) = limits.check_line(line) {
+            break Head::Over(e);
+        }
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.fields_limit()];
         let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf[..len]) {
+        match req.parse(&buf) {
             Ok(httparse::Status::Complete(_)) => {
-                return Head::Request {
+                if let Err(e) = limits.check_fields(req.headers.iter().map(|h| (h.name.len(), h.value.len())))
+                {
+                    break Head::Over(e);
+                }
+                break Head::Request {
                     method: req.method.unwrap_or("").to_owned(),
                     path: req.path.unwrap_or("").to_owned(),
                 };
             }
-            Ok(httparse::Status::Partial) if len < buf.len() => {}
-            Ok(httparse::Status::Partial) => return Head::TooLarge,
-            Err(e) => return Head::Bad(e),
+            Ok(httparse::Status::Partial) => {
+                // The field being received, not yet ended by its CRLF, within its limit.
+                let partial = buf.len() - buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                if end < buf.len() && partial > field_limit + 1 {
+                    break Head::Over(HeadError::FieldTooLong { limit: field_limit });
+                }
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                break Head::Over(HeadError::TooManyFields { limit: limits.fields_limit() });
+            }
+            Err(e) => break Head::Bad(e),
         }
-    }
+    };
+    // Answers are written under the write timeout (a client that stops reading).
+    let _ = conn.set_timeouts(Some(WRITE_TIMEOUT));
+    head
 }
 
 fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
@@ -212,6 +244,7 @@ fn respond(conn: &mut Connection, status: u16, body: &str) {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",

@@ -26,6 +26,7 @@
 //! | [`cron`] | scheduled jobs and their stores |
 //! | [`control`] | the control socket behind `herd ctl` |
 //! | [`demo`] | the demo HTTP application of `herd serve` |
+//! | [`http`] | limits on slow and oversized HTTP clients, for both built-in HTTP layers |
 //!
 //! Inside, not public: `resources` (what a built server holds, borrowed by the runtime),
 //! `runtime` (the arbiter and worker processes) and `os` (signals, listeners, pidfile, shared
@@ -40,6 +41,7 @@ pub mod control;
 pub mod cron;
 pub mod demo;
 mod error;
+pub mod http;
 mod os;
 mod resources;
 mod runtime;
@@ -49,6 +51,7 @@ pub mod store;
 pub use app::{App, Context, FnApp};
 pub use error::Error;
 pub use herd_protocol as protocol;
+pub use http::HttpLimits;
 pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener, SocketOrigin};
 pub use os::pidfile::PidfileError;
 pub use resources::{Limits, OnReady, UPGRADE_FROM_ENV};

@@ -38,6 +38,8 @@ pub(crate) struct Resources {
     pub(crate) pidfile: Option<Pidfile>,
     pub(crate) control: Option<ControlServer>,
     pub(crate) limits: Limits,
+    /// Limits on HTTP clients, for the async workers' hyper.
+    pub(crate) http: crate::http::HttpLimits,
     pub(crate) store: Store,
     pub(crate) scoreboard: Scoreboard,
     pub(crate) upgrade_from: Option<i32>,

@@ -4,6 +4,7 @@ use crate::app::{App, Context, FnApp};
 use crate::control::ControlServer;
 use crate::cron::{Cron, CronJob, JobStore};
 use crate::error::Error;
+use crate::http::HttpLimits;
 use crate::os::listen::{Bind, Connection, Listener, SocketOrigin};
 use crate::os::pidfile::Pidfile;
 use crate::os::scoreboard::Scoreboard;
@@ -23,6 +24,7 @@ pub struct ServerBuilder {
     pidfile: Option<PathBuf>,
     control: Option<PathBuf>,
     limits: Limits,
+    http: HttpLimits,
     registry_store: Option<String>,
     on_ready: Option<OnReady>,
     cron_jobs: Vec<CronJob>,
@@ -38,6 +40,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("pidfile", &self.pidfile)
             .field("control", &self.control)
             .field("limits", &self.limits)
+            .field("http", &self.http)
             .field("registry_store", &self.registry_store.as_deref().map(crate::store::redact))
             .finish_non_exhaustive()
     }
@@ -116,6 +119,14 @@ impl ServerBuilder {
     /// Per-worker resource limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// What an HTTP client may make an async worker wait for and hold: keep-alive idle time,
+    /// request-head read timeout, request line and header field limits (`--keep-alive`,
+    /// `--header-timeout`, `--limit-request-*`). Sync applications read requests themselves.
+    pub fn http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http = limits;
         self
     }
 
@@ -251,6 +262,7 @@ impl ServerBuilder {
                 pidfile,
                 control,
                 limits: self.limits,
+                http: self.http,
                 store,
                 scoreboard,
                 upgrade_from,
@@ -298,6 +310,7 @@ impl Server {
             pidfile: None,
             control: None,
             limits: Limits::default(),
+            http: HttpLimits::default(),
             registry_store: None,
             on_ready: None,
             cron_jobs: Vec::new(),
@@ -392,7 +405,7 @@ fn postgres_store(url: &str) -> Result<Store, Error> {
 #[cfg(not(feature = "postgres"))]
 fn postgres_store(_: &str) -> Result<Store, Error> {
     Err(Error::RegistryStore(
-        "this herd was built without PostgreSQL support (cargo feature `postgres`)".into(),
+        "a PostgreSQL registry store needs a herd built with the cargo feature `postgres`".into(),
     ))
 }
 

@@ -119,6 +119,27 @@ struct ServeArgs {
     /// Most connections an async worker serves at once.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     worker_connections: u32,
+    /// Seconds an idle keep-alive connection is kept open (async workers; sync workers close
+    /// after each request).
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    keep_alive: Duration,
+    /// Seconds a client has to send a request head (request line and headers), from when a
+    /// worker takes the connection or ends the previous request; then the connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    /// Longest request line in bytes (0: up to 8190); longer ones get 414.
+    #[arg(long, value_name = "BYTES", default_value_t = 4094,
+          value_parser = clap::value_parser!(u32).range(0..=herd::http::MAX_REQUEST_LINE as i64))]
+    limit_request_line: u32,
+    /// Most header fields in a request; more get 431.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=herd::http::MAX_REQUEST_FIELDS as i64))]
+    limit_request_fields: u32,
+    /// Longest header field in bytes (0: up to 1 MiB); longer ones get 431.
+    #[arg(long = "limit-request-field_size", visible_alias = "limit-request-field-size", value_name = "BYTES",
+          default_value_t = 8190,
+          value_parser = clap::value_parser!(u32).range(0..=herd::http::MAX_REQUEST_FIELD_SIZE as i64))]
+    limit_request_field_size: u32,
     /// Where the registry sequences live: shm (one host) or postgres://user:password@host/db
     /// (several hosts sharing one database).
     #[arg(
@@ -319,6 +340,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         memory_hard: args.limit_memory_hard,
         cpu: args.limit_cpu,
     });
+    let http = herd::HttpLimits {
+        keep_alive: args.keep_alive,
+        header_timeout: args.header_timeout,
+        request_line: args.limit_request_line as usize,
+        request_fields: args.limit_request_fields as usize,
+        request_field_size: args.limit_request_field_size as usize,
+    };
+    b = b.http_limits(http);
     b = b.on_ready(|listeners| {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -339,6 +368,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             misbehave: args.test_misbehave,
             cron_log: args.test_cron_log,
             cron_sleep: Duration::from_millis(args.test_cron_sleep_ms),
+            http,
             ..Demo::default()
         }),
         #[cfg(feature = "async")]

@@ -309,40 +309,48 @@ fn spawn_connection<F, Fut, B>(
     B: Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let limits = ctx.res.get().http;
     tokio::task::spawn_local(async move {
         let done = events.clone();
-        // A drain closes a connection only once its first request has begun: a connection taken
-        // from the listener is owed an answer (closing it before its request is read would lose
-        // it). `first` tells the task when that request arrived.
-        let first = Rc::new(tokio::sync::Notify::new());
-        let began = Rc::new(std::cell::Cell::new(false));
-        let (first_s, began_s) = (Rc::clone(&first), Rc::clone(&began));
+        let state = Rc::new(ConnState::default());
+        let service_state = Rc::clone(&state);
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let (handler, ctx, done) = (handler.clone(), ctx.clone(), done.clone());
-            if !began_s.replace(true) {
-                first_s.notify_one();
-            }
+            let in_flight = InFlight::begin(&service_state);
             async move {
-                // The registry check before every request; no request on a registry that may
-                // be stale.
-                let shared = ctx.res.get().store.get();
-                let resp = match shared {
-                    Ok(shared) => {
-                        {
-                            let mut c = ctx.coherence.borrow_mut();
-                            match c.check(shared) {
-                                Check::UpToDate => {}
-                                Check::Reload { as_of } => c.reloaded(as_of),
-                                Check::ClearCaches { as_of } => c.caches_cleared(as_of),
-                            }
-                        }
-                        handler(req, ctx).await.map(Either::Left)
-                    }
+                let _in_flight = in_flight;
+                let resp = match over_limits(&req, &limits) {
                     Err(e) => {
                         let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{e}\n")))));
-                        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                        *r.status_mut() =
+                            hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::BAD_REQUEST);
+                        r.headers_mut().insert(
+                            hyper::header::CONNECTION,
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
                         r
                     }
+                    // The registry check before every request; no request on a registry that may
+                    // be stale.
+                    Ok(()) => match ctx.res.get().store.get() {
+                        Ok(shared) => {
+                            {
+                                let mut c = ctx.coherence.borrow_mut();
+                                match c.check(shared) {
+                                    Check::UpToDate => {}
+                                    Check::Reload { as_of } => c.reloaded(as_of),
+                                    Check::ClearCaches { as_of } => c.caches_cleared(as_of),
+                                }
+                            }
+                            handler(req, ctx).await.map(Either::Left)
+                        }
+                        Err(e) => {
+                            let mut r =
+                                Response::new(Either::Right(Full::new(Bytes::from(format!("{e}\n")))));
+                            *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                            r
+                        }
+                    },
                 };
                 let _ = done.send(Ev::RequestDone);
                 Ok::<_, Infallible>(resp)
@@ -357,29 +365,96 @@ fn spawn_connection<F, Fut, B>(
             }
         };
         if let Ok(io) = io {
+            // hyper's header read timeout runs from the moment it waits for a head: the first
+            // one, and each next one on a kept-alive connection.
             let served = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_headers(limits.fields_limit())
+                .max_buf_size(limits.max_head().clamp(8192, MAX_BUF))
                 .serve_connection(hyper_util::rt::TokioIo::new(io), service);
             tokio::pin!(served);
-            // Asked to drain; shut down (gracefully) once the first request has begun.
+            // Shut down (gracefully: a request under way finishes) when asked to drain once the
+            // first request has begun (a connection taken from the listener is owed an answer:
+            // closing it before its request is read would lose it), or when it has been idle
+            // between requests for the keep-alive time.
             let mut draining = *drain.borrow();
             let mut shut = false;
             loop {
-                if draining && !shut && began.get() {
+                let idle_until = (state.in_flight.get() == 0)
+                    .then(|| state.idle_since.get().map(|t| t + limits.keep_alive))
+                    .flatten();
+                let kept_too_long = idle_until.is_some_and(|t| t <= tokio::time::Instant::now());
+                if !shut && ((draining && state.began.get()) || kept_too_long) {
                     shut = true;
                     served.as_mut().graceful_shutdown();
                 }
+                let wake_at = idle_until.filter(|_| !shut);
                 tokio::select! {
                     _ = served.as_mut() => break,
                     r = drain.changed(), if !draining => {
                         draining = r.is_err() || *drain.borrow();
                     }
-                    _ = first.notified(), if draining && !shut => {}
+                    _ = state.activity.notified(), if !shut => {}
+                    _ = tokio::time::sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {}
                 }
             }
         }
         let _ = events.send(Ev::Closed);
     });
+}
+
+/// Largest read buffer a connection may grow (hyper's `max_buf_size`).
+const MAX_BUF: usize = 16 << 20;
+
+/// What a connection's task knows of its requests.
+#[derive(Default)]
+struct ConnState {
+    /// A request has begun (its head was read).
+    began: std::cell::Cell<bool>,
+    /// Requests under way.
+    in_flight: std::cell::Cell<u32>,
+    /// When the last request under way ended.
+    idle_since: std::cell::Cell<Option<tokio::time::Instant>>,
+    /// A request began or ended.
+    activity: tokio::sync::Notify,
+}
+
+/// A request under way, counted until it ends (or its future is dropped).
+struct InFlight(Rc<ConnState>);
+
+impl InFlight {
+    fn begin(state: &Rc<ConnState>) -> InFlight {
+        state.began.set(true);
+        state.in_flight.set(state.in_flight.get() + 1);
+        state.activity.notify_one();
+        InFlight(Rc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let s = &self.0;
+        s.in_flight.set(s.in_flight.get().saturating_sub(1));
+        if s.in_flight.get() == 0 {
+            s.idle_since.set(Some(tokio::time::Instant::now()));
+        }
+        s.activity.notify_one();
+    }
+}
+
+/// The request line and header fields against `--limit-request-*` (the number of fields is
+/// also bounded by hyper's `max_headers`, which answers 431 itself).
+fn over_limits<T>(req: &Request<T>, limits: &crate::http::HttpLimits) -> Result<(), crate::http::HeadError> {
+    let uri = req.uri();
+    let target = match uri.path_and_query() {
+        Some(pq) if uri.scheme().is_none() => pq.as_str().len(),
+        _ => uri.to_string().len(),
+    };
+    // METHOD SP TARGET SP HTTP/1.1
+    limits.check_line(req.method().as_str().len() + 1 + target + 1 + 8)?;
+    limits.check_fields(req.headers().iter().map(|(n, v)| (n.as_str().len(), v.len())))
 }
 
 /// A TCP or unix connection, for hyper.
