@@ -65,9 +65,11 @@ impl ServerBuilder {
         self
     }
 
-    /// Silence after which a worker is killed (`--timeout`).
+    /// Silence after which a worker is killed (`--timeout`): for a sync worker, the longest a
+    /// request may take. Zero: no timeout (`--timeout 0`; refused with cron workers, whose job
+    /// leases it bounds).
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.config.timeout = d;
+        self.config.timeout = (!d.is_zero()).then_some(d);
         self
     }
 

@@ -116,3 +116,46 @@ fn a_retiring_workers_request_within_its_bounds_completes() {
     h.signal(Signal::SIGHUP);
     assert_eq!(client.join().unwrap(), Ok((200, "slept 700\n".to_owned())));
 }
+
+/// `--timeout 0` turns the request timeout off (gunicorn's meaning): a request far past what a
+/// one-second timeout allows completes, on both worker kinds, and the trace shows no kill (the
+/// monitor refuses any kill for silence without a timeout). The value is checked in both
+/// directions: the same request under `--timeout 1` is cut; and cron workers, whose leases the
+/// timeout bounds, refuse to run without one.
+#[test]
+fn timeout_zero_turns_the_request_timeout_off() {
+    for class in ["sync", "async"] {
+        // The async demo's /block stops its event loop, as a sync worker's request does.
+        let path = if class == "sync" { "/sleep?ms=2500" } else { "/block?ms=2500" };
+        let off = Herd::start(&["--workers", "1", "--timeout", "0", "--worker-class", class]);
+        off.wait_ready(1);
+        assert_eq!(off.get(path).map(|(s, _)| s), Ok(200), "{class}: --timeout 0\n{}", off.log_text());
+        let on = Herd::start(&["--workers", "1", "--timeout", "1", "--worker-class", class]);
+        on.wait_ready(1);
+        assert!(on.get(path).is_err(), "{class}: --timeout 1 lets a 2.5 s request finish\n{}", on.log_text());
+    }
+    let out = std::process::Command::new(common::herd_bin())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout",
+            "0",
+            "--cron-workers",
+            "1",
+            "--cron-job",
+            "j=1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("timeout"), "{err}");
+    for bad in ["-1", "soon", "nan"] {
+        let out = std::process::Command::new(common::herd_bin())
+            .args(["serve".to_owned(), format!("--timeout={bad}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--timeout {bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"), "--timeout {bad}");
+    }
+}

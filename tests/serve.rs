@@ -277,8 +277,8 @@ fn bad_flags_exit_with_code_2_and_a_clear_message() {
         (&["--workers", "many"], "--workers"),
         (&["--bind", "nonsense"], "no port"),
         (&["--bind", "127.0.0.1:99999"], "bad port"),
-        (&["--timeout", "0"], "greater than 0"),
-        (&["--timeout=-1"], "greater than 0"),
+        (&["--graceful-timeout", "0"], "greater than 0"),
+        (&["--timeout=-1"], "0: none"),
         (&["--accept-mode", "psychic"], "--accept-mode"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];

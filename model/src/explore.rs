@@ -188,7 +188,7 @@ impl State {
         let config = Config {
             workers: b.workers,
             cron_workers: 0,
-            timeout: TIMEOUT,
+            timeout: Some(TIMEOUT),
             graceful_timeout: Duration::from_secs(10),
             kill_grace: Duration::from_secs(1),
             max_requests: b.max_requests,

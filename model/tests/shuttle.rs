@@ -122,7 +122,7 @@ fn scenario(mode: AcceptMode, workers: u32, connections: u32, kills: u32, storm:
     let config = Config {
         workers,
         accept_mode: mode,
-        timeout: Duration::from_secs(3_600),
+        timeout: Some(Duration::from_secs(3_600)),
         graceful_timeout: Duration::from_secs(10),
         spawn_backoff: Duration::from_millis(10),
         ..Config::default()

@@ -50,7 +50,8 @@ mod table;
 mod timers;
 
 pub use config::{
-    APP_LOAD_ERROR, AcceptMode, Config, ConfigError, MAX_WORKERS, Role, WORKER_BOOT_ERROR, WorkerId,
+    APP_LOAD_ERROR, AcceptMode, Config, ConfigError, MAX_WORKERS, Role, UNTIMED_PACE, WORKER_BOOT_ERROR,
+    WorkerId,
 };
 pub use io::{Action, Command, ExitStatus, Input, KillReason, KillSignal};
 pub use table::{Accepting, Life, MAX_ALIVES_PER_WINDOW, Phase, Stats, WorkerEntry};
@@ -393,7 +394,7 @@ impl Arbiter {
         match (msg, w.accepting) {
             (WorkerMsg::Alive { .. }, _) => {
                 let (start, n) = w.alive_window;
-                w.alive_window = if now >= start + self.config.timeout / 2 {
+                w.alive_window = if now >= start + self.config.pace() / 2 {
                     (now, 1)
                 } else {
                     (start, n.saturating_add(1))

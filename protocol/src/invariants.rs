@@ -138,7 +138,8 @@ struct Seen {
 /// Watches one arbiter; see the module documentation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Monitor {
-    timeout: Duration,
+    /// `None`: no timeout (`--timeout 0`), and no kill for silence, ever.
+    timeout: Option<Duration>,
     graceful_timeout: Duration,
     kill_grace: Duration,
     max_requests: u32,
@@ -348,7 +349,8 @@ impl Monitor {
                     }
                     KillSignal::Abrt => {
                         s.aborted = true;
-                        if s.last_heard + timeout > now {
+                        // Not early, and never without a timeout (0 means off).
+                        if timeout.is_none_or(|t| s.last_heard + t > now) {
                             return Err(Violation::new(
                                 LivenessKill,
                                 format!(
@@ -415,8 +417,10 @@ impl Monitor {
             if s.killed {
                 continue;
             }
-            let silence = (!s.aborted && (s.kill_by.is_none() || !self.stop_requested))
-                .then(|| (s.last_heard + self.timeout, Invariant::LivenessKill));
+            let silence = self
+                .timeout
+                .filter(|_| !s.aborted && (s.kill_by.is_none() || !self.stop_requested))
+                .map(|t| (s.last_heard + t, Invariant::LivenessKill));
             let grace = s.kill_by.map(|by| (by, Invariant::GracefulStop));
             for (at, inv) in [silence, grace].into_iter().flatten() {
                 if next.is_none_or(|(n, ..)| at < n) {
@@ -458,7 +462,7 @@ impl Monitor {
                     }
                     // Silent past the timeout and not soft-killed: only a stopping server may
                     // leave a worker its graceful timeout instead.
-                    _ if s.last_heard + self.timeout <= now
+                    _ if self.timeout.is_some_and(|t| s.last_heard + t <= now)
                         && !s.aborted
                         && (s.kill_by.is_none() || !self.stop_requested) =>
                     {

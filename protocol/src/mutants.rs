@@ -35,11 +35,14 @@ pub enum Mutant {
     B23,
     /// A retiring worker is killed at half its graceful timeout: an early kill.
     B25,
+    /// No timeout (`--timeout 0`) read as the heartbeat pace: a worker silent in a long request
+    /// is killed though the operator turned the timeout off.
+    B26,
 }
 
 impl Mutant {
     /// Every mutant of the arbiter core.
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::B05,
         Mutant::B06,
         Mutant::B07,
@@ -53,5 +56,6 @@ impl Mutant {
         Mutant::B21,
         Mutant::B23,
         Mutant::B25,
+        Mutant::B26,
     ];
 }

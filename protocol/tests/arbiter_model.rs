@@ -175,7 +175,7 @@ impl StateMachineTest for Sut {
     fn init_test(m: &Model) -> Sut {
         let config = Config {
             workers: m.configured,
-            timeout: Duration::from_secs(60),
+            timeout: Some(Duration::from_secs(60)),
             graceful_timeout: Duration::from_secs(60),
             ..Config::default()
         };

@@ -164,7 +164,7 @@ fn invariants_have_their_documented_names_and_violations_print_them() {
 fn config(workers: u32) -> Config {
     Config {
         workers,
-        timeout: Duration::from_secs(10),
+        timeout: Some(Duration::from_secs(10)),
         graceful_timeout: Duration::from_secs(5),
         kill_grace: Duration::from_secs(1),
         listeners: 1,

@@ -15,7 +15,7 @@ const MS: u64 = 1_000_000;
 fn config() -> Config {
     Config {
         workers: 2,
-        timeout: Duration::from_secs(10),
+        timeout: Some(Duration::from_secs(10)),
         graceful_timeout: Duration::from_secs(5),
         kill_grace: Duration::from_secs(1),
         max_requests: 10,
@@ -113,6 +113,21 @@ fn kills_go_to_the_living_once_per_signal_and_never_early() {
     );
     m.on_timeout(Instant(10_000 * MS));
     m.on_action(&kill(1, KillSignal::Abrt)).unwrap();
+}
+
+/// Without a timeout (`--timeout 0`) a silence is never a reason to kill, however long, and no
+/// silence is a missed deadline.
+#[test]
+fn without_a_timeout_no_silence_kill_is_owed_or_allowed() {
+    let mut a = Arbiter::new(Config { timeout: None, ..config() }, Instant::ZERO).unwrap();
+    let mut m = Monitor::new(&a);
+    while let Some(act) = a.poll_action() {
+        m.on_action(&act).unwrap();
+    }
+    m.on_timeout(Instant(86_400_000 * MS));
+    assert!(m.check(&a, true).is_ok(), "a day of silence is owed nothing");
+    assert_eq!(m.next_deadline(), None);
+    assert_eq!(broken(&mut m, kill(0, KillSignal::Abrt)), Invariant::LivenessKill, "a kill for silence");
 }
 
 #[test]

@@ -26,6 +26,10 @@ const US: u64 = 1_000;
 pub(crate) const SIGNAL_DELAY: Duration = Duration::from_nanos(50 * US);
 /// The longest a (non-hung) request takes.
 const MAX_SERVICE: Duration = Duration::from_millis(20);
+/// Without a timeout (`--timeout 0`) the hang fault makes requests this slow instead (a sync worker
+/// is silent meanwhile): longer than the pace heartbeats keep, so an arbiter that killed for
+/// silence anyway (at the pace, say) would be caught.
+const UNTIMED_SLOW: (Duration, Duration) = (Duration::from_secs(31), Duration::from_secs(45));
 
 /// A client connection.
 #[derive(Clone, Copy, Debug)]
@@ -213,10 +217,16 @@ impl World {
         // Cron workers in 30% of the runs, drawn apart from the main generator.
         let mut cron_rng = Rng::new(opts.seed ^ 0x0c20_7000_5eed_0c20);
         let cron_workers = if cron_rng.chance(0.3) { 1 + cron_rng.up_to(2) } else { 0 };
+        // No timeout (`--timeout 0`) in 15% of the runs without cron workers (which need one),
+        // drawn apart from the main generator.
+        let untimed = cron_workers == 0 && Rng::new(opts.seed ^ 0x7140_0000_0000_0ff0).chance(0.15);
+        // Drawn in this order (the order of seeds' recorded traces).
+        let workers = 1 + rng.up_to(5);
+        let timeout = Duration::from_millis(1_000 + 500 * u64::from(rng.up_to(18)));
         let config = Config {
-            workers: 1 + rng.up_to(5),
+            workers,
             cron_workers,
-            timeout: Duration::from_millis(1_000 + 500 * u64::from(rng.up_to(18))),
+            timeout: (!untimed).then_some(timeout),
             graceful_timeout: Duration::from_millis(500 + 500 * u64::from(rng.up_to(8))),
             kill_grace: Duration::from_millis(100 + 100 * u64::from(rng.up_to(9))),
             max_requests,
@@ -278,7 +288,7 @@ impl World {
         };
         if cron_workers > 0 {
             let c = &w.config;
-            let lease = herd_protocol::cron::lease(c.timeout, c.graceful_timeout, c.kill_grace);
+            let lease = herd_protocol::cron::lease(c.pace(), c.graceful_timeout, c.kill_grace);
             let mut table = Table::new();
             let mut longest_interval = Duration::ZERO;
             for _ in 0..=cron_rng.up_to(2) {
@@ -436,6 +446,7 @@ impl World {
                 .collect(),
             tally: self.tally,
             max_delay: self.longest_delay,
+            stop_sent: self.stop_sent,
         }
     }
 
@@ -721,7 +732,7 @@ impl World {
                 let pending: usize = self.listeners.iter().map(|l| l.queue.len()).sum();
                 let workers = self.arb.arbiter.target().max(1);
                 let drain = MAX_SERVICE * u32::try_from(pending).unwrap_or(u32::MAX) / workers;
-                let bound = c.timeout * 2
+                let bound = c.timeout.unwrap_or(UNTIMED_SLOW.1) * 2
                     + c.graceful_timeout
                     + c.kill_grace
                     + c.spawn_backoff_max * 2
@@ -869,7 +880,7 @@ impl World {
                 let core = Worker::new(
                     WorkerConfig {
                         accept_mode: self.config.accept_mode,
-                        timeout: self.config.timeout,
+                        timeout: self.config.pace(),
                         max_requests,
                         kind: self.kind,
                     },
@@ -878,7 +889,7 @@ impl World {
                 let cron = (role == Role::Cron).then(|| CronProc {
                     core: CronWorker::new(
                         CronConfig {
-                            timeout: self.config.timeout,
+                            timeout: self.config.pace(),
                             max_jobs: max_requests,
                             max_idle: Duration::from_secs(1),
                             retry: Duration::from_millis(200),
@@ -1204,7 +1215,7 @@ impl World {
                 let hang = self.rng.chance(self.mix.hang);
                 let long = self.mix.hang > 0.0;
                 let Some(c) = &mut self.crons else { return };
-                let ms = self.config.timeout.as_millis() as u64;
+                let ms = self.config.pace().as_millis() as u64;
                 let d = if long && c.rng.chance(0.05) {
                     Duration::from_millis(ms + 1 + c.rng.next_u64() % ms)
                 } else {
@@ -1277,7 +1288,15 @@ impl World {
         if let Some(t) = &mut self.timeline {
             t.request_start(p.lane, self.now, hang);
         }
-        if hang {
+        if hang && self.config.timeout.is_none() && self.phase == RunPhase::Safety {
+            // Nothing would end a hung request while the server runs: a very slow one instead.
+            let p = self.procs.get_mut(&id).expect("proc");
+            p.hung = false;
+            let (lo, hi) = UNTIMED_SLOW;
+            let slow = lo + Duration::from_millis(self.rng.next_u64() % (hi - lo).as_millis() as u64);
+            self.log(|| format!("fault: {id}'s request takes {slow:?} (no timeout)"));
+            self.schedule_in(slow, Ev::RequestDone(id, conn));
+        } else if hang {
             self.log(|| format!("fault: {id}'s request hangs"));
         } else {
             self.schedule_in(d, Ev::RequestDone(id, conn));

@@ -77,8 +77,9 @@ struct ServeArgs {
     /// Number of worker processes.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: u32,
-    /// Workers silent for this many seconds are killed and replaced (a request may not take longer).
-    #[arg(short, long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    /// Workers silent for this many seconds are killed and replaced (a request may not take
+    /// longer); 0: no timeout.
+    #[arg(short, long, value_name = "SECONDS", default_value = "30", value_parser = seconds_or_zero)]
     timeout: Duration,
     /// Seconds stopping workers get to finish their requests before they are killed.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
@@ -196,6 +197,14 @@ fn seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} must be a number of seconds greater than 0"));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// Seconds, where 0 turns the bound off.
+fn seconds_or_zero(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => seconds(s).map_err(|_| format!("{s:?} must be a number of seconds (0: none)")),
+    }
 }
 
 fn bytes(s: &str) -> Result<u64, String> {

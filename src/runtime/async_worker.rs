@@ -167,7 +167,7 @@ where
     let mut core = Worker::new(
         WorkerConfig {
             accept_mode: res.config.accept_mode,
-            timeout: res.config.timeout,
+            timeout: res.config.pace(),
             max_requests: setup.max_requests,
             kind: WorkerKind::Async { connections: limit },
         },

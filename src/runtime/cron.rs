@@ -34,10 +34,10 @@ pub(crate) fn run(
         chan.set_nonblocking(false)?;
         let clock = Clock::new();
         let config = &res.config;
-        let lease = herd_protocol::cron::lease(config.timeout, config.graceful_timeout, config.kill_grace);
+        let lease = herd_protocol::cron::lease(config.pace(), config.graceful_timeout, config.kill_grace);
         let mut core = CronWorker::new(
             CronConfig {
-                timeout: config.timeout,
+                timeout: config.pace(),
                 max_jobs: max_requests,
                 max_idle: Duration::from_secs(1),
                 retry: Duration::from_secs(1),

@@ -132,7 +132,7 @@ fn boot<A: App>(
     let core = Worker::new(
         WorkerConfig {
             accept_mode: config.accept_mode,
-            timeout: config.timeout,
+            timeout: config.pace(),
             max_requests,
             kind: WorkerKind::Sync,
         },

@@ -196,6 +196,11 @@ fn rows() -> Vec<Row> {
         Row { id: "B23", what: "the newest idle worker is served first", how: Switch(Mutant::B23) },
         Row { id: "B25", what: "a retiring worker is killed at half its grace", how: Switch(Mutant::B25) },
         Row {
+            id: "B26",
+            what: "no timeout (--timeout 0) read as the heartbeat pace: a silent worker is killed",
+            how: Switch(Mutant::B26),
+        },
+        Row {
             id: "B24",
             what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
             how: RuntimePatch {

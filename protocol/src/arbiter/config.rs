@@ -61,8 +61,9 @@ pub struct Config {
     pub workers: u32,
     /// Cron workers to run besides them (`--cron-workers`); TTIN/TTOU do not change this.
     pub cron_workers: u32,
-    /// Silence after which a worker is killed (`--timeout`).
-    pub timeout: Duration,
+    /// Silence after which a worker is killed (`--timeout`); `None`: never (`--timeout 0`), and
+    /// workers pace their heartbeats by [`UNTIMED_PACE`] instead.
+    pub timeout: Option<Duration>,
     /// How long a stopping worker may take before it is killed (`--graceful-timeout`).
     pub graceful_timeout: Duration,
     /// Time between the soft kill (ABRT) of a late worker and the hard kill (KILL).
@@ -88,7 +89,7 @@ impl Default for Config {
         Config {
             workers: 1,
             cron_workers: 0,
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             graceful_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(1),
             max_requests: 0,
@@ -112,15 +113,28 @@ pub enum ConfigError {
     /// `cron_workers` was above [`MAX_WORKERS`].
     #[error("cron workers must be at most {MAX_WORKERS}, got {0}")]
     CronWorkers(u32),
-    /// `timeout` was zero.
-    #[error("timeout must be greater than zero")]
+    /// `timeout` was `Some(0)` (no timeout is `None`).
+    #[error("timeout must be greater than zero (none at all is `None`)")]
     Timeout,
+    /// Cron workers without a timeout: a job's lease is bounded by it ([`crate::cron::lease`]).
+    #[error("cron workers need a timeout: a job's lease is bounded by it")]
+    CronWithoutTimeout,
     /// No listener in a mode that dispatches connections.
     #[error("accept mode {0:?} needs at least one listener")]
     NoListener(AcceptMode),
 }
 
+/// The timeout workers pace their heartbeats by when there is none (`--timeout 0`): they still
+/// say `ALIVE` (for `herd ctl status` and the flood rule), nobody is killed for silence.
+pub const UNTIMED_PACE: Duration = Duration::from_secs(30);
+
 impl Config {
+    /// The timeout workers pace their heartbeats by (every half of it, at least): `timeout`, or
+    /// [`UNTIMED_PACE`] without one. The arbiter's flood rule counts `ALIVE`s per half of it.
+    pub fn pace(&self) -> Duration {
+        self.timeout.unwrap_or(UNTIMED_PACE)
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > MAX_WORKERS {
@@ -129,8 +143,10 @@ impl Config {
         if self.cron_workers > MAX_WORKERS {
             return Err(ConfigError::CronWorkers(self.cron_workers));
         }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::Timeout);
+        match self.timeout {
+            Some(t) if t.is_zero() => return Err(ConfigError::Timeout),
+            None if self.cron_workers > 0 => return Err(ConfigError::CronWithoutTimeout),
+            _ => {}
         }
         if self.listeners == 0 && self.accept_mode.dispatches() {
             return Err(ConfigError::NoListener(self.accept_mode));

@@ -14,7 +14,7 @@ const MS: u64 = 1_000_000;
 fn config(workers: u32) -> Config {
     Config {
         workers,
-        timeout: Duration::from_secs(10),
+        timeout: Some(Duration::from_secs(10)),
         graceful_timeout: Duration::from_secs(5),
         kill_grace: Duration::from_secs(1),
         listeners: 1,
@@ -555,9 +555,14 @@ fn bad_configs_are_refused() {
         Some(ConfigError::Workers(0))
     );
     assert_eq!(
-        Arbiter::new(Config { timeout: Duration::ZERO, ..config(1) }, Instant::ZERO).err(),
+        Arbiter::new(Config { timeout: Some(Duration::ZERO), ..config(1) }, Instant::ZERO).err(),
         Some(ConfigError::Timeout)
     );
+    assert_eq!(
+        Arbiter::new(Config { timeout: None, cron_workers: 1, ..config(1) }, Instant::ZERO).err(),
+        Some(ConfigError::CronWithoutTimeout)
+    );
+    assert!(Arbiter::new(Config { timeout: None, ..config(1) }, Instant::ZERO).is_ok());
     assert_eq!(
         Arbiter::new(Config { listeners: 0, ..config(1) }, Instant::ZERO).err(),
         Some(ConfigError::NoListener(AcceptMode::Signaled))

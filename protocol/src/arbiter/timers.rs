@@ -95,7 +95,9 @@ impl Arbiter {
             Life::Stopping { .. } => self.phase == Phase::Running,
             Life::Killing { .. } | Life::Killed => false,
         };
-        bound.then(|| w.last_seen + self.config.timeout)
+        // B26: no timeout read as the pace, a kill the operator turned off.
+        let timeout = if bug!(self, B26) { Some(self.config.pace()) } else { self.config.timeout };
+        timeout.filter(|_| bound).map(|t| w.last_seen + t)
     }
 
     /// The deadline of a stop, while someone is left to kill; after that the arbiter waits for

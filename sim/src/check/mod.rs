@@ -43,6 +43,8 @@ pub struct View<'a> {
     pub(crate) tally: Tally,
     /// The largest pipe delay of this run.
     pub max_delay: Duration,
+    /// When the final TERM reaches the arbiter, once it is sent.
+    pub stop_sent: Option<Instant>,
 }
 
 /// All world-level checkers of one run.

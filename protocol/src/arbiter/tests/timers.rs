@@ -26,7 +26,7 @@ impl Script {
 }
 
 fn config_long_timeout(workers: u32) -> Config {
-    Config { timeout: Duration::from_secs(100), ..config(workers) }
+    Config { timeout: Some(Duration::from_secs(100)), ..config(workers) }
 }
 
 #[test]
@@ -37,6 +37,27 @@ fn silence_of_an_active_worker() {
     let acts = s.fires_at(Timer::Silence(w), Instant(10_001 * MS));
     assert_eq!(kills(&acts), vec![(w, KillSignal::Abrt)]);
     assert_eq!(s.a().timer(Timer::Silence(w)), None, "a soft-killed worker is no longer timed for silence");
+}
+
+/// No timeout (`--timeout 0`): no silence timer for any worker, however long it is silent, and
+/// the pace of heartbeats (the flood rule) is [`UNTIMED_PACE`]; a stop still ends at its deadline.
+#[test]
+fn no_timeout_no_silence_timer() {
+    let mut s = Script::new(Config { timeout: None, ..config(2) });
+    s.at(1).boot_all();
+    assert_eq!(s.a().config().pace(), UNTIMED_PACE);
+    for &w in &s.spawned.clone() {
+        assert_eq!(s.a().timer(Timer::Silence(w)), None);
+    }
+    assert_eq!(s.a().poll_timeout(), None, "nothing is ever due");
+    let acts = s.at(3_600_000).tick();
+    assert!(kills(&acts).is_empty(), "an hour of silence: {acts:?}");
+    // A retiring worker is bound by its grace alone.
+    let old = s.spawned[0];
+    assert_eq!(kills(&s.at(3_600_001).input(Input::Signal(Sig::Ttou))), vec![(old, KillSignal::Term)]);
+    assert_eq!(s.a().timer(Timer::Silence(old)), None);
+    let acts = s.fires_at(Timer::Grace(old), Instant(3_605_001 * MS));
+    assert_eq!(kills(&acts), vec![(old, KillSignal::Kill)]);
 }
 
 #[test]
