@@ -272,12 +272,13 @@ fn pidfile_is_written_refused_when_live_and_removed_on_exit() {
 
 #[test]
 fn bad_flags_exit_with_code_2_and_a_clear_message() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--workers", "0"], "--workers"),
         (&["--workers", "many"], "--workers"),
         (&["--bind", "nonsense"], "no port"),
         (&["--bind", "127.0.0.1:99999"], "bad port"),
-        (&["--graceful-timeout", "0"], "greater than 0"),
+        (&["--graceful-timeout", "0"], "from 0.1"),
+        (&["--timeout", "0.05"], "from 0.1"),
         (&["--timeout=-1"], "0: none"),
         (&["--accept-mode", "psychic"], "--accept-mode"),
         (&["--no-such-flag"], "--no-such-flag"),

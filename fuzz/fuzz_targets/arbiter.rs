@@ -4,7 +4,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use herd_protocol::arbiter::{AcceptMode, Command, Config, ExitStatus, Input, WorkerId};
+use herd_protocol::arbiter::{AcceptMode, Command, Config, ExitStatus, Input, WorkerId, domain};
 use herd_protocol::invariants::Checked;
 use herd_protocol::message::{ByeReason, DecodeError, ListenerId, WorkerMsg};
 use herd_protocol::signals::Sig;
@@ -64,10 +64,11 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
         listeners: u16::from(setup.listeners % 3) + 1,
         max_requests: u32::from(setup.max_requests % 10),
         max_requests_jitter: u32::from(setup.jitter % 10),
-        // 0 draws no timeout (`--timeout 0`), which cron workers refuse.
+        // Inside the configuration domain (`arbiter::domain`), its edges included: 0 draws no
+        // timeout (`--timeout 0`), which cron workers refuse; the smallest one is 100 ms.
         timeout: match setup.timeout_ms % 5_001 {
             0 if setup.workers / 8 % 3 == 0 => None,
-            ms => Some(Duration::from_millis(u64::from(ms.max(1)))),
+            ms => Some(Duration::from_millis(u64::from(ms)).max(*domain::TIMEOUT.start())),
         },
         graceful_timeout: Duration::from_millis(700),
         kill_grace: Duration::from_millis(300),

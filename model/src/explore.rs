@@ -14,6 +14,7 @@
 //!
 //! A violation comes with a shortest trace from the initial state (see [`explore`]).
 
+use herd_protocol::arbiter::domain::Corner;
 use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, WorkerId};
 use herd_protocol::idmap::IdMap;
 use herd_protocol::invariants::{Checked, Invariant, Violation};
@@ -44,6 +45,12 @@ const T0: Instant = Instant(100_000 * 1_000_000_000);
 /// tests, the simulator and the fuzzers).
 const TIMEOUT: Duration = Duration::from_secs(3_600);
 
+/// The corners of the configuration domain the explorer can run at. Not the timing ones (no
+/// timeout, the smallest timeout: the explorer's time model never reaches a silence kill, see
+/// its `TIMEOUT`) nor the most workers (beyond any exhaustive search).
+pub const EXPLORABLE_CORNERS: [Corner; 4] =
+    [Corner::OneWorker, Corner::SmallestGracefulTimeout, Corner::OneRequest, Corner::JitterWithoutBase];
+
 /// The fault kinds, by name.
 pub const KINDS: [&str; 6] = ["kill", "ttin", "ttou", "hup", "term", "abandon"];
 
@@ -64,6 +71,9 @@ pub struct Bounds {
     pub max_requests: u32,
     /// Sync or async workers.
     pub kind: WorkerKind,
+    /// A corner of the configuration domain the run is put at (one of [`EXPLORABLE_CORNERS`]);
+    /// it overrides `workers` and `max_requests` where it sets them.
+    pub corner: Option<Corner>,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
     /// Search threads (0 = one per core). The states, transitions, depth and verdict do not
@@ -185,7 +195,7 @@ pub struct Report {
 impl State {
     /// The initial state.
     pub fn initial(b: &Bounds) -> Self {
-        let config = Config {
+        let mut config = Config {
             workers: b.workers,
             cron_workers: 0,
             timeout: Some(TIMEOUT),
@@ -199,6 +209,10 @@ impl State {
             spawn_backoff_max: Duration::from_secs(1),
             seed: 1,
         };
+        if let Some(corner) = b.corner {
+            assert!(EXPLORABLE_CORNERS.contains(&corner), "the explorer cannot run at {}", corner.name());
+            corner.apply(&mut config, 3);
+        }
         #[cfg(feature = "mutants")]
         let arbiter = herd_protocol::arbiter::Arbiter::with_mutant(config, T0, b.mutant);
         #[cfg(not(feature = "mutants"))]

@@ -1,7 +1,7 @@
 //! The exhaustive explorer on small bounds: complete and clean in every accept mode, and able to
 //! find each re-introduced arbiter bug it can reach, with a short trace.
 
-use herd_model::explore::{Bounds, KINDS, explore};
+use herd_model::explore::{Bounds, EXPLORABLE_CORNERS, KINDS, explore};
 use herd_protocol::arbiter::AcceptMode;
 
 fn bounds(mode: AcceptMode, workers: u32, connections: u32, faults: u32) -> Bounds {
@@ -13,6 +13,7 @@ fn bounds(mode: AcceptMode, workers: u32, connections: u32, faults: u32) -> Boun
         mode,
         max_requests: 0,
         kind: herd_protocol::worker::WorkerKind::Sync,
+        corner: None,
         max_states: 2_000_000,
         threads: 0,
         #[cfg(feature = "mutants")]
@@ -101,4 +102,14 @@ fn async_workers_shared_any_one_fault() {
 #[test]
 fn async_workers_auto_kill_term_abandon() {
     complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 20_000);
+}
+
+/// Every corner of the configuration domain the explorer can run at, complete and clean (the CI
+/// runs them at larger bounds).
+#[test]
+fn every_explorable_corner_is_complete_and_clean() {
+    for corner in EXPLORABLE_CORNERS {
+        let b = Bounds { corner: Some(corner), ..bounds(AcceptMode::Signaled, 2, 2, 1) };
+        complete_and_clean(&b, 1_000);
+    }
 }

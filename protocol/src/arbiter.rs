@@ -45,6 +45,7 @@ macro_rules! bug {
 }
 
 mod config;
+pub mod domain;
 mod io;
 mod table;
 mod timers;
@@ -677,6 +678,10 @@ impl Arbiter {
         let id = WorkerId(self.next_id);
         self.next_id += 1;
         let max_requests = match self.config.max_requests {
+            // B27: a jitter without its base taken as a budget of its own.
+            0 if bug!(self, B27) && self.config.max_requests_jitter > 0 => {
+                1 + self.rng.up_to(self.config.max_requests_jitter - 1)
+            }
             0 => 0,
             n if bug!(self, B06) => n,
             n => n.saturating_add(self.rng.up_to(self.config.max_requests_jitter)),

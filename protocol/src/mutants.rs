@@ -38,11 +38,14 @@ pub enum Mutant {
     /// No timeout (`--timeout 0`) read as the heartbeat pace: a worker silent in a long request
     /// is killed though the operator turned the timeout off.
     B26,
+    /// A jitter without its base (`--max-requests-jitter` without `--max-requests`) recycles
+    /// workers after up to that many requests, where gunicorn never recycles.
+    B27,
 }
 
 impl Mutant {
     /// Every mutant of the arbiter core.
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::B05,
         Mutant::B06,
         Mutant::B07,
@@ -57,5 +60,6 @@ impl Mutant {
         Mutant::B23,
         Mutant::B25,
         Mutant::B26,
+        Mutant::B27,
     ];
 }

@@ -8,6 +8,7 @@ use crate::check::Checkers;
 use crate::faults::{FaultKind, FaultMix};
 use crate::timeline::Timeline;
 use crate::{Options, Outcome};
+use herd_protocol::arbiter::domain::Corner;
 use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Role, WorkerId};
 use herd_protocol::cron::{Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table};
 use herd_protocol::invariants::{Checked, Violation};
@@ -26,6 +27,8 @@ const US: u64 = 1_000;
 pub(crate) const SIGNAL_DELAY: Duration = Duration::from_nanos(50 * US);
 /// The longest a (non-hung) request takes.
 const MAX_SERVICE: Duration = Duration::from_millis(20);
+/// The safety phase of a run at [`Corner::MostWorkers`], at most.
+const MOST_WORKERS_SAFETY: Duration = Duration::from_secs(10);
 /// Without a timeout (`--timeout 0`) the hang fault makes requests this slow instead (a sync worker
 /// is silent meanwhile): longer than the pace heartbeats keep, so an arbiter that killed for
 /// silence anyway (at the pace, say) would be caught.
@@ -217,16 +220,30 @@ impl World {
         // Cron workers in 30% of the runs, drawn apart from the main generator.
         let mut cron_rng = Rng::new(opts.seed ^ 0x0c20_7000_5eed_0c20);
         let cron_workers = if cron_rng.chance(0.3) { 1 + cron_rng.up_to(2) } else { 0 };
-        // No timeout (`--timeout 0`) in 15% of the runs without cron workers (which need one),
-        // drawn apart from the main generator.
-        let untimed = cron_workers == 0 && Rng::new(opts.seed ^ 0x7140_0000_0000_0ff0).chance(0.15);
+        // Corners of the configuration domain (`arbiter::domain`), drawn apart from the main
+        // generator: no timeout (`--timeout 0`) in 15% of the runs without cron workers (which
+        // need one), another corner in 20% of the rest.
+        let mut corner_rng = Rng::new(opts.seed ^ 0x7140_0000_0000_0ff0);
+        let untimed = cron_workers == 0 && corner_rng.chance(0.15);
+        let corner = if untimed {
+            Some(Corner::NoTimeout)
+        } else if corner_rng.chance(0.2) {
+            let others: Vec<Corner> = Corner::ALL.into_iter().filter(|&c| c != Corner::NoTimeout).collect();
+            match others[corner_rng.up_to(others.len() as u32 - 1) as usize] {
+                // A quarter as often as the others: such a run costs a hundred.
+                Corner::MostWorkers if !corner_rng.chance(0.25) => None,
+                c => Some(c),
+            }
+        } else {
+            None
+        };
         // Drawn in this order (the order of seeds' recorded traces).
         let workers = 1 + rng.up_to(5);
         let timeout = Duration::from_millis(1_000 + 500 * u64::from(rng.up_to(18)));
-        let config = Config {
+        let mut config = Config {
             workers,
             cron_workers,
-            timeout: (!untimed).then_some(timeout),
+            timeout: Some(timeout),
             graceful_timeout: Duration::from_millis(500 + 500 * u64::from(rng.up_to(8))),
             kill_grace: Duration::from_millis(100 + 100 * u64::from(rng.up_to(9))),
             max_requests,
@@ -237,6 +254,9 @@ impl World {
             spawn_backoff_max: Duration::from_secs(2),
             seed: rng.next_u64(),
         };
+        if let Some(c) = corner {
+            c.apply(&mut config, 1 + corner_rng.up_to(24));
+        }
         let arrival_mean = Duration::from_millis(20 + u64::from(rng.up_to(480)));
         let mix = FaultMix::draw(&mut rng, opts.faults);
         #[cfg(feature = "mutants")]
@@ -245,7 +265,13 @@ impl World {
         #[cfg(not(feature = "mutants"))]
         let arbiter = herd_protocol::arbiter::Arbiter::new(config.clone(), Instant::ZERO);
         let (arb, first) = Checked::wrap(arbiter.expect("the simulator draws valid configs"));
-        let heal_at = Instant::ZERO + opts.duration;
+        // The checkers' view costs O(workers) per event: a run at the most workers is kept to
+        // ten simulated seconds of faults.
+        let safety = match corner {
+            Some(Corner::MostWorkers) => opts.duration.min(MOST_WORKERS_SAFETY),
+            _ => opts.duration,
+        };
+        let heal_at = Instant::ZERO + safety;
         let mut kind_rng = Rng::new(opts.seed ^ 0xa5a5_0000_0000_a5a5);
         let kind = if kind_rng.chance(0.3) {
             WorkerKind::Async { connections: 2 + kind_rng.up_to(2) }
@@ -317,8 +343,9 @@ impl World {
             })
             .collect();
         let line = format!(
-            "config {:?} {:?} arrivals every {:?}; faults: {}{}",
+            "config {:?}{} {:?} arrivals every {:?}; faults: {}{}",
             w.config,
+            corner.map_or(String::new(), |c| format!(" (corner: {})", c.name())),
             w.kind,
             w.arrival_mean,
             w.mix.describe(),
@@ -934,8 +961,10 @@ impl World {
             }
             Action::Send { to, msg } => {
                 // Every frame to a worker is an `ACCEPT:<socket>`.
-                let live = self.procs.values().filter(|p| p.dead.is_none()).count();
-                self.checks().dispatched(to, live);
+                // Workers the arbiter may still dispatch to: alive, or dead and not yet reaped
+                // (it learns of a death only from the reap).
+                let unreaped = self.procs.len();
+                self.checks().dispatched(to, unreaped);
                 let d = self.delay();
                 let Some(p) = self.procs.get_mut(&to) else { return };
                 if p.dead.is_some() {

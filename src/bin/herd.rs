@@ -5,8 +5,9 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use herd::demo::Demo;
-use herd::protocol::arbiter::AcceptMode;
+use herd::protocol::arbiter::{AcceptMode, domain};
 use herd::{Bind, Server};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,14 +76,15 @@ struct ServeArgs {
     #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     bind: Vec<Bind>,
     /// Number of worker processes.
-    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(short, long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(i64::from(*domain::WORKERS.start())..=i64::from(*domain::WORKERS.end())))]
     workers: u32,
     /// Workers silent for this many seconds are killed and replaced (a request may not take
     /// longer); 0: no timeout.
-    #[arg(short, long, value_name = "SECONDS", default_value = "30", value_parser = seconds_or_zero)]
+    #[arg(short, long, value_name = "SECONDS", default_value = "30", value_parser = timeout)]
     timeout: Duration,
     /// Seconds stopping workers get to finish their requests before they are killed.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = graceful_timeout)]
     graceful_timeout: Duration,
     /// Requests a worker serves before it is replaced (0: never).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -153,7 +155,8 @@ struct ServeArgs {
     registry_store: String,
     /// Cron worker processes, besides the HTTP workers: they run the --cron-job jobs, each due
     /// run exactly once across every process (and every arbiter sharing a PostgreSQL store).
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(i64::from(*domain::CRON_WORKERS.start())..=i64::from(*domain::CRON_WORKERS.end())))]
     cron_workers: u32,
     /// A scheduled job, NAME=SECONDS (its interval). Repeatable. The demo's job sleeps
     /// --test-cron-sleep-ms and logs to --test-cron-log.
@@ -192,19 +195,34 @@ enum Mode {
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
+    seconds_within(s, &(Duration::from_nanos(1)..=domain::LONGEST))
+}
+
+/// Seconds within `range` (the configuration domain's, for the arbiter's settings).
+fn seconds_within(s: &str, range: &RangeInclusive<Duration>) -> Result<Duration, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(v.is_finite() && v > 0.0 && v <= 1e9) {
-        return Err(format!("{s:?} must be a number of seconds greater than 0"));
+    let (lo, hi) = (range.start().as_secs_f64(), range.end().as_secs_f64());
+    if !(v.is_finite() && v >= lo && v <= hi && v > 0.0) {
+        return Err(if lo < 1e-6 {
+            format!("{s:?} must be a number of seconds greater than 0")
+        } else {
+            format!("{s:?} must be a number of seconds from {lo} to {hi}")
+        });
     }
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Seconds, where 0 turns the bound off.
-fn seconds_or_zero(s: &str) -> Result<Duration, String> {
+/// `--timeout`: seconds in the domain, or 0 for none.
+fn timeout(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(0.0) => Ok(Duration::ZERO),
-        _ => seconds(s).map_err(|_| format!("{s:?} must be a number of seconds (0: none)")),
+        _ => seconds_within(s, &domain::TIMEOUT).map_err(|e| format!("{e} (0: none)")),
     }
+}
+
+/// `--graceful-timeout`: seconds in the domain.
+fn graceful_timeout(s: &str) -> Result<Duration, String> {
+    seconds_within(s, &domain::GRACEFUL_TIMEOUT)
 }
 
 fn bytes(s: &str) -> Result<u64, String> {

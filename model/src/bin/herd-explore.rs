@@ -2,8 +2,9 @@
 //! workers, their pipes and a listener within those bounds, and checks every invariant.
 
 use clap::{Parser, ValueEnum};
-use herd_model::explore::{Bounds, explore};
+use herd_model::explore::{Bounds, EXPLORABLE_CORNERS, explore};
 use herd_protocol::arbiter::AcceptMode;
+use herd_protocol::arbiter::domain::Corner;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -38,6 +39,10 @@ struct Cli {
     /// Async workers serving up to this many connections at once (0: sync workers).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4))]
     async_connections: u32,
+    /// Put the configuration at a corner of its domain (overrides --workers, --max-requests
+    /// where the corner sets them).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(EXPLORABLE_CORNERS.map(Corner::name)))]
+    corner: Option<String>,
     /// Give up after this many states (0 = none).
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
             0 => herd_protocol::worker::WorkerKind::Sync,
             n => herd_protocol::worker::WorkerKind::Async { connections: n },
         },
+        corner: cli.corner.as_deref().and_then(|n| EXPLORABLE_CORNERS.into_iter().find(|c| c.name() == n)),
         max_states: cli.max_states,
         threads: cli.threads,
         #[cfg(feature = "mutants")]

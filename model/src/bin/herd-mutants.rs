@@ -201,6 +201,11 @@ fn rows() -> Vec<Row> {
             how: Switch(Mutant::B26),
         },
         Row {
+            id: "B27",
+            what: "a jitter without its base (max-requests 0) recycles workers",
+            how: Switch(Mutant::B27),
+        },
+        Row {
             id: "B24",
             what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
             how: RuntimePatch {

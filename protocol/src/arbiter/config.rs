@@ -113,9 +113,12 @@ pub enum ConfigError {
     /// `cron_workers` was above [`MAX_WORKERS`].
     #[error("cron workers must be at most {MAX_WORKERS}, got {0}")]
     CronWorkers(u32),
-    /// `timeout` was `Some(0)` (no timeout is `None`).
-    #[error("timeout must be greater than zero (none at all is `None`)")]
-    Timeout,
+    /// `timeout` was outside [`super::domain::TIMEOUT`] (no timeout at all is `None`).
+    #[error("timeout must be from {lo:?} to {hi:?} (or none), got {0:?}", lo = super::domain::TIMEOUT.start(), hi = super::domain::TIMEOUT.end())]
+    Timeout(Duration),
+    /// `graceful_timeout` was outside [`super::domain::GRACEFUL_TIMEOUT`].
+    #[error("graceful timeout must be from {lo:?} to {hi:?}, got {0:?}", lo = super::domain::GRACEFUL_TIMEOUT.start(), hi = super::domain::GRACEFUL_TIMEOUT.end())]
+    GracefulTimeout(Duration),
     /// Cron workers without a timeout: a job's lease is bounded by it ([`crate::cron::lease`]).
     #[error("cron workers need a timeout: a job's lease is bounded by it")]
     CronWithoutTimeout,
@@ -135,18 +138,22 @@ impl Config {
         self.timeout.unwrap_or(UNTIMED_PACE)
     }
 
-    /// Checks the configuration.
+    /// Checks the configuration against its domain ([`super::domain`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.workers == 0 || self.workers > MAX_WORKERS {
+        use super::domain;
+        if !domain::WORKERS.contains(&self.workers) {
             return Err(ConfigError::Workers(self.workers));
         }
-        if self.cron_workers > MAX_WORKERS {
+        if !domain::CRON_WORKERS.contains(&self.cron_workers) {
             return Err(ConfigError::CronWorkers(self.cron_workers));
         }
         match self.timeout {
-            Some(t) if t.is_zero() => return Err(ConfigError::Timeout),
+            Some(t) if !domain::TIMEOUT.contains(&t) => return Err(ConfigError::Timeout(t)),
             None if self.cron_workers > 0 => return Err(ConfigError::CronWithoutTimeout),
             _ => {}
+        }
+        if !domain::GRACEFUL_TIMEOUT.contains(&self.graceful_timeout) {
+            return Err(ConfigError::GracefulTimeout(self.graceful_timeout));
         }
         if self.listeners == 0 && self.accept_mode.dispatches() {
             return Err(ConfigError::NoListener(self.accept_mode));

@@ -556,7 +556,7 @@ fn bad_configs_are_refused() {
     );
     assert_eq!(
         Arbiter::new(Config { timeout: Some(Duration::ZERO), ..config(1) }, Instant::ZERO).err(),
-        Some(ConfigError::Timeout)
+        Some(ConfigError::Timeout(Duration::ZERO))
     );
     assert_eq!(
         Arbiter::new(Config { timeout: None, cron_workers: 1, ..config(1) }, Instant::ZERO).err(),

@@ -1,5 +1,6 @@
 //! fair-dispatch, seen from the world: a worker that asked for work is not passed over more
-//! often than there were workers alive while it waited — whatever rule the arbiter follows, as
+//! often than there were workers alive (or dead and not yet reaped: the arbiter dispatches to a
+//! worker until it learns of its death) while it waited — whatever rule the arbiter follows, as
 //! long as no worker is served twice while another waits, and so under light load every idle
 //! worker gets used. (The Monitor checks the stated rule itself, first come first served, on
 //! every dispatch.)
@@ -38,7 +39,7 @@ impl FairDispatch {
         self.leaving.remove(&id);
     }
 
-    /// `ACCEPT:<socket>` went to `to`, with `live` worker processes alive.
+    /// `ACCEPT:<socket>` went to `to`, with `live` worker processes not yet reaped.
     pub(super) fn dispatched(&mut self, to: WorkerId, live: usize) -> Result<(), Violation> {
         self.waiting.remove(&to);
         for (&id, (passed, most)) in &mut self.waiting {

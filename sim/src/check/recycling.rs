@@ -1,5 +1,7 @@
 //! recycling: no worker serves more than its budget; budgets are jittered (B06: with a jitter of
-//! ten or more, eight or more workers all drawing one budget has odds below 1e-7).
+//! ten or more, eight or more workers all drawing one budget has odds below 1e-7). A jitter without
+//! its base (`max_requests` 0) is moot: no worker is recycled, every budget is 0 (the monitor
+//! checks that), and one budget for all is right.
 
 use herd_protocol::arbiter::{Config, WorkerId};
 use herd_protocol::invariants::{Invariant, Violation};
@@ -13,7 +15,9 @@ pub(super) struct Recycling {
 
 impl Recycling {
     pub(super) fn new(config: &Config) -> Self {
-        Recycling { jitter: config.max_requests_jitter, budgets: BTreeSet::new(), spawns: 0 }
+        // The jitter in force: none without a base.
+        let jitter = if config.max_requests > 0 { config.max_requests_jitter } else { 0 };
+        Recycling { jitter, budgets: BTreeSet::new(), spawns: 0 }
     }
 
     pub(super) fn spawned(&mut self, _id: WorkerId, budget: u32) {
