@@ -242,3 +242,85 @@ fn two_arbiters_on_one_database_never_run_a_job_twice() {
     );
     assert!(!a.log_text().contains("reason=Protocol") && !b.log_text().contains("reason=Protocol"));
 }
+
+/// Whether a process is gone: reaped, or a zombie (an orphan's zombie waits for whoever adopted
+/// it).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn wall_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// A host dies mid-job (issue #20): SIGKILL one arbiter while its cron worker runs a long job on
+/// the PostgreSQL store. The orphan gets the parent-death TERM, which would let its job run on,
+/// and no arbiter is left to kill it; it fences itself before its lease can end, so the other
+/// host's run of that job, which starts once the lease is over, never overlaps it.
+#[test]
+fn a_dead_hosts_cron_job_is_fenced_before_another_host_runs_it() {
+    let Some(pg) = pg() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let url = pg.database("herd_cron_fence");
+    let dir = common::tempdir("pg-fence");
+    let log = dir.join("cron.log");
+    // Lease: timeout 2 + max(2, graceful 2) + kill grace 1 = 5 s; the fence 4.375 s after the
+    // claim. The job would take 30 s.
+    let args = |sleep_ms: &str| -> Vec<String> {
+        [
+            "--workers",
+            "1",
+            "--timeout",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "--registry-store",
+            &url,
+            "--cron-workers",
+            "1",
+            "--cron-job",
+            "long=600",
+            "--test-cron-sleep-ms",
+            sleep_ms,
+            "--test-cron-log",
+            log.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a_args = args("30000");
+    let mut a = Herd::start(&a_args.iter().map(String::as_str).collect::<Vec<_>>());
+    common::wait_until("host A's cron worker starts the job", || !cron_runs(&log).is_empty());
+    let orphan = cron_runs(&log)[0].clone();
+    // Before A's own timeout kill (2 s after the job's last heartbeat): the host dies.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(a.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = a.wait_exit();
+    let b_args = args("50");
+    let b = Herd::start(&b_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let died = std::cell::Cell::new(None);
+    common::wait_until("host B runs the job once A's lease is over", || {
+        if died.get().is_none() && gone(orphan.pid) {
+            died.set(Some(wall_nanos()));
+        }
+        cron_runs(&log).iter().any(|r| r.pid != orphan.pid && r.end.is_some())
+    });
+    let died = died.get().unwrap_or_else(|| panic!("the orphan {} still runs its job", orphan.pid));
+    let runs = cron_runs(&log);
+    let next = runs.iter().find(|r| r.pid != orphan.pid).unwrap();
+    assert_eq!(runs[0].end, None, "the orphan's job was stopped, not finished: {runs:?}");
+    assert!(next.token > orphan.token, "{runs:?}");
+    let ms = |t: u128| (t as f64 - orphan.start as f64) / 1e6;
+    assert!(
+        died <= next.start,
+        "the orphan died {:.0} ms after its job began, host B's run began at {:.0} ms: they overlap",
+        ms(died),
+        ms(next.start)
+    );
+    // And not long before its fence: it was the fence, not something else, that stopped it.
+    assert!(ms(died) > 3_000.0, "the orphan died after only {:.0} ms", ms(died));
+    eprintln!("orphan stopped at {:.0} ms, the next run began at {:.0} ms", ms(died), ms(next.start));
+    drop(b);
+}

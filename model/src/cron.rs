@@ -1,6 +1,8 @@
 //! Exhaustive exploration of the cron claim protocol: cron worker cores, the job table (the
-//! store) and its clock, the arbiter's timeout kill, with a budget of faults (a holder killed at
-//! any point, the store's clock jumping forward past a lease or back).
+//! store) and its clock, the arbiter's timeout kill and the holder's own fence, with a budget of
+//! faults (a holder killed at any point, a holder orphaned by its arbiter's death — nobody kills
+//! it any more, and the parent-death TERM lets its job run on —, the store's clock jumping
+//! forward past a lease or back).
 //!
 //! Time is discrete: instantaneous steps (a worker's store operation) happen before time passes;
 //! time then advances to the next instant anything can happen (a worker's wake-up, a job
@@ -14,10 +16,11 @@
 
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::cron::{
-    Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table, lease,
+    Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table, Timer, lease,
 };
 use herd_protocol::invariants::Violation;
 use herd_protocol::time::Instant;
+use herd_protocol::worker::WorkerSignal;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -39,11 +42,22 @@ pub struct CronBounds {
     /// The lease claims take; `None`: the runtime's, [`lease`] of the timeouts. (A shorter one
     /// must be caught: the teeth of this model.)
     pub lease: Option<Duration>,
+    /// Holders do not fence themselves (the teeth of the fence: an orphan's job then overlaps
+    /// the next holder's run).
+    pub no_fence: bool,
 }
 
 impl Default for CronBounds {
     fn default() -> Self {
-        CronBounds { workers: 2, jobs: 1, interval: S * 3, faults: 1, horizon: S * 10, lease: None }
+        CronBounds {
+            workers: 2,
+            jobs: 1,
+            interval: S * 3,
+            faults: 1,
+            horizon: S * 10,
+            lease: None,
+            no_fence: false,
+        }
     }
 }
 
@@ -57,6 +71,10 @@ struct Proc {
     pending: VecDeque<CronAction>,
     /// The job it runs and when it started.
     running: Option<(Claim, Instant)>,
+    /// Its arbiter died: nobody kills it, nobody respawns it.
+    orphan: bool,
+    /// Exited or killed as an orphan: nothing more happens to it.
+    gone: bool,
 }
 
 /// One state.
@@ -70,6 +88,7 @@ pub struct CronState {
     next_id: u64,
     faults: u32,
     lease: Duration,
+    fence: bool,
 }
 
 /// A transition, for traces.
@@ -83,6 +102,8 @@ pub enum CronStep {
     Advance,
     /// Fault: worker `i` is SIGKILLed (and respawned).
     Kill(usize),
+    /// Fault: worker `i`'s arbiter dies (SIGKILL): the parent-death TERM reaches it.
+    Orphan(usize),
     /// Fault: the store's clock jumps forward by a lease.
     JumpForward,
     /// Fault: the store's clock jumps back by a lease.
@@ -118,6 +139,7 @@ impl CronState {
             next_id: 0,
             faults: b.faults,
             lease: b.lease.unwrap_or(lease(TIMEOUT, TIMEOUT, GRACE)),
+            fence: !b.no_fence,
         };
         for _ in 0..b.workers {
             let p = s.fork();
@@ -127,12 +149,19 @@ impl CronState {
     }
 
     fn fork(&mut self) -> Proc {
-        let config = CronConfig { timeout: TIMEOUT, max_jobs: 0, max_idle: S, retry: S };
+        // The lease the worker believes its claims take: the runtime's, whatever the store does.
+        let config = CronConfig {
+            timeout: TIMEOUT,
+            max_jobs: 0,
+            max_idle: S,
+            retry: S,
+            lease: lease(TIMEOUT, TIMEOUT, GRACE),
+        };
         let mut core = CronWorker::new(config, self.now);
         core.start(self.now);
         let pending = std::iter::from_fn(|| core.poll_action()).collect();
         self.next_id += 1;
-        Proc { id: WorkerId(self.next_id - 1), core, pending, running: None }
+        Proc { id: WorkerId(self.next_id - 1), core, pending, running: None, orphan: false, gone: false }
     }
 
     fn store_now(&self) -> Instant {
@@ -144,13 +173,20 @@ impl CronState {
         start + TIMEOUT + GRACE
     }
 
+    /// When a running job's process ends against its will: the arbiter's kill (unless it is
+    /// dead) or the holder's own fence, whichever comes first.
+    fn end_at(&self, p: &Proc) -> Option<Instant> {
+        let (_, start) = p.running?;
+        let kill = (!p.orphan).then(|| Self::kill_at(start));
+        let fence = p.core.timer(Timer::Fence).filter(|_| self.fence);
+        kill.into_iter().chain(fence).min()
+    }
+
     fn next_instant(&self) -> Option<Instant> {
         self.procs
             .iter()
-            .filter_map(|p| match p.running {
-                Some((_, start)) => Some(Self::kill_at(start)),
-                None => p.core.poll_timeout(),
-            })
+            .filter(|p| !p.gone)
+            .filter_map(|p| if p.running.is_some() { self.end_at(p) } else { p.core.poll_timeout() })
             .min()
     }
 
@@ -158,6 +194,9 @@ impl CronState {
         let mut steps = Vec::new();
         let mut instant = false;
         for (i, p) in self.procs.iter().enumerate() {
+            if p.gone {
+                continue;
+            }
             if !p.pending.is_empty() {
                 steps.push(CronStep::Act(i));
                 instant = true;
@@ -167,6 +206,9 @@ impl CronState {
             }
             if self.faults > 0 {
                 steps.push(CronStep::Kill(i));
+                if !p.orphan {
+                    steps.push(CronStep::Orphan(i));
+                }
             }
         }
         if self.faults > 0 {
@@ -189,7 +231,19 @@ impl CronState {
     fn kill(&mut self, i: usize) {
         // It may hold a claim whose run has not started yet: the monitor knows.
         self.monitor.died(self.procs[i].id);
-        self.procs[i] = self.fork();
+        self.end(i);
+    }
+
+    /// Worker `i`'s process is over: respawned by its arbiter, or gone with it.
+    fn end(&mut self, i: usize) {
+        if self.procs[i].orphan {
+            let p = &mut self.procs[i];
+            p.gone = true;
+            p.running = None;
+            p.pending.clear();
+        } else {
+            self.procs[i] = self.fork();
+        }
     }
 
     fn apply(&mut self, step: CronStep) -> Result<(), Violation> {
@@ -221,7 +275,7 @@ impl CronState {
                         }
                         self.feed(i, CronInput::Finished { recorded });
                     }
-                    CronAction::Exit(_) => self.procs[i] = self.fork(),
+                    CronAction::Exit(_) => self.end(i),
                 }
             }
             CronStep::Done(i) => {
@@ -234,8 +288,11 @@ impl CronState {
                 let t = self.next_instant().expect("something is due");
                 self.now = self.now.max(t);
                 for i in 0..self.procs.len() {
+                    if self.procs[i].gone {
+                        continue;
+                    }
                     match self.procs[i].running {
-                        Some((_, start)) if Self::kill_at(start) <= self.now => self.kill(i),
+                        Some(_) if self.end_at(&self.procs[i]).is_some_and(|t| t <= self.now) => self.kill(i),
                         Some(_) => {}
                         None => {
                             let now = self.now;
@@ -249,6 +306,11 @@ impl CronState {
             CronStep::Kill(i) => {
                 self.faults -= 1;
                 self.kill(i);
+            }
+            CronStep::Orphan(i) => {
+                self.faults -= 1;
+                self.procs[i].orphan = true;
+                self.feed(i, CronInput::Signal(WorkerSignal::Term));
             }
             CronStep::JumpForward => {
                 self.faults -= 1;

@@ -31,3 +31,18 @@ fn a_lease_shorter_than_the_kill_is_caught() {
     assert!(v.detail.contains("twice at once"), "{v}");
     assert!(!trace.is_empty());
 }
+
+/// An arbiter's death mid-job (issue #20): its cron worker gets the parent-death TERM, which lets
+/// the job run on, and nobody is left to kill it. The holder's own fence stops the job before its
+/// lease can end, so the next holder's run never overlaps: the explorer proves it over every
+/// interleaving, and finds the overlap when the fence is off.
+#[test]
+fn an_orphaned_holder_fences_itself_before_its_lease_ends() {
+    let b = CronBounds::default();
+    let r = explore_cron(&b);
+    assert!(r.violation.is_none(), "{:?}", r.violation);
+    let r = explore_cron(&CronBounds { no_fence: true, ..b });
+    let (v, trace) = r.violation.expect("an orphan's job overlapping the next run");
+    assert_eq!(v.invariant, Invariant::CronExclusive, "{v}");
+    assert!(trace.iter().any(|s| matches!(s, herd_model::cron::CronStep::Orphan(_))), "{trace:?}");
+}

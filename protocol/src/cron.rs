@@ -187,6 +187,18 @@ pub fn lease(timeout: Duration, graceful_timeout: Duration, kill_grace: Duration
     timeout + timeout.max(graceful_timeout) + kill_grace
 }
 
+/// How long after it asked for a claim a holder fences itself: its job is stopped (the process
+/// exits with [`EXIT_FENCED`]) before the lease can end, whether or not an arbiter is left to
+/// kill it. The lease counts from when the store took the claim, which is after the worker asked;
+/// the eighth left over covers a store clock up to 12% faster than the worker's and the exit
+/// itself.
+pub fn fence_after(lease: Duration) -> Duration {
+    lease - lease / 8
+}
+
+/// Exit code of a cron worker that fenced itself (128 + SIGALRM, the signal its runtime uses).
+pub const EXIT_FENCED: i32 = 142;
+
 /// The first `from + k * interval` (k >= 1) after `now`.
 pub fn next_after(from: Instant, interval: Duration, now: Instant) -> Instant {
     let step = interval.as_nanos().max(1) as u64;
@@ -211,6 +223,8 @@ pub struct CronConfig {
     pub max_idle: Duration,
     /// Wait after the store failed before trying again.
     pub retry: Duration,
+    /// The lease its claims take ([`lease`]): a job still running [`fence_after`] it is stopped.
+    pub lease: Duration,
 }
 
 /// Something that happened to a cron worker.
@@ -281,6 +295,11 @@ pub enum Timer {
     Heartbeat,
     /// The store said when something may next be due (or a retry after a store error): claim.
     Claim,
+    /// While a job runs: [`fence_after`] the lease since the claim was asked for, the job is
+    /// stopped and the process exits ([`EXIT_FENCED`]) — a holder never outlives its lease, even
+    /// with its arbiter dead (then nobody else would kill it). A driver blocked in the job
+    /// enforces it with an OS timer.
+    Fence,
 }
 
 /// The cron worker core. Same driving rules as [`crate::worker::Worker`]: `start`, then
@@ -292,6 +311,8 @@ pub struct CronWorker {
     now: Instant,
     last_alive: Instant,
     claim_at: Instant,
+    /// When the last claim was asked for.
+    claimed_at: Instant,
     done: u32,
     stopping: bool,
     actions: VecDeque<CronAction>,
@@ -306,6 +327,7 @@ impl CronWorker {
             now,
             last_alive: now,
             claim_at: now,
+            claimed_at: now,
             done: 0,
             stopping: false,
             actions: VecDeque::new(),
@@ -334,22 +356,24 @@ impl CronWorker {
         self.timers().map(|(_, at)| at).min()
     }
 
-    /// When `timer` is due, if it is pending: both only while idle (a job under way sends
-    /// nothing, so the arbiter's timeout bounds it; a store call under way has its own answer).
+    /// When `timer` is due, if it is pending: the heartbeat and the claim only while idle (a job
+    /// under way sends nothing, so the arbiter's timeout bounds it; a store call under way has its
+    /// own answer), the fence only while a job runs.
     pub fn timer(&self, timer: Timer) -> Option<Instant> {
-        if self.state != CronState::Idle {
-            return None;
+        match (timer, self.state) {
+            (Timer::Heartbeat, CronState::Idle) => Some(self.last_alive + self.config.timeout / 2),
+            (Timer::Claim, CronState::Idle) => Some(self.claim_at),
+            (Timer::Fence, CronState::Running(_)) => Some(self.claimed_at + fence_after(self.config.lease)),
+            _ => None,
         }
-        Some(match timer {
-            Timer::Heartbeat => self.last_alive + self.config.timeout / 2,
-            Timer::Claim => self.claim_at,
-        })
     }
 
     /// Every pending timer with its deadline; [`CronWorker::handle_timeout`] fires the due ones
     /// in this order.
     pub fn timers(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
-        [Timer::Heartbeat, Timer::Claim].into_iter().filter_map(|t| self.timer(t).map(|at| (t, at)))
+        [Timer::Heartbeat, Timer::Claim, Timer::Fence]
+            .into_iter()
+            .filter_map(|t| self.timer(t).map(|at| (t, at)))
     }
 
     /// After fork: `ALIVE` (it booted), then the first claim.
@@ -372,6 +396,12 @@ impl CronWorker {
                 match t {
                     Timer::Heartbeat => self.alive(),
                     Timer::Claim => self.claim(),
+                    Timer::Fence => {
+                        // The job is abandoned (its run is retried once the lease ends): no
+                        // finish, no goodbye, the process just ends.
+                        self.state = CronState::Exited;
+                        self.actions.push_back(CronAction::Exit(EXIT_FENCED));
+                    }
                 }
             }
         }
@@ -438,6 +468,7 @@ impl CronWorker {
     }
 
     fn claim(&mut self) {
+        self.claimed_at = self.now;
         self.state = CronState::Claiming;
         self.actions.push_back(CronAction::Claim);
     }

@@ -10,7 +10,9 @@ use crate::timeline::Timeline;
 use crate::{Options, Outcome};
 use herd_protocol::arbiter::domain::Corner;
 use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Role, WorkerId};
-use herd_protocol::cron::{Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table};
+use herd_protocol::cron::{
+    Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table, Timer as CronTimer,
+};
 use herd_protocol::invariants::{Checked, Violation};
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::registry::{Registry, SharedSequences};
@@ -62,6 +64,8 @@ enum Ev {
     RequestDone(WorkerId, u64),
     /// A cron job returned (the claim's token).
     JobDone(WorkerId, u64),
+    /// A cron worker's fence for the run with this token (its OS timer, in the real runtime).
+    Fence(WorkerId, u64),
     Arrival,
     OutsideKill,
     Storm,
@@ -644,6 +648,15 @@ impl World {
                     self.next_request_or_close(id, conn);
                 }
             }
+            Ev::Fence(id, token) => {
+                let Some(p) = self.procs.get(&id) else { return };
+                let Some(c) = &p.cron else { return };
+                if p.dead.is_some() || c.running.is_none_or(|r| r.token != token) {
+                    return;
+                }
+                self.log(|| format!("{id}'s job reaches its fence: the process exits"));
+                self.die(id, ExitStatus::Code(herd_protocol::cron::EXIT_FENCED));
+            }
             Ev::JobDone(id, token) => {
                 let Some(p) = self.procs.get_mut(&id) else { return };
                 let Some(c) = &mut p.cron else { return };
@@ -920,6 +933,7 @@ impl World {
                             max_jobs: max_requests,
                             max_idle: Duration::from_secs(1),
                             retry: Duration::from_millis(200),
+                            lease: self.crons.as_ref().map_or(Duration::MAX, |c| c.lease),
                         },
                         self.now,
                     ),
@@ -1239,6 +1253,11 @@ impl World {
                 self.cron_input(id, input);
             }
             CronAction::Run(claim) => {
+                // The holder's fence, armed as the job starts (a hung job too: a signal).
+                let fence = self.procs[&id].cron.as_ref().and_then(|c| c.core.timer(CronTimer::Fence));
+                if let Some(at) = fence {
+                    self.schedule_at(at, Ev::Fence(id, claim.token));
+                }
                 // A job takes up to half the timeout; under the hang fault some outlast the
                 // timeout (killed, then retried) and some hang.
                 let hang = self.rng.chance(self.mix.hang);

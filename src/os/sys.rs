@@ -57,6 +57,34 @@ pub const EXIT_ABORTED: i32 = 134;
 /// Exit code of a worker whose request used up its CPU limit (128 + SIGXCPU).
 pub const EXIT_CPU: i32 = 152;
 
+/// A cron worker's fence (its job reached the end of its lease's safe part): exit now.
+extern "C" fn on_fence(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(herd_protocol::cron::EXIT_FENCED) }
+}
+
+/// A cron job's fence ([`herd_protocol::cron::Timer::Fence`]): SIGALRM on the monotonic clock
+/// after the given time, whose handler ends the process with
+/// [`herd_protocol::cron::EXIT_FENCED`] however the job is blocked; disarmed when dropped.
+pub struct Fence(#[allow(dead_code)] nix::sys::timer::Timer);
+
+impl Fence {
+    /// Arms it `after` from now (at once if zero).
+    pub fn arm(after: std::time::Duration) -> io::Result<Fence> {
+        use nix::sys::signal::{SigEvent, SigevNotify};
+        use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+        let event = SigEvent::new(SigevNotify::SigevSignal { signal: Signal::SIGALRM, si_value: 0 });
+        let mut timer = Timer::new(nix::time::ClockId::CLOCK_MONOTONIC, event)?;
+        // A zero expiration would disarm it.
+        let after = after.max(std::time::Duration::from_nanos(1));
+        timer.set(
+            Expiration::OneShot(nix::sys::time::TimeSpec::from_duration(after)),
+            TimerSetTimeFlags::empty(),
+        )?;
+        Ok(Fence(timer))
+    }
+}
+
 /// A worker's XCPU (`--limit-cpu` reached): exit now.
 extern "C" fn on_xcpu(_: libc::c_int) {
     // SAFETY: _exit is async-signal-safe.
@@ -163,6 +191,7 @@ pub fn install_worker_handlers() -> io::Result<()> {
     }
     set(Signal::SIGABRT, SigHandler::Handler(on_abort))?;
     set(Signal::SIGXCPU, SigHandler::Handler(on_xcpu))?;
+    set(Signal::SIGALRM, SigHandler::Handler(on_fence))?;
     set(Signal::SIGPIPE, SigHandler::SigIgn)
 }
 

@@ -5,7 +5,7 @@ use crate::cron::JobRun;
 use crate::os::sys::{Clock, WakePipe};
 use crate::resources::Resources;
 use crate::runtime::worker::{WorkerSetup, prepare, run_process, set_busy};
-use herd_protocol::cron::{CronAction, CronConfig, CronInput, CronWorker};
+use herd_protocol::cron::{CronAction, CronConfig, CronInput, CronWorker, Timer as CronTimer};
 use herd_protocol::message::Message;
 use herd_protocol::signals::Sig;
 use herd_protocol::worker::WorkerSignal;
@@ -41,6 +41,7 @@ pub(crate) fn run(
                 max_jobs: max_requests,
                 max_idle: Duration::from_secs(1),
                 retry: Duration::from_secs(1),
+                lease,
             },
             clock.now(),
         );
@@ -70,7 +71,12 @@ pub(crate) fn run(
                         if let Some(s) = slot {
                             res.scoreboard.count(s);
                         }
+                        // The holder's fence: the job is stopped before its lease can end, even
+                        // with no arbiter left to kill it.
+                        let fence_at = core.timer(CronTimer::Fence).unwrap_or_else(|| clock.now());
+                        let fence = crate::os::sys::Fence::arm(fence_at.saturating_since(clock.now()))?;
                         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&run)));
+                        drop(fence);
                         set_busy(res, slot, false);
                         let ok = match ran {
                             Ok(Ok(())) => true,

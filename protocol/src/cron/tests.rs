@@ -72,7 +72,7 @@ fn next_after_is_the_first_step_past_now() {
 }
 
 fn config(max_jobs: u32) -> CronConfig {
-    CronConfig { timeout: S * 30, max_jobs, max_idle: S * 60, retry: S * 2 }
+    CronConfig { timeout: S * 30, max_jobs, max_idle: S * 60, retry: S * 2, lease: S * 91 }
 }
 
 fn drain(w: &mut CronWorker) -> Vec<CronAction> {
@@ -92,7 +92,8 @@ fn worker_claims_runs_finishes_and_claims_again_until_nothing_is_due() {
     // A heartbeat went out 1 s ago, less than timeout / 8: none before the job.
     w.handle(at(1), CronInput::Claimed(Some(c), None));
     assert_eq!(drain(&mut w), [CronAction::Run(c)]);
-    assert_eq!(w.poll_timeout(), None, "no heartbeat while a job runs");
+    assert_eq!(w.timer(Timer::Heartbeat), None, "no heartbeat while a job runs");
+    assert_eq!(w.poll_timeout(), w.timer(Timer::Fence), "only the fence");
     w.handle(at(5), CronInput::JobDone { ok: true });
     assert_eq!(drain(&mut w), [alive(5), CronAction::Finish { claim: c, ok: true }]);
     w.handle(at(5), CronInput::Finished { recorded: true });
@@ -302,7 +303,10 @@ proptest! {
 fn short_jobs_back_to_back_stay_below_the_arbiter_flood_limit() {
     use crate::arbiter::MAX_ALIVES_PER_WINDOW;
     let timeout = Duration::from_millis(1_000);
-    let mut w = CronWorker::new(CronConfig { timeout, max_jobs: 0, max_idle: S, retry: S }, Instant::ZERO);
+    let mut w = CronWorker::new(
+        CronConfig { timeout, max_jobs: 0, max_idle: S, retry: S, lease: lease(timeout, timeout, S) },
+        Instant::ZERO,
+    );
     w.start(Instant::ZERO);
     let mut now = Instant::ZERO;
     let mut alives = Vec::new();
@@ -358,4 +362,35 @@ fn each_timer_fires_at_its_deadline_and_not_before() {
     // While the claim is out, no timer runs.
     assert_eq!(w.timers().count(), 0);
     assert_eq!(w.poll_timeout(), None);
+}
+
+/// The fence (issue #20): while a job runs, the holder stops itself `fence_after(lease)` after it
+/// asked for the claim — not a nanosecond before, and before the lease (which the store counts
+/// from later) can end; nothing else is due meanwhile, and nothing is left pending after it.
+#[test]
+fn a_running_job_is_fenced_before_its_lease_ends_and_not_before_its_fence() {
+    let mut w = CronWorker::new(config(0), at(0));
+    w.start(at(0));
+    drain(&mut w);
+    let c = Claim { job: JobId(0), token: 1, slot: at(0), until: at(91) };
+    // The store took the claim 2 s after the worker asked: its lease ends at 2 + 91 s.
+    w.handle(at(2), CronInput::Claimed(Some(c), None));
+    assert_eq!(drain(&mut w), [CronAction::Run(c)]);
+    let fence = at(0) + fence_after(S * 91);
+    assert_eq!(w.timer(Timer::Fence), Some(fence));
+    assert!(fence < at(2) + S * 91, "the fence comes before the lease's end");
+    w.handle_timeout(Instant(fence.0 - 1));
+    assert_eq!(drain(&mut w), [], "not a nanosecond early");
+    w.handle_timeout(fence);
+    assert_eq!(drain(&mut w), [CronAction::Exit(EXIT_FENCED)]);
+    assert_eq!(w.state(), CronState::Exited);
+    assert_eq!(w.poll_timeout(), None);
+    // A job that returns in time disarms it.
+    let mut w = CronWorker::new(config(0), at(0));
+    w.start(at(0));
+    drain(&mut w);
+    w.handle(at(0), CronInput::Claimed(Some(c), None));
+    drain(&mut w);
+    w.handle(at(3), CronInput::JobDone { ok: true });
+    assert_eq!(w.timer(Timer::Fence), None);
 }
