@@ -143,3 +143,30 @@ fn a_worker_out_of_descriptors_backs_off_and_recovers() {
         assert_eq!(h.workers().into_iter().collect::<Vec<_>>(), vec![worker], "{mode}: the worker lived");
     }
 }
+
+/// The fork window (issue #20, gunicorn #1910): a signal that reaches a worker at any point of its
+/// setup — before its own dispositions are installed, after, and once its signals are unblocked —
+/// is acted on, not lost and not run by the arbiter's handler in the child. Driven, not raced:
+/// `HERD_TEST_PAUSE` makes the first worker stop itself (SIGSTOP) at that point; the test sends
+/// TERM while it is stopped there, then SIGCONT. A TERM that reaches a worker makes it leave
+/// gracefully (exit 0) and the arbiter replace it; a lost one would leave it serving forever.
+#[test]
+fn a_signal_at_any_point_of_a_workers_setup_is_acted_on() {
+    for stage in ["forked", "handlers", "unblocked"] {
+        let h =
+            Herd::start_env(&["--bind", "127.0.0.1:0"], &["--workers", "1"], &[("HERD_TEST_PAUSE", stage)]);
+        // (At `forked` it still bears the arbiter's process title: found by state, not name.)
+        let stopped = || common::children(h.pid).into_iter().find(|c| c.state == 'T').map(|c| c.pid);
+        common::wait_until(&format!("w0 stopped at {stage}"), || stopped().is_some());
+        let w0 = stopped().unwrap();
+        kill(Pid::from_raw(w0), Signal::SIGTERM).unwrap();
+        kill(Pid::from_raw(w0), Signal::SIGCONT).unwrap();
+        let tag = format!("pid={w0} ");
+        h.wait_log(&format!("w0 ({stage}) leaves on its TERM"), |lines| {
+            lines.iter().any(|l| l.contains("worker exited") && l.contains(&tag) && l.contains("Code(0)"))
+        });
+        // Replaced, and serving.
+        h.wait_workers("a replacement", |w| w.len() == 1 && !w.contains(&w0));
+        assert_eq!(h.get("/").map(|(s, _)| s), Ok(200), "after a TERM at {stage}");
+    }
+}

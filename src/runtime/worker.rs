@@ -90,9 +90,12 @@ pub(crate) fn run_process(
 /// What every worker does first: its own self-pipe and signal dispositions, then the signals
 /// unblocked; the parent-death signal; its process title; the hard memory limit.
 pub(crate) fn prepare(id: WorkerId, blocked: Blocked, res: &Resources) -> io::Result<WakePipe> {
+    pause_point(id, "forked");
     let wake = WakePipe::install()?;
     crate::os::sys::install_worker_handlers()?;
+    pause_point(id, "handlers");
     blocked.restore()?;
+    pause_point(id, "unblocked");
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     if let Ok(title) = std::ffi::CString::new(format!("herd: worker {}", id.0)) {
         let _ = nix::sys::prctl::set_name(&title);
@@ -101,6 +104,20 @@ pub(crate) fn prepare(id: WorkerId, blocked: Blocked, res: &Resources) -> io::Re
         nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
     }
     Ok(wake)
+}
+
+/// Environment variable naming a point of a worker's setup where the first worker (`w0`) stops
+/// itself with SIGSTOP, for tests of the fork window (`tests/reliability.rs`): `forked` (every
+/// signal still blocked, the arbiter's dispositions still installed), `handlers` (the worker's
+/// dispositions installed, signals still blocked), `unblocked` (signals unblocked). A test sends
+/// its signal while the worker is stopped there, then SIGCONT: the window is driven, not raced.
+/// It changes nothing else (no bug is switched on by it).
+pub const PAUSE_ENV: &str = "HERD_TEST_PAUSE";
+
+fn pause_point(id: WorkerId, here: &str) {
+    if id.0 == 0 && std::env::var_os(PAUSE_ENV).is_some_and(|v| v == here) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    }
 }
 
 /// Exit code of a worker whose runtime setup failed (before it could boot).

@@ -206,6 +206,18 @@ fn rows() -> Vec<Row> {
             how: Switch(Mutant::B27),
         },
         Row {
+            id: "B29",
+            what: "a new worker unblocks its signals before it installs its own handlers (the fork window)",
+            how: RuntimePatch {
+                file: "src/runtime/worker.rs",
+                from: "    let wake = WakePipe::install()?;\n    crate::os::sys::install_worker_handlers()?;\n    pause_point(id, \"handlers\");\n    blocked.restore()?;",
+                to: "    blocked.restore()?;\n    let wake = WakePipe::install()?;\n    crate::os::sys::install_worker_handlers()?;\n    pause_point(id, \"handlers\");",
+                target: "reliability",
+                filter: "a_signal_at_any_point_of_a_workers_setup_is_acted_on",
+                check: "a driven fork window",
+            },
+        },
+        Row {
             id: "B24",
             what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
             how: RuntimePatch {
