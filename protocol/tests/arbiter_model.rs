@@ -2,7 +2,7 @@
 //! who was asked to stop, over random sequences of signals, boots, crashes and reaps. Every step
 //! also runs through the invariant monitor.
 
-use herd_protocol::arbiter::{Action, Config, ExitStatus, Input, Life, WorkerId};
+use herd_protocol::arbiter::{Action, Config, ExitStatus, Input, Life, WorkerId, domain};
 use herd_protocol::invariants::Checked;
 use herd_protocol::message::WorkerMsg;
 use herd_protocol::signals::Sig;
@@ -22,6 +22,9 @@ struct RefWorker {
 #[derive(Clone, Debug)]
 struct Model {
     configured: u32,
+    /// `--timeout 0` (a corner of the configuration domain): the same behaviour over these steps,
+    /// where no timeout is ever reached.
+    untimed: bool,
     target: u32,
     generation: u32,
     next_id: u64,
@@ -100,10 +103,11 @@ impl ReferenceStateMachine for ArbiterModel {
     type Transition = Step;
 
     fn init_state() -> BoxedStrategy<Model> {
-        (1u32..5)
-            .prop_map(|n| {
+        (*domain::WORKERS.start()..5, any::<bool>())
+            .prop_map(|(n, untimed)| {
                 let mut m = Model {
                     configured: n,
+                    untimed,
                     target: n,
                     generation: 0,
                     next_id: 0,
@@ -175,7 +179,7 @@ impl StateMachineTest for Sut {
     fn init_test(m: &Model) -> Sut {
         let config = Config {
             workers: m.configured,
-            timeout: Some(Duration::from_secs(60)),
+            timeout: (!m.untimed).then_some(Duration::from_secs(60)),
             graceful_timeout: Duration::from_secs(60),
             ..Config::default()
         };
