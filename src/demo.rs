@@ -260,7 +260,8 @@ fn respond(conn: &mut Connection, status: u16, body: &str) {
 /// The demo application for async workers (`herd serve --worker-class async`): the same routes,
 /// HTTP/1.1 with keep-alive; `/sleep` awaits (the worker keeps serving others), and
 /// `GET /block?ms=N` blocks the worker's event loop (its heartbeats stop: past `--timeout` the
-/// arbiter kills it).
+/// arbiter kills it), and `GET /panic` panics in the handler (the client gets a 500 and the
+/// worker serves on).
 #[cfg(feature = "async")]
 pub async fn demo_async(
     req: hyper::Request<hyper::body::Incoming>,
@@ -298,6 +299,7 @@ pub async fn demo_async(
             None => reply(400, format!("ms must be a number from 0 to {MAX_SLEEP_MS}\n")),
         },
         ("GET", "/crash") => std::process::abort(),
+        ("GET", "/panic") => panic!("demo: GET /panic"),
         _ => reply(404, "not found\n".into()),
     }
 }

@@ -139,3 +139,25 @@ fn term_drains_keep_alive_connections_and_finishes_requests_in_flight() {
     assert!(idle.closed_by_server(), "an idle keep-alive connection is closed by the drain");
     assert_eq!(h.wait_exit().code(), Some(0));
 }
+
+/// A panicking async handler (issue #23): the client gets a 500, the worker's connection slot is
+/// given back, and the worker serves on. With one worker of two connection slots, more panics
+/// than slots, then ordinary requests: each is answered by the same worker (a leaked slot per
+/// panic would leave every later request hanging, with heartbeats going on, never replaced).
+#[test]
+fn a_panicking_handler_answers_500_and_frees_its_slot() {
+    let h = Herd::start(&["--worker-class", "async", "--workers", "1", "--worker-connections", "2"]);
+    let pid = h.wait_ready(1);
+    for i in 0..5 {
+        assert_eq!(http(&h.addr, "GET", "/panic").map(|(s, _)| s), Ok(500), "panic {i}");
+    }
+    // Keep-alive connections too: a panic closes only its own connection.
+    let mut kept = KeepAlive::open(&h.addr);
+    assert_eq!(kept.get("/").map(|(s, _)| s), Ok(200));
+    for _ in 0..3 {
+        assert_eq!(get_ok(&h.addr, "/"), "hello");
+    }
+    assert_eq!(kept.get("/").map(|(s, _)| s), Ok(200), "the kept-alive connection serves on");
+    assert_eq!(h.workers(), pid, "the same worker, never replaced");
+    assert_eq!(h.log_text().matches("the request handler panicked").count(), 5);
+}

@@ -311,6 +311,8 @@ fn spawn_connection<F, Fut, B>(
 {
     let limits = ctx.res.get().http;
     tokio::task::spawn_local(async move {
+        // However the task ends (a panic in a response body included), the loop hears of it.
+        let _closed = ClosedOnDrop(events.clone());
         let done = events.clone();
         let state = Rc::new(ConnState::default());
         let service_state = Rc::clone(&state);
@@ -342,7 +344,24 @@ fn spawn_connection<F, Fut, B>(
                                     Check::ClearCaches { as_of } => c.caches_cleared(as_of),
                                 }
                             }
-                            handler(req, ctx).await.map(Either::Left)
+                            let worker = ctx.worker;
+                            match CatchUnwind(Box::pin(handler(req, ctx))).await {
+                                Ok(resp) => resp.map(Either::Left),
+                                // The worker serves on: its slot and its other connections are
+                                // untouched, the client gets an answer.
+                                Err(()) => {
+                                    tracing::error!(worker = %worker, "the request handler panicked: 500");
+                                    let mut r = Response::new(Either::Right(Full::new(Bytes::from(
+                                        "internal server error\n",
+                                    ))));
+                                    *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                                    r.headers_mut().insert(
+                                        hyper::header::CONNECTION,
+                                        hyper::header::HeaderValue::from_static("close"),
+                                    );
+                                    r
+                                }
+                            }
                         }
                         Err(e) => {
                             let mut r =
@@ -401,8 +420,36 @@ fn spawn_connection<F, Fut, B>(
                 }
             }
         }
-        let _ = events.send(Ev::Closed);
     });
+}
+
+/// Sends [`Ev::Closed`] when dropped: a connection's slot is given back even when its task
+/// panics.
+struct ClosedOnDrop(mpsc::UnboundedSender<Ev>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Ev::Closed);
+    }
+}
+
+/// Polls a future, turning a panic in it into `Err(())` (the request's answer is then a 500).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
 }
 
 /// Largest read buffer a connection may grow (hyper's `max_buf_size`).
