@@ -260,7 +260,7 @@ fn respond(conn: &mut Connection, status: u16, body: &str) {
 /// The demo application for async workers (`herd serve --worker-class async`): the same routes,
 /// HTTP/1.1 with keep-alive; `/sleep` awaits (the worker keeps serving others), and
 /// `GET /block?ms=N` blocks the worker's event loop (its heartbeats stop: past `--timeout` the
-/// arbiter kills it), and `GET /panic` panics in the handler (the client gets a 500 and the
+/// arbiter kills it), `GET /peer` answers the client's address, and `GET /panic` panics in the handler (the client gets a 500 and the
 /// worker serves on).
 #[cfg(feature = "async")]
 pub async fn demo_async(
@@ -278,6 +278,7 @@ pub async fn demo_async(
     match (req.method().as_str(), req.uri().path()) {
         ("GET", "/") => reply(200, "hello\n".into()),
         ("GET", "/pid") => reply(200, format!("{}\n", std::process::id())),
+        ("GET", "/peer") => reply(200, ctx.peer_addr().map_or("unix\n".into(), |a| format!("{a}\n"))),
         ("GET", "/registry") => reply(200, format!("{}\n", ctx.sequences().registry)),
         ("POST", "/registry/bump") => match ctx.bump_registry() {
             Ok(after) => reply(200, format!("{}\n", after.registry)),

@@ -161,3 +161,21 @@ fn a_panicking_handler_answers_500_and_frees_its_slot() {
     assert_eq!(h.workers(), pid, "the same worker, never replaced");
     assert_eq!(h.log_text().matches("the request handler panicked").count(), 5);
 }
+
+/// Async handlers see the client's address (issue #23): the demo's `GET /peer` answers it, and it
+/// is the address of the very socket the client connected from, on a fresh and on a kept-alive
+/// connection.
+#[test]
+fn an_async_handler_sees_the_clients_address() {
+    let h = Herd::start(&["--worker-class", "async", "--workers", "1"]);
+    h.wait_ready(1);
+    let mut kept = KeepAlive::open(&h.addr);
+    let mine = kept.r.get_ref().local_addr().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(kept.get("/peer").map(|(s, b)| (s, b.trim().to_owned())), Ok((200, mine.clone())));
+    }
+    let mut other = KeepAlive::open(&h.addr);
+    let theirs = other.r.get_ref().local_addr().unwrap().to_string();
+    assert_ne!(theirs, mine);
+    assert_eq!(other.get("/peer").map(|(_, b)| b.trim().to_owned()), Ok(theirs));
+}

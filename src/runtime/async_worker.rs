@@ -38,6 +38,7 @@ pub struct HttpContext {
     worker: WorkerId,
     coherence: Rc<RefCell<Coherence>>,
     res: Rc<ServerRef>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 /// The parts of the server a worker uses (the `Resources` live in the forked process's memory for
@@ -56,6 +57,11 @@ impl HttpContext {
     /// The arbiter's id for this worker.
     pub fn worker_id(&self) -> u64 {
         self.worker.0
+    }
+
+    /// The client's address (TCP connections; `None` on a unix socket).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.peer
     }
 
     /// The registry sequences this request runs on (checked before it started).
@@ -163,7 +169,7 @@ where
         res.listeners.iter().map(|l| register(l.as_fd().as_raw_fd())).collect::<Result<_, _>>()?;
     let as_of = res.store.get().unwrap_or_default();
     let coherence = Rc::new(RefCell::new(Coherence::new(as_of)));
-    let ctx = HttpContext { worker: setup.id, coherence, res: Rc::new(ServerRef(res)) };
+    let ctx = HttpContext { worker: setup.id, coherence, res: Rc::new(ServerRef(res)), peer: None };
     let mut core = Worker::new(
         WorkerConfig {
             accept_mode: res.config.accept_mode,
@@ -310,6 +316,13 @@ fn spawn_connection<F, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let limits = ctx.res.get().http;
+    let ctx = HttpContext {
+        peer: match &conn {
+            Connection::Tcp(s) => s.peer_addr().ok(),
+            Connection::Unix(_) => None,
+        },
+        ..ctx
+    };
     tokio::task::spawn_local(async move {
         // However the task ends (a panic in a response body included), the loop hears of it.
         let _closed = ClosedOnDrop(events.clone());
