@@ -335,16 +335,11 @@ fn spawn_connection<F, Fut, B>(
             async move {
                 let _in_flight = in_flight;
                 let resp = match over_limits(&req, &limits) {
-                    Err(e) => {
-                        let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{e}\n")))));
-                        *r.status_mut() =
-                            hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::BAD_REQUEST);
-                        r.headers_mut().insert(
-                            hyper::header::CONNECTION,
-                            hyper::header::HeaderValue::from_static("close"),
-                        );
-                        r
-                    }
+                    Err(e) => herd_answer(
+                        hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::BAD_REQUEST),
+                        format!("{e}\n"),
+                        true,
+                    ),
                     // The registry check before every request; no request on a registry that may
                     // be stale.
                     Ok(()) => match ctx.res.get().store.get() {
@@ -364,23 +359,16 @@ fn spawn_connection<F, Fut, B>(
                                 // untouched, the client gets an answer.
                                 Err(()) => {
                                     tracing::error!(worker = %worker, "the request handler panicked: 500");
-                                    let mut r = Response::new(Either::Right(Full::new(Bytes::from(
-                                        "internal server error\n",
-                                    ))));
-                                    *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                                    r.headers_mut().insert(
-                                        hyper::header::CONNECTION,
-                                        hyper::header::HeaderValue::from_static("close"),
-                                    );
-                                    r
+                                    herd_answer(
+                                        hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                                        "internal server error\n".into(),
+                                        true,
+                                    )
                                 }
                             }
                         }
                         Err(e) => {
-                            let mut r =
-                                Response::new(Either::Right(Full::new(Bytes::from(format!("{e}\n")))));
-                            *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-                            r
+                            herd_answer(hyper::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"), false)
                         }
                     },
                 };
@@ -434,6 +422,17 @@ fn spawn_connection<F, Fut, B>(
             }
         }
     });
+}
+
+/// An answer herd gives in the application's place (a request over a limit, the store
+/// unreachable, a handler that panicked): plain text; with `close`, the connection ends after it.
+fn herd_answer<B>(status: hyper::StatusCode, body: String, close: bool) -> Response<Either<B, Full<Bytes>>> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    if close {
+        r.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// Sends [`Ev::Closed`] when dropped: a connection's slot is given back even when its task
