@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// A job's index in its table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct JobId(pub u32);
 
 impl fmt::Display for JobId {
@@ -44,6 +45,7 @@ impl fmt::Display for JobId {
 
 /// A granted claim: run `job` for its `slot`, holding fencing `token` until `until`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Claim {
     /// The job.
     pub job: JobId,
@@ -214,6 +216,7 @@ pub const MIN_IDLE: Duration = Duration::from_millis(10);
 
 /// A cron worker's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CronConfig {
     /// The arbiter's silence timeout; heartbeats go out at least every half of it.
     pub timeout: Duration,
@@ -229,6 +232,7 @@ pub struct CronConfig {
 
 /// Something that happened to a cron worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CronInput {
     /// The answer to [`CronAction::Claim`]. `next_in` is how long until something may be due,
     /// measured on the store's clock (the worker adds it to its own).
@@ -251,6 +255,7 @@ pub enum CronInput {
 
 /// What a cron worker does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CronAction {
     /// Write a frame to the arbiter.
     Send(WorkerMsg),
@@ -332,6 +337,11 @@ impl CronWorker {
             stopping: false,
             actions: VecDeque::new(),
         }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &CronConfig {
+        &self.config
     }
 
     /// Where it is.

@@ -8,15 +8,22 @@
 //! out ([`Entry::Done`]). So a replay sees, besides what the core decided, the order the runtime
 //! kept: inputs fed in the order read, none left waiting when a timeout pass runs, every action
 //! asked for carried out before the next input.
+//!
+//! Worker and cron worker traces have the same entries. Their cores are made and started in one
+//! step ([`Entry::New`] is `new(config, at)` then `start(at)`), and an input that answers an
+//! action (an accept's result, a finished request, a claim's answer) or that the driver notices
+//! at a loop point (a signal, a changed parent) is fed at once, with no `Queued` entry before it.
 
 use crate::arbiter::{Action, Config, Input};
+use crate::cron::{CronAction, CronConfig, CronInput};
 use crate::time::Instant;
+use crate::worker::{self, WorkerConfig};
 
 /// One entry of a core's trace; `C`, `I` and `A` are the core's configuration, input and action.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entry<C, I, A> {
-    /// The core was made at `at` with `config`.
+    /// The core was made at `at` with `config` (a worker's or cron worker's also started then).
     New {
         /// Its configuration.
         config: C,
@@ -47,4 +54,20 @@ pub type ArbiterEntry = Entry<Config, Input, Action>;
 /// The file name of an arbiter's trace in a trace directory.
 pub fn arbiter_file(pid: u32) -> String {
     format!("arbiter-{pid}.jsonl")
+}
+
+/// An entry of a worker's trace.
+pub type WorkerEntry = Entry<WorkerConfig, worker::Input, worker::Action>;
+
+/// An entry of a cron worker's trace.
+pub type CronEntry = Entry<CronConfig, CronInput, CronAction>;
+
+/// The file name of a worker's trace in a trace directory.
+pub fn worker_file(pid: u32) -> String {
+    format!("worker-{pid}.jsonl")
+}
+
+/// The file name of a cron worker's trace in a trace directory.
+pub fn cron_file(pid: u32) -> String {
+    format!("cron-{pid}.jsonl")
 }

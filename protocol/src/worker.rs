@@ -38,6 +38,7 @@ pub const EXIT_PROTOCOL: i32 = 1;
 
 /// A worker's configuration (from its `Spawn` action and the server's config).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WorkerConfig {
     /// How connections reach it.
     pub accept_mode: AcceptMode,
@@ -51,6 +52,7 @@ pub struct WorkerConfig {
 
 /// What kind of worker: how many connections it serves at once.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WorkerKind {
     /// One connection at a time, one request per connection; no heartbeat while serving, so the
     /// arbiter's timeout is a request timeout (gunicorn's sync worker).
@@ -67,6 +69,7 @@ pub enum WorkerKind {
 
 /// Signals a worker acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WorkerSignal {
     /// Finish the current request, then exit.
     Term,
@@ -76,6 +79,7 @@ pub enum WorkerSignal {
 
 /// Something that happened to the worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Input {
     /// A frame from the arbiter.
     Message(ArbiterMsg),
@@ -104,6 +108,7 @@ pub enum Input {
 
 /// What the worker must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Action {
     /// Write this frame to the arbiter.
     Send(WorkerMsg),
@@ -205,6 +210,11 @@ impl Worker {
             backoff: (Duration::ZERO, now),
             actions: VecDeque::new(),
         }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
     }
 
     /// Where it is.

@@ -25,7 +25,7 @@ use herd_protocol::arbiter::{
 };
 use herd_protocol::message::{Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::signals::Sig;
-use herd_protocol::trace::{self, Entry};
+use herd_protocol::trace::{self, ArbiterEntry};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, socketpair};
@@ -130,7 +130,7 @@ pub(crate) fn run<A: WorkerMain>(
         Recorder::create(res.trace_dir.as_deref(), &trace::arbiter_file(me.as_raw() as u32)).map_err(
             |source| crate::Error::Trace { path: res.trace_dir.clone().unwrap_or_default(), source },
         )?;
-    recorder.record(&Entry::New { config: res.config.clone(), at });
+    recorder.record(&ArbiterEntry::New { config: res.config.clone(), at });
     if let Some(f) = on_ready {
         f(&res.listeners);
     }
@@ -404,14 +404,14 @@ impl<A: WorkerMain> Runner<'_, A> {
     /// Hands one input to the core (recorded).
     fn feed(&mut self, input: Input) {
         let now = self.clock.now();
-        self.recorder.record(&Entry::Fed { at: now, input });
+        self.recorder.record(&ArbiterEntry::Fed { at: now, input });
         self.core.handle(now, input);
     }
 
     /// The timeout pass (recorded).
     fn tick(&mut self) {
         let now = self.clock.now();
-        self.recorder.record(&Entry::Timeout { at: now });
+        self.recorder.record(&ArbiterEntry::Timeout { at: now });
         self.core.handle_timeout(now);
     }
 
@@ -423,12 +423,12 @@ impl<A: WorkerMain> Runner<'_, A> {
 
     /// Queues an input read from the world, to be fed in order by the next drain.
     fn queue(&mut self, input: Input) {
-        self.recorder.record(&Entry::Queued(input));
+        self.recorder.record(&ArbiterEntry::Queued(input));
         self.inputs.push_back(input);
     }
 
     fn act(&mut self, action: Action) -> Option<i32> {
-        self.recorder.record(&Entry::Done(action));
+        self.recorder.record(&ArbiterEntry::Done(action));
         match action {
             Action::Spawn { id, role, generation, max_requests } => {
                 self.spawn(id, role, generation, max_requests)

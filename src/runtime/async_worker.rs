@@ -11,6 +11,7 @@
 use crate::os::listen::Connection;
 use crate::resources::Resources;
 use crate::runtime::kind::WorkerMain;
+use crate::runtime::trace::{Recorder, Traced};
 use crate::runtime::worker::{self, WorkerSetup, over_memory, set_busy};
 use crate::store::StoreError;
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, Message};
 use herd_protocol::registry::{Check, Coherence, SequenceStore, Sequences};
 use herd_protocol::signals::Sig;
+use herd_protocol::trace;
 use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
@@ -170,7 +172,8 @@ where
     let as_of = res.store.get().unwrap_or_default();
     let coherence = Rc::new(RefCell::new(Coherence::new(as_of)));
     let ctx = HttpContext { worker: setup.id, coherence, res: Rc::new(ServerRef(res)), peer: None };
-    let mut core = Worker::new(
+    let recorder = Recorder::for_worker(res.trace_dir.as_deref(), &trace::worker_file(std::process::id()));
+    let mut core: Traced<Worker> = Traced::start(
         WorkerConfig {
             accept_mode: res.config.accept_mode,
             timeout: res.config.pace(),
@@ -178,6 +181,7 @@ where
             kind: WorkerKind::Async { connections: limit },
         },
         clock.now(),
+        recorder,
     );
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Ev>();
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -185,31 +189,44 @@ where
     let mut out: Vec<u8> = Vec::new();
     let mut accepts = worker::Accepts::default();
     let mut inputs: Vec<Input> = Vec::new();
-    core.start(clock.now());
-    loop {
-        // Carry out the core's actions, feeding back accept results at once.
-        while let Some(action) = core.poll_action() {
-            match action {
-                Action::Send(m) => out.extend_from_slice(m.encode().as_bytes()),
-                Action::Accept(which) => {
-                    let (input, conn) = worker::accept(&res.listeners, which, &mut accepts);
-                    if let Some(conn) = conn {
-                        set_busy(res, setup.slot, true);
-                        spawn_connection(conn, handler.clone(), ctx.clone(), ev_tx.clone(), drain_rx.clone());
+    // Carries out the core's actions until it has none (the drain rule: after every call that
+    // feeds it), feeding back accept results at once; an exit leaves the loop with its code.
+    macro_rules! drive {
+        () => {
+            while let Some(action) = core.next_action() {
+                match action {
+                    Action::Send(m) => out.extend_from_slice(m.encode().as_bytes()),
+                    Action::Accept(which) => {
+                        let (input, conn) = worker::accept(&res.listeners, which, &mut accepts);
+                        if let Some(conn) = conn {
+                            set_busy(res, setup.slot, true);
+                            spawn_connection(
+                                conn,
+                                handler.clone(),
+                                ctx.clone(),
+                                ev_tx.clone(),
+                                drain_rx.clone(),
+                            );
+                        }
+                        core.feed(clock.now(), input);
                     }
-                    core.handle(clock.now(), input);
-                }
-                // The connection task was spawned when it was accepted.
-                Action::Serve(_) => {}
-                Action::Drain => {
-                    let _ = drain_tx.send(true);
-                }
-                Action::Exit(code) => {
-                    let _ = chan.write_all(&out).await;
-                    return Ok(code);
+                    // The connection task was spawned when it was accepted.
+                    Action::Serve(_) => {}
+                    Action::Drain => {
+                        let _ = drain_tx.send(true);
+                    }
+                    Action::Exit(code) => {
+                        core.flush();
+                        let _ = chan.write_all(&out).await;
+                        return Ok(code);
+                    }
                 }
             }
-        }
+        };
+    }
+    loop {
+        drive!();
+        core.flush();
         if !out.is_empty() {
             if let Err(e) = chan.write_all(&out).await {
                 tracing::debug!(worker = %setup.id, error = %e, "cannot write to the arbiter");
@@ -247,24 +264,31 @@ where
             _ = readable_any(&listener_fds), if waits => inputs.push(Input::ListenersReadable),
             _ = tokio::time::sleep(std::time::Duration::from_millis(timeout.unwrap_or(60_000))), if timeout.is_some() => {}
         }
+        for &input in &inputs {
+            core.read(input);
+        }
         // A loop point: signals and the parent check first.
         let batch = wake.drain();
         if batch.count(Sig::Term) > 0 {
-            core.handle(clock.now(), Input::Signal(WorkerSignal::Term));
+            core.feed(clock.now(), Input::Signal(WorkerSignal::Term));
+            drive!();
         }
         if nix::unistd::getppid() != setup.arbiter {
-            core.handle(clock.now(), Input::ParentChanged);
+            core.feed(clock.now(), Input::ParentChanged);
+            drive!();
         }
         for input in inputs.drain(..) {
             if input == Input::ConnectionClosed && core.open_connections() == 1 {
                 set_busy(res, setup.slot, false);
             }
             if input == Input::RequestDone && over_memory(res) {
-                core.handle(clock.now(), Input::OverMemory);
+                core.feed(clock.now(), Input::OverMemory);
+                drive!();
             }
-            core.handle(clock.now(), input);
+            core.feed(clock.now(), input);
+            drive!();
         }
-        core.handle_timeout(clock.now());
+        core.tick(clock.now());
     }
 }
 

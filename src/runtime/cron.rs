@@ -4,10 +4,12 @@
 use crate::cron::JobRun;
 use crate::os::sys::{Clock, WakePipe};
 use crate::resources::Resources;
+use crate::runtime::trace::{Recorder, Traced};
 use crate::runtime::worker::{WorkerSetup, prepare, run_process, set_busy};
 use herd_protocol::cron::{CronAction, CronConfig, CronInput, CronWorker, Timer as CronTimer};
 use herd_protocol::message::Message;
 use herd_protocol::signals::Sig;
+use herd_protocol::trace;
 use herd_protocol::worker::WorkerSignal;
 use std::io::{self, Write};
 use std::time::Duration;
@@ -35,7 +37,9 @@ pub(crate) fn run(
         let clock = Clock::new();
         let config = &res.config;
         let lease = herd_protocol::cron::lease(config.pace(), config.graceful_timeout, config.kill_grace);
-        let mut core = CronWorker::new(
+        let holder = u64::from(std::process::id());
+        let recorder = Recorder::for_worker(res.trace_dir.as_deref(), &trace::cron_file(std::process::id()));
+        let mut core: Traced<CronWorker> = Traced::start(
             CronConfig {
                 timeout: config.pace(),
                 max_jobs: max_requests,
@@ -44,12 +48,11 @@ pub(crate) fn run(
                 lease,
             },
             clock.now(),
+            recorder,
         );
-        let holder = u64::from(std::process::id());
         tracing::debug!(worker = %id, pid = holder, "cron worker booted");
-        core.start(clock.now());
         loop {
-            while let Some(action) = core.poll_action() {
+            while let Some(action) = core.next_action() {
                 let input = match action {
                     CronAction::Send(msg) => {
                         // The arbiter reads every frame; a write error means it is gone, which
@@ -74,6 +77,9 @@ pub(crate) fn run(
                         // The holder's fence: the job is stopped before its lease can end, even
                         // with no arbiter left to kill it.
                         let fence_at = core.timer(CronTimer::Fence).unwrap_or_else(|| clock.now());
+                        // What the job's process does while it runs is written out first (the
+                        // fence ends it without a chance to).
+                        core.flush();
                         let fence = crate::os::sys::Fence::arm(fence_at.saturating_since(clock.now()))?;
                         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&run)));
                         drop(fence);
@@ -105,26 +111,36 @@ pub(crate) fn run(
                             CronInput::StoreFailed
                         }
                     },
-                    CronAction::Exit(code) => return Ok(code),
+                    CronAction::Exit(code) => {
+                        core.flush();
+                        return Ok(code);
+                    }
                 };
-                core.handle(clock.now(), input);
+                core.feed(clock.now(), input);
             }
+            core.flush();
             let wait_ms = core.poll_timeout().map_or(1_000, |at| clock.millis_until(at).min(1_000)) as u16;
             let mut fds = [nix::poll::PollFd::new(wake.fd(), nix::poll::PollFlags::POLLIN)];
             match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait_ms)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(crate::os::sys::io_err(e)),
             }
-            signals(&wake, &mut core, &clock, arbiter);
-            core.handle_timeout(clock.now());
+            if signals(&wake, &mut core, &clock, arbiter) {
+                // Drained at the top of the loop; the timeout pass comes after it.
+                continue;
+            }
+            core.tick(clock.now());
         }
     })
 }
 
 /// A loop point: TERM (or a changed parent) asks the core to stop after the job under way.
-fn signals(wake: &WakePipe, core: &mut CronWorker, clock: &Clock, arbiter: nix::unistd::Pid) {
+/// Whether it fed the core (its actions are then to be carried out before anything else).
+fn signals(wake: &WakePipe, core: &mut Traced<CronWorker>, clock: &Clock, arbiter: nix::unistd::Pid) -> bool {
     let batch = wake.drain();
-    if batch.count(Sig::Term) > 0 || nix::unistd::getppid() != arbiter {
-        core.handle(clock.now(), CronInput::Signal(WorkerSignal::Term));
+    let stop = batch.count(Sig::Term) > 0 || nix::unistd::getppid() != arbiter;
+    if stop {
+        core.feed(clock.now(), CronInput::Signal(WorkerSignal::Term));
     }
+    stop
 }

@@ -10,11 +10,13 @@ use crate::app::{App, Context};
 use crate::os::listen::Connection;
 use crate::os::sys::{Blocked, Clock, WakePipe};
 use crate::resources::Resources;
+use crate::runtime::trace::{Recorder, Traced};
 use herd_protocol::arbiter::AcceptMode;
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, ListenerId, Message};
 use herd_protocol::registry::{Registry, SequenceStore, Sequences};
 use herd_protocol::signals::Sig;
+use herd_protocol::trace;
 use herd_protocol::worker::{Action, Input, State, Worker, WorkerConfig, WorkerKind, WorkerSignal};
 use nix::errno::Errno;
 use nix::libc;
@@ -146,7 +148,8 @@ fn boot<A: App>(
     let as_of = res.store.get().unwrap_or_default();
     let registry = Registry::new(app.load(as_of), as_of);
     loaded.set(true);
-    let core = Worker::new(
+    let recorder = Recorder::for_worker(res.trace_dir.as_deref(), &trace::worker_file(std::process::id()));
+    let core = Traced::start(
         WorkerConfig {
             accept_mode: config.accept_mode,
             timeout: config.pace(),
@@ -154,6 +157,7 @@ fn boot<A: App>(
             kind: WorkerKind::Sync,
         },
         clock.now(),
+        recorder,
     );
     let mut w = Proc {
         id,
@@ -182,7 +186,7 @@ struct Proc<'s, R> {
     id: WorkerId,
     generation: u32,
     arbiter: Pid,
-    core: Worker,
+    core: Traced<Worker>,
     clock: Clock,
     wake: WakePipe,
     epoll: Epoll,
@@ -202,8 +206,6 @@ struct Proc<'s, R> {
 
 impl<R> Proc<'_, R> {
     fn main_loop<A: App<Registry = R>>(&mut self, app: &mut A) -> i32 {
-        let now = self.clock.now();
-        self.core.start(now);
         let mut events = [EpollEvent::empty(); 8];
         loop {
             self.drive(app);
@@ -242,18 +244,26 @@ impl<R> Proc<'_, R> {
                     }
                 }
             }
+            for &input in &inputs {
+                self.core.read(input);
+            }
             // A loop point: signals and the parent check come first.
             self.loop_point();
+            self.drive(app);
             for input in inputs {
-                let now = self.clock.now();
-                self.core.handle(now, input);
-                self.drive(app);
                 if self.exit.is_some() {
                     break;
                 }
+                let now = self.clock.now();
+                self.core.feed(now, input);
+                self.drive(app);
             }
-            let now = self.clock.now();
-            self.core.handle_timeout(now);
+            // Every frame read is fed before the timeout pass (B22), and an exiting worker has
+            // none to run.
+            if self.exit.is_none() {
+                let now = self.clock.now();
+                self.core.tick(now);
+            }
         }
     }
 
@@ -261,17 +271,19 @@ impl<R> Proc<'_, R> {
     fn loop_point(&mut self) {
         let batch = self.wake.drain();
         let now = self.clock.now();
+        // One notice per loop point, so that the core's answer to it is carried out before
+        // anything else is fed (the drain rule): a TERM first; a changed parent is seen at the
+        // next loop point if the TERM has not ended the worker by then.
         if batch.count(Sig::Term) > 0 {
-            self.core.handle(now, Input::Signal(WorkerSignal::Term));
-        }
-        if nix::unistd::getppid() != self.arbiter {
-            self.core.handle(now, Input::ParentChanged);
+            self.core.feed(now, Input::Signal(WorkerSignal::Term));
+        } else if nix::unistd::getppid() != self.arbiter {
+            self.core.feed(now, Input::ParentChanged);
         }
     }
 
     /// Carries out the core's actions until it has none, feeding back accept and request results.
     fn drive<A: App<Registry = R>>(&mut self, app: &mut A) {
-        while let Some(action) = self.core.poll_action() {
+        while let Some(action) = self.core.next_action() {
             let now = self.clock.now();
             match action {
                 Action::Send(msg) => self.out.extend_from_slice(msg.encode().as_bytes()),
@@ -283,7 +295,7 @@ impl<R> Proc<'_, R> {
                     if !matches!(input, Input::Accepted(_)) {
                         self.set_busy(false);
                     }
-                    self.core.handle(now, input);
+                    self.core.feed(now, input);
                 }
                 Action::Serve(_) => {
                     self.flush();
@@ -298,13 +310,13 @@ impl<R> Proc<'_, R> {
                     self.set_busy(false);
                     if over_memory(self.res) {
                         let now = self.clock.now();
-                        self.core.handle(now, Input::OverMemory);
+                        self.core.feed(now, Input::OverMemory);
                     }
                     // The end of a request is a loop point: a TERM that came during it is seen
                     // before the worker decides to take more work.
                     self.loop_point();
                     let now = self.clock.now();
-                    self.core.handle(now, Input::RequestDone);
+                    self.core.feed(now, Input::RequestDone);
                 }
                 Action::Exit(code) => {
                     self.flush();
@@ -397,6 +409,7 @@ impl<R> Proc<'_, R> {
 
     /// Writes the frames of this drain in one write.
     fn flush(&mut self) {
+        self.core.flush();
         if self.out.is_empty() {
             return;
         }

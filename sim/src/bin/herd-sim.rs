@@ -63,7 +63,10 @@ fn check_trace(dir: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
         Ok(r) if r.files.is_empty() => {
-            eprintln!("herd-sim: {}: no arbiter trace (arbiter-*.jsonl) in it", dir.display());
+            eprintln!(
+                "herd-sim: {}: no trace (arbiter-*.jsonl, worker-*.jsonl, cron-*.jsonl) in it",
+                dir.display()
+            );
             ExitCode::from(2)
         }
         Ok(r) => {
