@@ -98,7 +98,7 @@ struct ServeArgs {
     /// Serve `herd ctl` on this unix socket (owner-only).
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
-    /// Record what the arbiter feeds its core and carries out, one file per process in this
+    /// Record what the arbiter and every worker feed their cores and carry out, one file per process in this
     /// (existing) directory, for `herd-sim --check-trace DIR`.
     #[arg(long, value_name = "DIR", env = "HERD_TRACE_EVENTS")]
     trace_events: Option<PathBuf>,
