@@ -321,6 +321,8 @@ pub struct CronWorker {
     done: u32,
     stopping: bool,
     actions: VecDeque<CronAction>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::mutants::Mutant>,
 }
 
 impl CronWorker {
@@ -336,7 +338,15 @@ impl CronWorker {
             done: 0,
             stopping: false,
             actions: VecDeque::new(),
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
+    }
+
+    /// Re-introduces a bug of docs/bugs.md in this instance (B28 only; the `mutants` feature).
+    #[cfg(feature = "mutants")]
+    pub fn set_mutant(&mut self, mutant: Option<crate::mutants::Mutant>) {
+        self.mutant = mutant;
     }
 
     /// Its configuration.
@@ -373,6 +383,8 @@ impl CronWorker {
         match (timer, self.state) {
             (Timer::Heartbeat, CronState::Idle) => Some(self.last_alive + self.config.timeout / 2),
             (Timer::Claim, CronState::Idle) => Some(self.claim_at),
+            #[cfg(feature = "mutants")]
+            (Timer::Fence, CronState::Running(_)) if self.mutant == Some(crate::mutants::Mutant::B28) => None,
             (Timer::Fence, CronState::Running(_)) => Some(self.claimed_at + fence_after(self.config.lease)),
             _ => None,
         }

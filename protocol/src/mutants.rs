@@ -1,7 +1,7 @@
 //! Bugs from docs/bugs.md, re-introduced on purpose, one at a time, to prove the suite catches them.
 //!
 //! Only with the `mutants` cargo feature (off by default). A mutant is switched on per core
-//! instance ([`crate::arbiter::Arbiter::set_mutant`]), never globally; without the feature every
+//! instance ([`crate::arbiter::Arbiter::set_mutant`], [`crate::cron::CronWorker::set_mutant`]), never globally; without the feature every
 //! check is the constant `false` and compiles away.
 
 /// A re-introduced bug, named by its docs/bugs.md id.
@@ -41,11 +41,14 @@ pub enum Mutant {
     /// A jitter without its base (`--max-requests-jitter` without `--max-requests`) recycles
     /// workers after up to that many requests, where gunicorn never recycles.
     B27,
+    /// The cron core's fence is never armed: a holder orphaned by its arbiter's death runs its
+    /// job past its lease, while another host may already run the same job.
+    B28,
 }
 
 impl Mutant {
-    /// Every mutant of the arbiter core.
-    pub const ALL: [Mutant; 15] = [
+    /// Every mutant (of the arbiter core, and B28 of the cron core).
+    pub const ALL: [Mutant; 16] = [
         Mutant::B05,
         Mutant::B06,
         Mutant::B07,
@@ -61,5 +64,6 @@ impl Mutant {
         Mutant::B25,
         Mutant::B26,
         Mutant::B27,
+        Mutant::B28,
     ];
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 /// The kinds of fault, one bit each in a mask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
-    /// Random SIGKILL of a worker from outside (the OOM killer).
+    /// Random SIGKILL of a worker from outside (the OOM killer); with cron workers, half the kills
+    /// of one running a job are its arbiter dying instead (the holder runs on, orphaned).
     Kill = 0,
     /// A request hangs past the timeout.
     Hang = 1,

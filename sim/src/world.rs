@@ -114,6 +114,15 @@ struct CronProc {
     running: Option<Claim>,
 }
 
+/// A cron worker whose arbiter died while it ran a job: it got the parent-death TERM, nobody
+/// will ever kill it, and the arbiter that carries on (standing in for the successor: systemd's
+/// restart or another host) knows nothing of it. Only its job's end or its fence ends it.
+struct Orphan {
+    cron: CronProc,
+    hung: bool,
+    lane: usize,
+}
+
 /// The cron side of a run: the job table (the store), its clock's skew, the monitor.
 pub(crate) struct Crons {
     table: Table,
@@ -123,6 +132,9 @@ pub(crate) struct Crons {
     skew: i64,
     /// Its own generator, so the runs without cron workers are what they were.
     rng: Rng,
+    /// Whether a kill of a worker mid-job is instead its arbiter's death (its own generator, so
+    /// that the other draws of a run stay what they were).
+    orphaning: Rng,
     longest_interval: Duration,
 }
 
@@ -207,6 +219,10 @@ pub struct World {
     faults: String,
     faults_drawn: u32,
     pub(crate) crons: Option<Crons>,
+    orphans: BTreeMap<WorkerId, Orphan>,
+    /// The re-introduced bug of this run, for the cores made during it (cron workers).
+    #[cfg(feature = "mutants")]
+    mutant: Option<herd_protocol::mutants::Mutant>,
 }
 
 fn exp(rng: &mut Rng, mean: Duration) -> Duration {
@@ -315,6 +331,9 @@ impl World {
             faults: String::new(),
             faults_drawn: 0,
             crons: None,
+            orphans: BTreeMap::new(),
+            #[cfg(feature = "mutants")]
+            mutant: opts.mutant,
         };
         if cron_workers > 0 {
             let c = &w.config;
@@ -333,6 +352,7 @@ impl World {
                 lease,
                 skew: 0,
                 rng: cron_rng,
+                orphaning: Rng::new(opts.seed ^ 0x0a2b_1e2d_0ead_7e55),
                 longest_interval,
             });
         }
@@ -648,6 +668,8 @@ impl World {
                     self.next_request_or_close(id, conn);
                 }
             }
+            Ev::Fence(id, token) if self.orphans.contains_key(&id) => self.orphan_fence(id, token),
+            Ev::JobDone(id, token) if self.orphans.contains_key(&id) => self.orphan_job_done(id, token),
             Ev::Fence(id, token) => {
                 let Some(p) = self.procs.get(&id) else { return };
                 let Some(c) = &p.cron else { return };
@@ -704,7 +726,10 @@ impl World {
                     }
                     _ => None,
                 };
-                if let Some(id) = pick {
+                let orphaned = pick.is_some() && self.crons.as_mut().is_some_and(|c| c.orphaning.chance(0.5));
+                if let Some(id) = pick.filter(|_| orphaned) {
+                    self.orphan(id);
+                } else if let Some(id) = pick {
                     self.log(|| format!("fault: SIGKILL {id} from outside, mid-job"));
                     self.die(id, ExitStatus::Signaled(9));
                 } else if !live.is_empty() {
@@ -926,8 +951,9 @@ impl World {
                     },
                     self.now,
                 );
-                let cron = (role == Role::Cron).then(|| CronProc {
-                    core: CronWorker::new(
+                let cron = (role == Role::Cron).then(|| {
+                    #[allow(unused_mut)]
+                    let mut core = CronWorker::new(
                         CronConfig {
                             timeout: self.config.pace(),
                             max_jobs: max_requests,
@@ -936,8 +962,10 @@ impl World {
                             lease: self.crons.as_ref().map_or(Duration::MAX, |c| c.lease),
                         },
                         self.now,
-                    ),
-                    running: None,
+                    );
+                    #[cfg(feature = "mutants")]
+                    core.set_mutant(self.mutant);
+                    CronProc { core, running: None }
                 });
                 if cron.is_none() {
                     self.checks().spawned(id, max_requests);
@@ -1084,6 +1112,85 @@ impl World {
         }
         self.log(|| format!("{id} died {status:?}"));
         self.send_signal_later(Sig::Chld, Duration::ZERO);
+    }
+
+    /// The arbiter of `id`, a cron worker running a job, dies: for the arbiter that carries on,
+    /// `id` is a worker lost (reaped as killed); the process itself runs on as an [`Orphan`],
+    /// told to stop by the parent-death TERM.
+    fn orphan(&mut self, id: WorkerId) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        let Some(cron) = p.cron.take() else { return };
+        let orphan = Orphan { cron, hung: p.hung, lane: p.lane };
+        self.log(|| format!("fault: the arbiter of {id} dies mid-job; {id} runs on, orphaned"));
+        self.die(id, ExitStatus::Signaled(9));
+        self.orphans.insert(id, orphan);
+        self.orphan_input(id, CronInput::Signal(WorkerSignal::Term));
+    }
+
+    fn orphan_job_done(&mut self, id: WorkerId, token: u64) {
+        let Some(o) = self.orphans.get_mut(&id) else { return };
+        if o.hung || o.cron.running.is_none_or(|r| r.token != token) {
+            return;
+        }
+        o.cron.running = None;
+        let ok = self.crons.as_mut().is_some_and(|c| !c.rng.chance(0.1));
+        if let Some(c) = &mut self.crons {
+            c.monitor.ended(id);
+        }
+        self.orphan_input(id, CronInput::JobDone { ok });
+    }
+
+    fn orphan_fence(&mut self, id: WorkerId, token: u64) {
+        let Some(o) = self.orphans.get(&id) else { return };
+        if o.cron.running.is_none_or(|r| r.token != token) {
+            return;
+        }
+        self.log(|| format!("orphaned {id}'s job reaches its fence: the process exits"));
+        if let Some(c) = &mut self.crons {
+            c.monitor.died(id);
+        }
+        self.orphan_exit(id, herd_protocol::cron::EXIT_FENCED);
+    }
+
+    fn orphan_exit(&mut self, id: WorkerId, code: i32) {
+        let Some(o) = self.orphans.remove(&id) else { return };
+        if let Some(t) = &mut self.timeline {
+            t.exit(o.lane, self.now, ExitStatus::Code(code));
+        }
+    }
+
+    /// Feeds an orphan's core and carries out its actions: its frames go nowhere, its finish
+    /// reaches the store like any other.
+    fn orphan_input(&mut self, id: WorkerId, input: CronInput) {
+        let now = self.now;
+        let Some(o) = self.orphans.get_mut(&id) else { return };
+        o.cron.core.handle(now, input);
+        while let Some(a) = self.orphans.get_mut(&id).and_then(|o| o.cron.core.poll_action()) {
+            let store_now = self.store_now();
+            match a {
+                CronAction::Send(_) => {}
+                CronAction::Finish { claim, ok } => {
+                    let Some(c) = &mut self.crons else { return };
+                    let recorded = c.table.finish(store_now, &claim, ok).is_ok();
+                    if recorded {
+                        if let Err(v) = c.monitor.recorded(claim) {
+                            return self.fail(v);
+                        }
+                    } else {
+                        c.monitor.refused();
+                    }
+                    let o = self.orphans.get_mut(&id).expect("orphan");
+                    o.cron.core.handle(now, CronInput::Finished { recorded });
+                }
+                CronAction::Exit(code) => return self.orphan_exit(id, code),
+                CronAction::Claim | CronAction::Run(_) => {
+                    return self.fail(Violation::new(
+                        herd_protocol::invariants::Invariant::CronExclusive,
+                        format!("orphaned {id} asked for {a:?} after its TERM"),
+                    ));
+                }
+            }
+        }
     }
 
     /// Feeds a worker core. Workers run on the monotonic clock, as the runtime's do; clock jumps

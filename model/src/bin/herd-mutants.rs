@@ -206,6 +206,11 @@ fn rows() -> Vec<Row> {
             how: Switch(Mutant::B27),
         },
         Row {
+            id: "B28",
+            what: "a cron holder orphaned by its arbiter's death is never fenced: its job outlives its lease",
+            how: Switch(Mutant::B28),
+        },
+        Row {
             id: "B29",
             what: "a new worker unblocks its signals before it installs its own handlers (the fork window)",
             how: RuntimePatch {
