@@ -223,6 +223,19 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            id: "B30",
+            what: "the async worker feeds every input of a wakeup before carrying out the core's actions",
+            how: RuntimePatch {
+                file: "src/runtime/async_worker.rs",
+                from: "            core.feed(clock.now(), input);\n            drive!();\n        }\n        core.tick(clock.now());",
+                to: "            core.feed(clock.now(), input);\n        }\n        core.tick(clock.now());",
+                // Any test of a running async server: a worker's trace fails at its first wakeup.
+                target: "async",
+                filter: "async_workers_lose_no_wakeup_in_any_mode",
+                check: "trace validation",
+            },
+        },
+        Row {
             id: "B24",
             what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
             how: RuntimePatch {
