@@ -1,0 +1,193 @@
+//! The symmetries the model checker relies on to merge states, checked against the cores
+//! themselves: a core moved back in time (`translate_back`) behaves as the original, shifted;
+//! a core whose past liveness instants are raised to the present (`clamp_past`) behaves as the
+//! original while nothing it does compares them with a timeout. If either failed, the explorer
+//! would merge states that differ and miss what only one of them does.
+
+use herd_protocol::arbiter::{Config, ExitStatus, Input, domain};
+use herd_protocol::invariants::Checked;
+use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
+use herd_protocol::signals::Sig;
+use herd_protocol::time::Instant;
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind};
+use proptest::prelude::*;
+use std::time::Duration;
+
+/// Where every run starts: late enough that a translation back never saturates at zero.
+const T0: Instant = Instant(1_000_000_000_000);
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Time passes (ms), then the timeout pass.
+    Wait(u32),
+    Signal(u8),
+    /// The n-th worker of the table (mod its size) says ALIVE.
+    Alive(u8),
+    /// ... says ACCEPT.
+    Accept(u8),
+    /// ... dies (by SIGKILL, or exits 0).
+    Exit(u8, bool),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0u32..4_000).prop_map(Step::Wait),
+        1 => any::<u8>().prop_map(Step::Signal),
+        3 => any::<u8>().prop_map(Step::Alive),
+        2 => any::<u8>().prop_map(Step::Accept),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(n, k)| Step::Exit(n, k)),
+    ]
+}
+
+const SIGNALS: [Sig; 5] = [Sig::Ttin, Sig::Ttou, Sig::Hup, Sig::Winch, Sig::Term];
+
+/// Applies `step` at `now` (after `Wait` moved it); the actions, or the violation.
+fn apply(c: &mut Checked, now: &mut Instant, step: Step) -> Result<Vec<String>, String> {
+    let pick = |c: &Checked, n: u8| {
+        let ids: Vec<_> = c.arbiter.workers().keys().copied().collect();
+        (!ids.is_empty()).then(|| ids[usize::from(n) % ids.len()])
+    };
+    let input = match step {
+        Step::Wait(ms) => {
+            *now = *now + Duration::from_millis(u64::from(ms));
+            let actions = c.tick(*now).map_err(|v| v.to_string())?;
+            return Ok(actions.iter().map(|a| format!("{a:?}")).collect());
+        }
+        Step::Signal(n) => Input::Signal(SIGNALS[usize::from(n) % SIGNALS.len()]),
+        Step::Alive(n) | Step::Accept(n) | Step::Exit(n, _) => {
+            let Some(from) = pick(c, n) else { return Ok(Vec::new()) };
+            match step {
+                Step::Alive(_) => Input::Message { from, msg: WorkerMsg::Alive { timestamp: 0 } },
+                Step::Accept(_) => Input::Message { from, msg: WorkerMsg::Accept },
+                Step::Exit(_, true) => Input::Exited { id: from, status: ExitStatus::Signaled(9) },
+                _ => Input::Exited { id: from, status: ExitStatus::Code(0) },
+            }
+        }
+    };
+    let actions = c.step(*now, input).map_err(|v| v.to_string())?;
+    Ok(actions.iter().map(|a| format!("{a:?}")).collect())
+}
+
+fn config(workers: u32, timeout: Option<Duration>) -> Config {
+    Config { workers, timeout, graceful_timeout: Duration::from_secs(5), ..Config::default() }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The arbiter (and its monitor) moved back by `d` does what the original does `d` later.
+    #[test]
+    fn the_arbiter_moved_back_in_time_behaves_alike(
+        workers in *domain::WORKERS.start()..=4u32,
+        timeout_s in 1u64..30,
+        before in proptest::collection::vec(step(), 0..40),
+        after in proptest::collection::vec(step(), 1..40),
+        back_ms in 0u64..1_000_000,
+    ) {
+        let (mut a, _) = Checked::new(config(workers, Some(Duration::from_secs(timeout_s))), T0).unwrap();
+        let mut now = T0;
+        for s in before {
+            apply(&mut a, &mut now, s).map_err(TestCaseError::fail)?;
+        }
+        let d = Duration::from_millis(back_ms);
+        let mut b = a.clone();
+        b.translate_back(d);
+        let mut then = now - d;
+        prop_assert_eq!(b.arbiter.poll_timeout(), a.arbiter.poll_timeout().map(|t| t - d));
+        for s in after {
+            let ra = apply(&mut a, &mut now, s);
+            let rb = apply(&mut b, &mut then, s);
+            prop_assert_eq!(&ra, &rb, "after {:?}", s);
+            prop_assert_eq!(b.arbiter.poll_timeout(), a.arbiter.poll_timeout().map(|t| t - d));
+            if ra.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// With a timeout far beyond the time a run lets pass, raising the past liveness instants to
+    /// the present changes nothing the arbiter does; the status counters start over.
+    #[test]
+    fn the_arbiter_with_its_past_clamped_behaves_alike(
+        workers in *domain::WORKERS.start()..=4u32,
+        before in proptest::collection::vec(step(), 0..40),
+        after in proptest::collection::vec(step(), 1..40),
+    ) {
+        let timeout = Some(Duration::from_secs(1_000_000));
+        let (mut a, _) = Checked::new(config(workers, timeout), T0).unwrap();
+        let mut now = T0;
+        for s in before {
+            apply(&mut a, &mut now, s).map_err(TestCaseError::fail)?;
+        }
+        let mut b = a.clone();
+        b.clamp_past(now);
+        prop_assert_eq!(b.arbiter.stats(), Default::default());
+        for w in b.arbiter.workers().values() {
+            prop_assert!(w.spawned_at >= now && w.last_seen >= now && w.alive_window.0 >= now);
+        }
+        let mut then = now;
+        for s in after {
+            let ra = apply(&mut a, &mut now, s);
+            let rb = apply(&mut b, &mut then, s);
+            prop_assert_eq!(&ra, &rb, "after {:?}", s);
+            if ra.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// A worker core moved back by `d` does what the original does `d` later.
+    #[test]
+    fn a_worker_moved_back_in_time_behaves_alike(
+        inputs in proptest::collection::vec((0u32..3_000, 0u8..6), 1..40),
+        split in 0usize..40,
+        back_ms in 0u64..1_000_000,
+        asynchronous in any::<bool>(),
+    ) {
+        let kind = if asynchronous { WorkerKind::Async { connections: 2 } } else { WorkerKind::Sync };
+        let config = WorkerConfig {
+            accept_mode: herd_protocol::arbiter::AcceptMode::Signaled,
+            timeout: Duration::from_secs(2),
+            max_requests: 0,
+            kind,
+        };
+        let mut a = Worker::new(config, T0);
+        a.start(T0);
+        let mut now = T0;
+        let feed = |w: &mut Worker, now: Instant, (_, k): (u32, u8)| {
+            let input = match k {
+                0 => worker::Input::Message(ArbiterMsg::Accept { socket: ListenerId(0) }),
+                1 => worker::Input::Accepted(ListenerId(0)),
+                2 => worker::Input::AcceptEmpty,
+                3 => worker::Input::AcceptFailed,
+                4 => worker::Input::RequestDone,
+                _ => worker::Input::ConnectionClosed,
+            };
+            w.handle(now, input);
+            w.handle_timeout(now);
+            // An ALIVE carries the worker's own clock, which the translation moves too (and the
+            // arbiter never reads it for liveness, B05).
+            std::iter::from_fn(|| w.poll_action())
+                .map(|a| match a {
+                    worker::Action::Send(WorkerMsg::Alive { .. }) => {
+                        worker::Action::Send(WorkerMsg::Alive { timestamp: 0 })
+                    }
+                    a => a,
+                })
+                .collect::<Vec<_>>()
+        };
+        let split = split.min(inputs.len());
+        for &i in &inputs[..split] {
+            now = now + Duration::from_millis(u64::from(i.0));
+            feed(&mut a, now, i);
+        }
+        let d = Duration::from_millis(back_ms);
+        let mut b = a.clone();
+        b.translate_back(d);
+        for &i in &inputs[split..] {
+            prop_assert_eq!(b.poll_timeout(), a.poll_timeout().map(|t| t - d));
+            now = now + Duration::from_millis(u64::from(i.0));
+            prop_assert_eq!(feed(&mut a, now, i), feed(&mut b, now - d, i));
+        }
+    }
+}
