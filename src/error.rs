@@ -64,6 +64,14 @@ pub enum Error {
          outside any runtime (call run from main, before building one)"
     )]
     InsideRuntime,
+    /// The program to execute (`herd serve -- COMMAND`) cannot be run, or not as configured.
+    #[error("{}: {why}", path.display())]
+    Program {
+        /// The program.
+        path: std::path::PathBuf,
+        /// Why not.
+        why: String,
+    },
     /// A system call the arbiter needs failed.
     #[error("{what}: {source}")]
     Io {

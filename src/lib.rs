@@ -41,6 +41,7 @@ pub mod control;
 pub mod cron;
 pub mod demo;
 mod error;
+pub mod exec;
 pub mod http;
 mod os;
 mod resources;
@@ -50,6 +51,7 @@ pub mod store;
 
 pub use app::{App, Context, FnApp};
 pub use error::Error;
+pub use exec::{Program, WorkerProtocol};
 pub use herd_protocol as protocol;
 pub use http::HttpLimits;
 pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener, SocketOrigin};

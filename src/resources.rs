@@ -39,6 +39,7 @@ pub(crate) struct Resources {
     pub(crate) control: Option<ControlServer>,
     pub(crate) limits: Limits,
     /// Limits on HTTP clients, for the async workers' hyper.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) http: crate::http::HttpLimits,
     pub(crate) store: Store,
     pub(crate) scoreboard: Scoreboard,

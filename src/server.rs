@@ -375,6 +375,17 @@ impl Server {
         )
     }
 
+    /// Runs `program` in every worker (`herd serve -- COMMAND`): each worker is forked, then
+    /// executes it with the listeners at descriptors 3, 4, ... (`LISTEN_FDS`, `LISTEN_PID`,
+    /// `LISTEN_FDNAMES`, as systemd passes them). A program that cannot be executed is an error
+    /// here, before anything is forked; a configuration the program's protocol cannot honour too.
+    pub fn run_program(self, program: crate::Program) -> Result<i32, Error> {
+        single_threaded()?;
+        let path = program.resolve()?;
+        program.check(&self.res.config)?;
+        crate::runtime::run(self.res, self.on_ready, crate::runtime::ExecWorker { program, path })
+    }
+
     /// Runs a closure as the application (no registry).
     pub fn run<F: FnMut(&mut Context<'_, ()>, Connection)>(self, handler: F) -> Result<i32, Error> {
         self.run_app(FnApp(handler))

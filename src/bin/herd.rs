@@ -80,9 +80,9 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(i64::from(*domain::WORKERS.start())..=i64::from(*domain::WORKERS.end())))]
     workers: u32,
     /// Workers silent for this many seconds are killed and replaced (a request may not take
-    /// longer); 0: no timeout.
-    #[arg(short, long, value_name = "SECONDS", default_value = "30", value_parser = timeout)]
-    timeout: Duration,
+    /// longer); 0: no timeout. [default: 30; 0 with --worker-protocol none]
+    #[arg(short, long, value_name = "SECONDS", value_parser = timeout)]
+    timeout: Option<Duration>,
     /// Seconds stopping workers get to finish their requests before they are killed.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = graceful_timeout)]
     graceful_timeout: Duration,
@@ -112,9 +112,9 @@ struct ServeArgs {
     /// CPU seconds one request may use; past it the worker dies and is replaced.
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     limit_cpu: Option<Duration>,
-    /// How connections reach workers.
-    #[arg(long, value_enum, default_value_t = Mode::Signaled)]
-    accept_mode: Mode,
+    /// How connections reach workers. [default: signaled; shared with --worker-protocol none]
+    #[arg(long, value_enum)]
+    accept_mode: Option<Mode>,
     /// Worker kind: sync (one connection at a time) or async (tokio + hyper, keep-alive, up to
     /// --worker-connections at once).
     #[arg(long, value_enum, default_value_t = WorkerClass::Sync)]
@@ -174,6 +174,45 @@ struct ServeArgs {
     /// Test only: enable GET /misbehave, which makes the serving worker break the protocol.
     #[arg(long, hide = true)]
     test_misbehave: bool,
+    /// With a COMMAND: how the program talks to herd. herd: it speaks herd's wire protocol on
+    /// the descriptor HERD_FD names (docs/protocol.md); none: it knows nothing of herd (shared
+    /// accept, no heartbeat, no timeout).
+    #[arg(long, value_enum, default_value_t = Protocol::Herd, requires = "command")]
+    worker_protocol: Protocol,
+    /// With a COMMAND: the signal asking a worker to finish its requests and exit (where herd's
+    /// own workers get TERM): a name (TERM, SIGINT, ...) or a number.
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = signal, requires = "command")]
+    stop_signal: nix::sys::signal::Signal,
+    /// The program every worker runs instead of the demo (after `--`), with the listeners at
+    /// descriptors 3, 4, ... (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES); no shell is involved.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// The program speaks herd's wire protocol.
+    Herd,
+    /// The program knows nothing of herd.
+    None,
+}
+
+/// `--stop-signal`: TERM, SIGTERM or 15.
+fn signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
+    use nix::sys::signal::Signal;
+    let found = match s.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let name = s.to_ascii_uppercase();
+            let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
+            name.parse::<Signal>().ok()
+        }
+    };
+    match found {
+        Some(Signal::SIGKILL | Signal::SIGSTOP) => Err(format!("{s}: a program cannot act on it")),
+        Some(sig) => Ok(sig),
+        None => Err(format!("{s:?} is not a signal")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -333,14 +372,18 @@ fn serve(args: ServeArgs) -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mode = match args.accept_mode {
+    // A program that knows nothing of herd accepts for itself and sends no heartbeats: those
+    // are its defaults (and anything else said explicitly is refused by run_program).
+    let silent = !args.command.is_empty() && args.worker_protocol == Protocol::None;
+    let mode = match args.accept_mode.unwrap_or(if silent { Mode::Shared } else { Mode::Signaled }) {
         Mode::Shared => AcceptMode::Shared,
         Mode::Signaled => AcceptMode::Signaled,
         Mode::Auto => AcceptMode::Auto,
     };
+    let timeout = args.timeout.unwrap_or(if silent { Duration::ZERO } else { Duration::from_secs(30) });
     let mut b = Server::builder()
         .workers(args.workers)
-        .timeout(args.timeout)
+        .timeout(timeout)
         .graceful_timeout(args.graceful_timeout)
         .max_requests(args.max_requests)
         .max_requests_jitter(args.max_requests_jitter)
@@ -390,6 +433,20 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !args.command.is_empty() {
+        let protocol = match args.worker_protocol {
+            Protocol::Herd => herd::WorkerProtocol::Herd,
+            Protocol::None => herd::WorkerProtocol::None,
+        };
+        let program = herd::Program::new(args.command).protocol(protocol).graceful_signal(args.stop_signal);
+        return match server.run_program(program) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("herd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let ran = match args.worker_class {
         WorkerClass::Sync => server.run_app(Demo {
             misbehave: args.test_misbehave,

@@ -20,8 +20,7 @@ use crate::runtime::trace::Recorder;
 use crate::runtime::worker::WorkerSetup;
 use crate::store::{REGISTRY_FD_ENV, Store};
 use herd_protocol::arbiter::{
-    AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, KillSignal, Life, Phase, Role,
-    WorkerId,
+    AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, Life, Phase, Role, WorkerId,
 };
 use herd_protocol::message::{Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::signals::Sig;
@@ -441,12 +440,8 @@ impl<A: WorkerMain> Runner<'_, A> {
             }
             Action::Kill { id, signal, reason } => {
                 if let Some(p) = self.procs.get(&id) {
-                    let sig = match signal {
-                        KillSignal::Term => rustix::process::Signal::TERM,
-                        KillSignal::Quit => rustix::process::Signal::QUIT,
-                        KillSignal::Abrt => rustix::process::Signal::ABORT,
-                        KillSignal::Kill => rustix::process::Signal::KILL,
-                    };
+                    let sig = rustix::process::Signal::from_named_raw(self.app.signal(signal) as i32)
+                        .unwrap_or(rustix::process::Signal::KILL);
                     tracing::debug!(worker = %id, pid = p.pid.as_raw(), ?signal, ?reason, "signal worker");
                     if matches!(reason, herd_protocol::arbiter::KillReason::Timeout) {
                         tracing::warn!(worker = %id, pid = p.pid.as_raw(), "worker timeout, killing");

@@ -3,6 +3,8 @@
 use crate::app::App;
 use crate::resources::Resources;
 use crate::runtime::{cron, worker};
+use herd_protocol::arbiter::KillSignal;
+use nix::sys::signal::Signal;
 use worker::WorkerSetup;
 
 /// What a forked worker runs: never returns into the arbiter's code.
@@ -10,6 +12,21 @@ pub(crate) trait WorkerMain {
     fn worker_main(&mut self, setup: WorkerSetup, res: &Resources) -> !;
     /// A cron worker (`Role::Cron`): runs scheduled jobs.
     fn cron_main(&mut self, setup: WorkerSetup, res: &Resources) -> !;
+    /// The signal the arbiter sends for the core's `Kill` (an executed program may want another
+    /// than TERM for a graceful stop).
+    fn signal(&self, signal: KillSignal) -> Signal {
+        default_signal(signal)
+    }
+}
+
+/// The signal of each kill, for herd's own workers.
+pub(crate) fn default_signal(signal: KillSignal) -> Signal {
+    match signal {
+        KillSignal::Term => Signal::SIGTERM,
+        KillSignal::Quit => Signal::SIGQUIT,
+        KillSignal::Abrt => Signal::SIGABRT,
+        KillSignal::Kill => Signal::SIGKILL,
+    }
 }
 
 /// A sync worker serving an [`App`].

@@ -401,6 +401,36 @@ pub fn pids_answering(addr: &str, threads: usize, total: u64) -> (std::collectio
     (served.into_inner().unwrap(), failures.into_inner())
 }
 
+/// Clients sending `GET path` on `threads` threads, one connection per request, while `during`
+/// runs: what it returned, the requests answered 200, and every other outcome.
+pub fn under_load<R>(
+    addr: &str,
+    threads: usize,
+    path: &str,
+    during: impl FnOnce() -> R,
+) -> (R, u64, Vec<String>) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let (stop, ok, failed) = (AtomicBool::new(false), AtomicU64::new(0), Mutex::new(Vec::new()));
+    let r = std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    match http(addr, "GET", path) {
+                        Ok((200, _)) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => failed.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            });
+        }
+        let r = during();
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
+    (r, ok.into_inner(), failed.into_inner().unwrap())
+}
+
 /// Runs `herd ctl ARGS`: exit code, stdout, stderr.
 pub fn ctl(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(herd_bin()).arg("ctl").args(args).output().unwrap();

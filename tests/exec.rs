@@ -1,0 +1,215 @@
+//! Programs herd did not link, supervised for real (`herd serve -- COMMAND`): the Python reference
+//! worker (examples/python/herd_worker.py), which speaks herd's wire protocol, and a program that
+//! knows nothing of herd (`--worker-protocol none`). Python 3 is the machine's; without it these
+//! tests fail in CI and are skipped loudly elsewhere.
+
+mod common;
+use common::{Herd, PATIENCE, herd_bin, http, pids_answering, under_load};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WORKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/herd_worker.py");
+
+/// Whether python3 (with wsgiref) runs here; in CI its absence is a failure.
+fn python() -> bool {
+    let ok =
+        Command::new("python3").args(["-c", "import wsgiref, selectors"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "python3 is needed by tests/exec.rs (CI installs it)");
+        eprintln!("SKIPPED: no python3 on this machine; tests/exec.rs did not run");
+    }
+    ok
+}
+
+/// `herd serve` with these flags, then `-- python3 <script> <args>`.
+fn start(flags: &[&str], script: &str, args: &[&str]) -> Herd {
+    let mut all = flags.to_vec();
+    all.extend(["--", "python3", script]);
+    all.extend(args);
+    Herd::start(&all)
+}
+
+#[test]
+fn the_python_reference_worker_serves_and_reloads_under_load_in_every_accept_mode() {
+    if !python() {
+        return;
+    }
+    for mode in ["signaled", "shared", "auto"] {
+        let h = start(&["--workers", "4", "--accept-mode", mode], WORKER, &[]);
+        let old = h.wait_ready(4);
+        let ((), ok, failed) = under_load(&h.addr, 4, "/", || {
+            std::thread::sleep(Duration::from_millis(200));
+            h.signal(Signal::SIGHUP);
+            h.wait_workers("a new generation", |w| w.len() == 4 && w.is_disjoint(&old));
+        });
+        assert!(failed.is_empty(), "{mode}: requests failed across HUP: {failed:?}");
+        assert!(ok > 0, "{mode}");
+        // Every worker of the new generation serves.
+        let (served, failures) = pids_answering(&h.addr, 4, 200);
+        assert_eq!(failures, 0, "{mode}");
+        assert!(served.keys().all(|p| !old.contains(p)), "{mode}: an old worker still serves");
+    }
+}
+
+#[test]
+fn a_hung_python_request_is_cut_at_the_timeout_not_before() {
+    if !python() {
+        return;
+    }
+    let h = start(&["--workers", "1", "--timeout", "1"], WORKER, &[]);
+    let old = h.wait_ready(1);
+    let began = Instant::now();
+    let r = http(&h.addr, "GET", "/sleep?ms=60000");
+    let took = began.elapsed();
+    assert!(r.is_err(), "the hung request was answered: {r:?}");
+    assert!(took >= Duration::from_secs(1), "cut after {took:?}, before the timeout");
+    assert!(took < Duration::from_millis(2_500), "cut after {took:?}, long past the 1 s timeout");
+    h.wait_log("the timeout kill", |l| l.iter().any(|l| l.contains("worker timeout, killing")));
+    let new = h.wait_workers("a replacement", |w| w.len() == 1 && w.is_disjoint(&old));
+    assert_eq!(http(&h.addr, "GET", "/pid").unwrap().1.trim().parse::<i32>().ok(), new.first().copied());
+}
+
+#[test]
+fn python_workers_recycle_after_max_requests_and_lose_no_request() {
+    if !python() {
+        return;
+    }
+    let h = start(&["--workers", "2", "--max-requests", "50"], WORKER, &[]);
+    h.wait_ready(2);
+    let (served, failures) = pids_answering(&h.addr, 3, 300);
+    assert_eq!(failures, 0, "requests lost while workers recycled");
+    assert!(served.len() >= 6, "300 requests at 50 per worker need at least 6 workers: {served:?}");
+    assert!(served.values().all(|&n| n <= 50), "a worker served past its budget: {served:?}");
+    h.wait_log("recycling", |l| l.iter().any(|l| l.contains("BYE:recycle")));
+}
+
+#[test]
+fn term_lets_a_python_request_in_flight_finish() {
+    if !python() {
+        return;
+    }
+    let mut h = start(&["--workers", "2", "--graceful-timeout", "20"], WORKER, &[]);
+    h.wait_ready(2);
+    let addr = h.addr.clone();
+    let client = std::thread::spawn(move || http(&addr, "GET", "/sleep?ms=800"));
+    h.wait_log("the request accepted", |l| l.iter().any(|l| l.contains(" recv ") && l.contains("ACCEPTED")));
+    h.signal(Signal::SIGTERM);
+    let (status, body) = client.join().unwrap().expect("the request in flight completes");
+    assert_eq!((status, body.trim()), (200, "slept"));
+    assert_eq!(h.wait_exit().code(), Some(0));
+    assert!(h.log_text().contains("BYE:stop"));
+}
+
+/// A server that knows nothing of herd: Python's standard HTTP server on the inherited socket,
+/// finishing its request on TERM.
+const SILENT: &str = r#"
+import os, signal, socket, socketserver, http.server, sys, time
+assert int(os.environ["LISTEN_PID"]) == os.getpid() and os.environ["LISTEN_FDS"] == "1"
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/sleep"):
+            open(sys.argv[1], "w").close()  # the test's sign that the request is in flight
+            time.sleep(0.8)
+        body = f"{os.getpid()}\n".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = socketserver.TCPServer(None, H, bind_and_activate=False)
+srv.socket = socket.socket(fileno=3)
+srv.timeout = 0.2
+while not stop:
+    srv.handle_request()
+"#;
+
+#[test]
+fn a_program_that_knows_nothing_of_herd_is_respawned_reloaded_and_stopped() {
+    if !python() {
+        return;
+    }
+    let dir = common::tempdir("exec-silent");
+    let script = dir.join("silent.py");
+    std::fs::write(&script, SILENT).unwrap();
+    let marker = dir.join("in-flight");
+    let flags = ["--workers", "2", "--worker-protocol", "none", "--graceful-timeout", "20"];
+    let mut h = start(&flags, script.to_str().unwrap(), &[marker.to_str().unwrap()]);
+    let first = h.wait_ready(2);
+    assert_eq!(pids_answering(&h.addr, 2, 20).1, 0);
+    // Killed from outside: replaced.
+    let victim = *first.first().unwrap();
+    kill(Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+    let before_hup = h.wait_workers("a replacement", |w| w.len() == 2 && !w.contains(&victim));
+    // HUP under load: a new generation, no request failed.
+    let ((), ok, failed) = under_load(&h.addr, 4, "/", || {
+        std::thread::sleep(Duration::from_millis(200));
+        h.signal(Signal::SIGHUP);
+        h.wait_workers("a new generation", |w| w.len() == 2 && w.is_disjoint(&before_hup));
+    });
+    assert!(failed.is_empty(), "requests failed across HUP: {failed:?}");
+    assert!(ok > 0);
+    // TERM: the request in flight finishes, the server exits 0.
+    let addr = h.addr.clone();
+    let client = std::thread::spawn(move || http(&addr, "GET", "/sleep"));
+    common::wait_until("the request in flight", || marker.exists());
+    h.signal(Signal::SIGTERM);
+    assert_eq!(client.join().unwrap().map(|r| r.0), Ok(200));
+    assert_eq!(h.wait_exit().code(), Some(0));
+}
+
+/// `herd serve -- ARGS` that must fail before serving: its exit code and stderr.
+fn refused(flags: &[&str], command: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(herd_bin());
+    cmd.args(["serve", "--bind", "127.0.0.1:0"]).args(flags).arg("--").args(command);
+    let began = Instant::now();
+    let out = cmd.output().unwrap();
+    assert!(began.elapsed() < PATIENCE);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("worker spawned"), "a worker was forked: {err}");
+    (out.status.code(), err)
+}
+
+#[test]
+fn a_program_that_cannot_run_is_one_clear_error_before_any_worker() {
+    let dir = common::tempdir("exec-refused");
+    let (code, err) = refused(&[], &["/nonexistent/herd-program"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("/nonexistent/herd-program") && err.contains("No such file"), "{err}");
+    let (code, err) = refused(&[], &["herd-no-such-program-in-path"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("herd-no-such-program-in-path: not found in PATH"), "{err}");
+    let plain = dir.join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let (code, err) = refused(&[], &[plain.to_str().unwrap()]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not-executable") && err.contains("Permission denied"), "{err}");
+    // What a program that does not speak the protocol cannot do, named.
+    for (flags, says) in [
+        (&["--worker-protocol", "none", "--accept-mode", "signaled"][..], "--accept-mode shared"),
+        (&["--worker-protocol", "none", "--max-requests", "5"][..], "no --max-requests"),
+        (&["--worker-protocol", "none", "--timeout", "5"][..], "--timeout 0"),
+        (&["--cron-workers", "1", "--cron-job", "j=5"][..], "no --cron-workers"),
+    ] {
+        let (code, err) = refused(flags, &["python3", "-c", "pass"]);
+        assert_ne!(code, Some(0), "{flags:?}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+}
+
+#[test]
+fn a_program_the_kernel_cannot_execute_halts_the_server_once() {
+    let dir = common::tempdir("exec-format");
+    let bad = dir.join("garbage");
+    std::fs::write(&bad, b"\x7fELF garbage").unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut h = Herd::start(&["--workers", "3", "--", bad.to_str().unwrap()]);
+    let status = h.wait_exit();
+    assert_ne!(status.code(), Some(0));
+    let log = h.log_text();
+    assert!(log.contains("cannot execute") && log.contains("Exec format error"), "{log}");
+    // A boot error halts: no respawn storm.
+    let spawned = log.lines().filter(|l| l.contains("worker spawned")).count();
+    assert!(spawned <= 3, "{spawned} workers spawned:\n{log}");
+}
