@@ -4,7 +4,7 @@
 //! original while nothing it does compares them with a timeout. If either failed, the explorer
 //! would merge states that differ and miss what only one of them does.
 
-use herd_protocol::arbiter::{Config, ExitStatus, Input, domain};
+use herd_protocol::arbiter::{Config, ExitStatus, Input, Phase, domain};
 use herd_protocol::invariants::Checked;
 use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
 use herd_protocol::signals::Sig;
@@ -93,6 +93,19 @@ proptest! {
         let mut b = a.clone();
         b.translate_back(d);
         let mut then = now - d;
+        // Every instant of the state moved, none left behind (the explorer hashes them all).
+        for (id, w) in a.arbiter.workers().iter() {
+            let v = b.arbiter.workers().get(id).expect("same workers");
+            prop_assert_eq!(
+                (v.spawned_at, v.last_seen, v.alive_window.0),
+                (w.spawned_at - d, w.last_seen - d, w.alive_window.0 - d)
+            );
+        }
+        if let (Phase::Stopping { deadline: x, .. }, Phase::Stopping { deadline: y, .. }) =
+            (a.arbiter.phase(), b.arbiter.phase())
+        {
+            prop_assert_eq!(y, x - d);
+        }
         prop_assert_eq!(b.arbiter.poll_timeout(), a.arbiter.poll_timeout().map(|t| t - d));
         for s in after {
             let ra = apply(&mut a, &mut now, s);
