@@ -85,6 +85,9 @@ pub struct WorkerStatus {
     pub age_secs: f64,
     /// Seconds since the arbiter last heard from it.
     pub last_heartbeat_secs: f64,
+    /// The program it runs (`herd serve -- COMMAND`), if not herd's own code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// The arbiter's counters in `status`.

@@ -90,8 +90,18 @@ fn term_lets_a_python_request_in_flight_finish() {
     if !python() {
         return;
     }
-    let mut h = start(&["--workers", "2", "--graceful-timeout", "20"], WORKER, &[]);
-    h.wait_ready(2);
+    let pidfile = common::tempdir("exec-term").join("herd.pid");
+    let pidfile = pidfile.to_str().unwrap();
+    let mut h = start(&["--workers", "2", "--graceful-timeout", "20", "--pidfile", pidfile], WORKER, &[]);
+    let workers = h.wait_ready(2);
+    // `herd ctl status` names each worker's pid and program (what a platform uses, not pgrep).
+    let status = common::status(pidfile);
+    let listed: std::collections::BTreeSet<i32> =
+        status["workers"].as_array().unwrap().iter().map(|w| w["pid"].as_i64().unwrap() as i32).collect();
+    assert_eq!(listed, workers);
+    for w in status["workers"].as_array().unwrap() {
+        assert_eq!(w["command"], format!("python3 {WORKER}"));
+    }
     let addr = h.addr.clone();
     let client = std::thread::spawn(move || http(&addr, "GET", "/sleep?ms=800"));
     h.wait_log("the request accepted", |l| l.iter().any(|l| l.contains(" recv ") && l.contains("ACCEPTED")));

@@ -344,8 +344,15 @@ fn status_table(s: &herd::control::Status) -> String {
     for w in &s.workers {
         let _ = writeln!(
             out,
-            "{:>6} {:>8} {:>4} {:<10} {:>9} {:>8.1}s {:>6.1}s ago",
-            w.id, w.pid, w.generation, w.state, w.requests, w.age_secs, w.last_heartbeat_secs
+            "{:>6} {:>8} {:>4} {:<10} {:>9} {:>8.1}s {:>6.1}s ago{}",
+            w.id,
+            w.pid,
+            w.generation,
+            w.state,
+            w.requests,
+            w.age_secs,
+            w.last_heartbeat_secs,
+            w.command.as_deref().map_or(String::new(), |c| format!("  {c}"))
         );
     }
     let c = &s.counters;

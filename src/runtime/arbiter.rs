@@ -366,6 +366,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     requests: p.and_then(|p| p.slot).map_or(0, |s| self.res.scoreboard.requests(s)),
                     age_secs: secs(w.spawned_at),
                     last_heartbeat_secs: secs(w.last_seen),
+                    command: (w.role == Role::Http).then(|| self.app.command()).flatten(),
                 }
             })
             .collect();

@@ -45,6 +45,12 @@ impl WorkerMain for ExecWorker {
         unsafe { libc::_exit(WORKER_BOOT_ERROR) }
     }
 
+    fn command(&self) -> Option<String> {
+        let words: Vec<String> =
+            self.program.args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        Some(words.join(" "))
+    }
+
     fn signal(&self, signal: KillSignal) -> Signal {
         match signal {
             KillSignal::Term => self.program.graceful(),

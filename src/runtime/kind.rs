@@ -17,6 +17,10 @@ pub(crate) trait WorkerMain {
     fn signal(&self, signal: KillSignal) -> Signal {
         default_signal(signal)
     }
+    /// The program an HTTP worker runs, for `herd ctl status`, if not herd's own code.
+    fn command(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The signal of each kill, for herd's own workers.
