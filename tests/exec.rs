@@ -223,3 +223,60 @@ fn a_program_the_kernel_cannot_execute_halts_the_server_once() {
     let spawned = log.lines().filter(|l| l.contains("worker spawned")).count();
     assert!(spawned <= 3, "{spawned} workers spawned:\n{log}");
 }
+
+/// An ASGI application for uvicorn: answers its pid.
+const ASGI_APP: &str = r#"
+import os
+async def app(scope, receive, send):
+    body = f"{os.getpid()}\n".encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+"#;
+
+/// A real third-party server that adopts an inherited descriptor: uvicorn (`--fd 3`), from
+/// `HERD_TEST_UVICORN` (CI installs it into a virtual environment; `.ci/run`).
+#[test]
+fn uvicorn_on_the_inherited_socket_reloads_under_load_without_a_failed_request() {
+    let Some(uvicorn) = std::env::var_os("HERD_TEST_UVICORN") else {
+        assert!(std::env::var_os("CI").is_none(), "HERD_TEST_UVICORN is not set (.ci/run installs uvicorn)");
+        eprintln!("SKIPPED: HERD_TEST_UVICORN is not set; the uvicorn test did not run");
+        return;
+    };
+    let dir = common::tempdir("exec-uvicorn");
+    std::fs::write(dir.join("asgi.py"), ASGI_APP).unwrap();
+    let h = Herd::start(&[
+        "--workers",
+        "2",
+        "--worker-protocol",
+        "none",
+        "--graceful-timeout",
+        "20",
+        "--",
+        uvicorn.to_str().unwrap(),
+        "--fd",
+        "3",
+        "--app-dir",
+        dir.to_str().unwrap(),
+        "--log-level",
+        "warning",
+        "asgi:app",
+    ]);
+    let old = h.wait_ready(2);
+    // Served by uvicorn itself (the workers' pids answer).
+    common::wait_until("uvicorn answering", || http(&h.addr, "GET", "/").is_ok());
+    let (served, failures) = pids_answering(&h.addr, 2, 40);
+    assert_eq!(failures, 0);
+    assert!(served.keys().all(|p| old.contains(p)), "{served:?} vs {old:?}");
+    let ((), ok, failed) = under_load(&h.addr, 4, "/", || {
+        std::thread::sleep(Duration::from_millis(200));
+        h.signal(Signal::SIGHUP);
+        h.wait_workers("a new generation", |w| w.len() == 2 && w.is_disjoint(&old));
+        // Until the new uvicorns answer, connections wait in the shared backlog.
+        common::wait_until("the new generation answering", || {
+            http(&h.addr, "GET", "/").is_ok_and(|(_, b)| !old.contains(&b.trim().parse().unwrap_or(0)))
+        });
+    });
+    assert!(failed.is_empty(), "requests failed across HUP: {failed:?}");
+    assert!(ok > 0);
+}
