@@ -24,11 +24,25 @@ pub enum WorkerProtocol {
     None,
 }
 
+/// When a program that knows nothing of herd ([`WorkerProtocol::None`]) counts as ready: a HUP
+/// retires old workers as their replacements are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// As soon as it is executed.
+    #[default]
+    Exec,
+    /// When it says `READY=1` on the socket `NOTIFY_SOCKET` names, as to systemd (`sd_notify`;
+    /// believed only from the worker's own pid).
+    Notify,
+}
+
 /// A program for the workers to execute, and how herd talks to it.
 #[derive(Clone, Debug)]
 pub struct Program {
     command: Vec<OsString>,
     protocol: WorkerProtocol,
+    readiness: Readiness,
     graceful: nix::sys::signal::Signal,
 }
 
@@ -39,6 +53,7 @@ impl Program {
         Program {
             command: command.into_iter().map(Into::into).collect(),
             protocol: WorkerProtocol::default(),
+            readiness: Readiness::default(),
             graceful: nix::sys::signal::Signal::SIGTERM,
         }
     }
@@ -47,6 +62,16 @@ impl Program {
     pub fn protocol(mut self, protocol: WorkerProtocol) -> Program {
         self.protocol = protocol;
         self
+    }
+
+    /// When a program of [`WorkerProtocol::None`] counts as ready (default: [`Readiness::Exec`]).
+    pub fn readiness(mut self, readiness: Readiness) -> Program {
+        self.readiness = readiness;
+        self
+    }
+
+    pub(crate) fn readiness_of(&self) -> Readiness {
+        self.readiness
     }
 
     /// The signal that asks a worker to finish its requests and exit, where herd's own workers
@@ -100,6 +125,11 @@ impl Program {
             |why: &str| Err(Error::Program { path: self.command[0].clone().into(), why: why.into() });
         if config.cron_workers > 0 {
             return refuse("cron workers run a Rust application's jobs, not a program's (no --cron-workers)");
+        }
+        if self.protocol == WorkerProtocol::Herd && self.readiness == Readiness::Notify {
+            return refuse(
+                "--worker-ready notify: a worker of the protocol is ready at its first frame (--worker-protocol none)",
+            );
         }
         if self.protocol == WorkerProtocol::None {
             if config.accept_mode != AcceptMode::Shared {

@@ -51,7 +51,7 @@ pub mod store;
 
 pub use app::{App, Context, FnApp};
 pub use error::Error;
-pub use exec::{Program, WorkerProtocol};
+pub use exec::{Program, Readiness, WorkerProtocol};
 pub use herd_protocol as protocol;
 pub use http::HttpLimits;
 pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener, SocketOrigin};

@@ -201,6 +201,7 @@ fn a_program_that_cannot_run_is_one_clear_error_before_any_worker() {
         (&["--worker-protocol", "none", "--max-requests", "5"][..], "no --max-requests"),
         (&["--worker-protocol", "none", "--timeout", "5"][..], "--timeout 0"),
         (&["--cron-workers", "1", "--cron-job", "j=5"][..], "no --cron-workers"),
+        (&["--worker-ready", "notify"][..], "ready at its first frame (--worker-protocol none)"),
     ] {
         let (code, err) = refused(flags, &["python3", "-c", "pass"]);
         assert_ne!(code, Some(0), "{flags:?}");
@@ -279,4 +280,81 @@ fn uvicorn_on_the_inherited_socket_reloads_under_load_without_a_failed_request()
     });
     assert!(failed.is_empty(), "requests failed across HUP: {failed:?}");
     assert!(ok > 0);
+}
+
+/// A server that knows nothing of herd but says when it is ready, as to systemd: it starts,
+/// leaves `started-<pid>` in its directory, waits for `go` there, says READY=1 on NOTIFY_SOCKET,
+/// then serves.
+const NOTIFYING: &str = r#"
+import os, signal, socket, socketserver, http.server, sys, time
+d = sys.argv[1]
+open(os.path.join(d, f"started-{os.getpid()}"), "w").close()
+while not os.path.exists(os.path.join(d, "go")):
+    time.sleep(0.01)
+addr = os.environ["NOTIFY_SOCKET"]
+n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+n.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{os.getpid()}\n".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = socketserver.TCPServer(None, H, bind_and_activate=False)
+srv.socket = socket.socket(fileno=3)
+srv.timeout = 0.2
+while not stop:
+    srv.handle_request()
+"#;
+
+#[test]
+fn with_notify_readiness_a_reload_retires_old_workers_only_once_new_ones_say_ready() {
+    if !python() {
+        return;
+    }
+    let dir = common::tempdir("exec-notify");
+    let script = dir.join("notifying.py");
+    std::fs::write(&script, NOTIFYING).unwrap();
+    std::fs::write(dir.join("go"), "").unwrap();
+    let flags = ["--workers", "2", "--worker-protocol", "none", "--worker-ready", "notify"];
+    let h = start(&flags, script.to_str().unwrap(), &[dir.to_str().unwrap()]);
+    let old = h.wait_ready(2);
+    assert!(h.log_text().contains("worker ready (READY=1)"));
+    // Reload while new workers cannot say they are ready: they start, the old ones go on.
+    std::fs::remove_file(dir.join("go")).unwrap();
+    h.signal(Signal::SIGHUP);
+    let all = h.wait_workers("the new generation spawned", |w| w.len() == 4);
+    let new: Vec<i32> = all.difference(&old).copied().collect();
+    common::wait_until("the new workers running", || {
+        new.iter().all(|p| dir.join(format!("started-{p}")).exists())
+    });
+    // A READY=1 from another process is not believed.
+    let name = h
+        .log_lines()
+        .iter()
+        .find(|l| l.contains("worker spawned") && l.contains(&format!("pid={} ", new[0])))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("worker=w")).map(str::to_owned))
+        .expect("the new worker's id");
+    let forged = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    let to = <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+        format!("herd-ready-{}-{name}", h.pid),
+    )
+    .unwrap();
+    forged.send_to_addr(b"READY=1", &to).unwrap();
+    h.wait_log("the forged notification ignored", |l| {
+        l.iter().any(|l| l.contains("not from the worker: ignored"))
+    });
+    // Nothing said ready: the old generation still serves, whole.
+    let (served, failures) = pids_answering(&h.addr, 2, 20);
+    assert_eq!(failures, 0);
+    assert!(served.keys().all(|p| old.contains(p)), "{served:?}");
+    assert!(old.iter().all(|&p| common::exists(p)));
+    // Ready: the old generation is retired.
+    std::fs::write(dir.join("go"), "").unwrap();
+    h.wait_workers("only the new generation", |w| w.len() == 2 && w.is_disjoint(&old));
+    let (served, failures) = pids_answering(&h.addr, 2, 20);
+    assert_eq!(failures, 0);
+    assert!(served.keys().all(|p| new.contains(p)), "{served:?}");
 }

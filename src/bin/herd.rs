@@ -179,6 +179,11 @@ struct ServeArgs {
     /// accept, no heartbeat, no timeout).
     #[arg(long, value_enum, default_value_t = Protocol::Herd, requires = "command")]
     worker_protocol: Protocol,
+    /// With a COMMAND of --worker-protocol none: when a new worker counts as ready (a HUP
+    /// retires old workers as new ones are). exec: once executed; notify: once it says READY=1 on
+    /// NOTIFY_SOCKET, as to systemd.
+    #[arg(long, value_enum, default_value_t = Ready::Exec, requires = "command")]
+    worker_ready: Ready,
     /// With a COMMAND: the signal asking a worker to finish its requests and exit (where herd's
     /// own workers get TERM): a name (TERM, SIGINT, ...) or a number.
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = signal, requires = "command")]
@@ -187,6 +192,14 @@ struct ServeArgs {
     /// descriptors 3, 4, ... (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES); no shell is involved.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Ready {
+    /// Once executed.
+    Exec,
+    /// Once it says READY=1 (sd_notify).
+    Notify,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -445,7 +458,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             Protocol::Herd => herd::WorkerProtocol::Herd,
             Protocol::None => herd::WorkerProtocol::None,
         };
-        let program = herd::Program::new(args.command).protocol(protocol).graceful_signal(args.stop_signal);
+        let ready = match args.worker_ready {
+            Ready::Exec => herd::Readiness::Exec,
+            Ready::Notify => herd::Readiness::Notify,
+        };
+        let program = herd::Program::new(args.command)
+            .protocol(protocol)
+            .readiness(ready)
+            .graceful_signal(args.stop_signal);
         return match server.run_program(program) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {

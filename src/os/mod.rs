@@ -5,6 +5,7 @@
 pub(crate) mod listen;
 pub(crate) mod notify;
 pub(crate) mod pidfile;
+pub(crate) mod ready;
 pub(crate) mod scoreboard;
 pub(crate) mod shm;
 pub(crate) mod sys;

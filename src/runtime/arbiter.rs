@@ -13,6 +13,7 @@
 use crate::control::{self, Reply, Request};
 use crate::os::listen::{LISTEN_FDS, LISTEN_FDS_START, LISTEN_PID};
 use crate::os::notify::Notifier;
+use crate::os::ready::ReadySocket;
 use crate::os::sys::{Blocked, Clock, WakePipe};
 use crate::resources::{OnReady, Resources, UPGRADE_FROM_ENV};
 use crate::runtime::kind::WorkerMain;
@@ -43,6 +44,8 @@ const LISTENER: u64 = 1 << 32;
 const CHANNEL: u64 = 2 << 32;
 const CONTROL: u64 = 3 << 32;
 const CONTROL_CONN: u64 = 4 << 32;
+/// An exec worker's readiness socket (`--worker-ready notify`).
+const READY: u64 = 5 << 32;
 /// Events one wait can report: every worker's socket (HTTP and cron, retiring ones too), the
 /// listeners, the self-pipe and the control connections.
 const EVENTS: usize = 4 * herd_protocol::arbiter::MAX_WORKERS as usize + 64;
@@ -60,6 +63,8 @@ struct Proc {
     out: Vec<u8>,
     /// Its scoreboard slot.
     slot: Option<usize>,
+    /// Where the program says `READY=1` (`--worker-ready notify`), until it has.
+    ready: Option<ReadySocket>,
 }
 
 struct Runner<'s, A: WorkerMain> {
@@ -231,6 +236,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                     }
                     CONTROL => self.accept_control(),
                     CONTROL_CONN => self.read_control(token & 0xffff_ffff),
+                    READY => self.read_ready(WorkerId(token & 0xffff_ffff)),
                     _ => self.read_worker(WorkerId(token & 0xffff_ffff), false),
                 }
             }
@@ -564,6 +570,7 @@ impl<A: WorkerMain> Runner<'_, A> {
         use std::io::Write;
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
+        let ready = if self.app.notify() { Some(ReadySocket::bind(self.me.as_raw(), id.0)?) } else { None };
         let slot = self.res.scoreboard.claim();
         self.recorder.flush();
         let blocked = Blocked::all()?;
@@ -606,6 +613,9 @@ impl<A: WorkerMain> Runner<'_, A> {
                 .map_err(io::Error::from)
                 .and_then(|pidfd| {
                     self.epoll.add(chan.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CHANNEL | id.0))?;
+                    if let Some(r) = &ready {
+                        self.epoll.add(r.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, READY | id.0))?;
+                    }
                     Ok(pidfd)
                 });
                 let pidfd = match tracked {
@@ -631,6 +641,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                         decoder: Decoder::new(),
                         out: Vec::new(),
                         slot,
+                        ready,
                     },
                 );
                 Ok(())
@@ -653,8 +664,23 @@ impl<A: WorkerMain> Runner<'_, A> {
             if let Some(c) = &p.chan {
                 fds.push(c.as_raw_fd());
             }
+            fds.extend(p.ready.as_ref().map(|r| r.as_fd().as_raw_fd()));
         }
         fds
+    }
+
+    /// Reads an exec worker's readiness socket: its `READY=1` counts as its first frame (it has
+    /// booted), which it never sends itself.
+    fn read_ready(&mut self, id: WorkerId) {
+        let Some(p) = self.procs.get_mut(&id) else { return };
+        let Some(r) = &p.ready else { return };
+        if r.ready_from(p.pid.as_raw()) {
+            let _ = self.epoll.delete(r.as_fd());
+            p.ready = None;
+            tracing::debug!(worker = %id, msg = "READY=1", "recv");
+            tracing::info!(worker = %id, pid = p.pid.as_raw(), "worker ready (READY=1)");
+            self.queue(Input::Message { from: id, msg: WorkerMsg::Alive { timestamp: 0 } });
+        }
     }
 
     /// Reads what a worker wrote, up to the budget (or, for a dead worker, to the end).

@@ -3,7 +3,8 @@
 //! arbiter over its channel (protocol `herd`), or not at all (protocol `none`: the worker
 //! announces itself ready with one `ALIVE` before it executes the program).
 
-use crate::exec::{Program, WorkerProtocol};
+use crate::exec::{Program, Readiness, WorkerProtocol};
+use crate::os::ready;
 use crate::resources::Resources;
 use crate::runtime::kind::WorkerMain;
 use crate::runtime::worker::{WorkerSetup, run_process};
@@ -45,6 +46,10 @@ impl WorkerMain for ExecWorker {
         unsafe { libc::_exit(WORKER_BOOT_ERROR) }
     }
 
+    fn notify(&self) -> bool {
+        self.program.protocol_of() == WorkerProtocol::None && self.program.readiness_of() == Readiness::Notify
+    }
+
     fn command(&self) -> Option<String> {
         let words: Vec<String> =
             self.program.args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -70,7 +75,7 @@ fn exec(program: &Program, path: &std::path::Path, setup: WorkerSetup, res: &Res
         if let Err(e) = setup.chan.set_nonblocking(false) {
             return e;
         }
-    } else {
+    } else if program.readiness_of() == Readiness::Exec {
         // Ready as soon as it runs: the arbiter counts it booted (HUP retires old workers once
         // their replacements are), and then hears nothing more from it.
         let alive = WorkerMsg::Alive { timestamp: 0 }.encode();
@@ -113,6 +118,9 @@ fn exec(program: &Program, path: &std::path::Path, setup: WorkerSetup, res: &Res
     env.push(("LISTEN_PID".into(), pid.to_string().into()));
     env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
     env.push(("HERD_WORKER_ID".into(), setup.id.0.to_string().into()));
+    if protocol == WorkerProtocol::None && program.readiness_of() == Readiness::Notify {
+        env.push(("NOTIFY_SOCKET".into(), ready::address(setup.arbiter.as_raw(), setup.id.0).into()));
+    }
     if protocol == WorkerProtocol::Herd {
         let mode = match res.config.accept_mode {
             AcceptMode::Shared => "shared",

@@ -21,6 +21,11 @@ pub(crate) trait WorkerMain {
     fn command(&self) -> Option<String> {
         None
     }
+    /// Whether a worker is ready only once it says `READY=1` on a socket the arbiter binds for
+    /// it (`--worker-ready notify`); otherwise at its first frame.
+    fn notify(&self) -> bool {
+        false
+    }
 }
 
 /// The signal of each kill, for herd's own workers.
