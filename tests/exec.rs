@@ -358,3 +358,38 @@ fn with_notify_readiness_a_reload_retires_old_workers_only_once_new_ones_say_rea
     assert_eq!(failures, 0);
     assert!(served.keys().all(|p| new.contains(p)), "{served:?}");
 }
+
+/// The instant (seconds of the day) a log line was written.
+fn at(line: &str) -> f64 {
+    let t = line.split_whitespace().next().and_then(|s| s.split('T').nth(1)).expect("a timestamp");
+    let hms: Vec<f64> = t.trim_end_matches('Z').split(':').map(|f| f.parse().unwrap()).collect();
+    hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]
+}
+
+#[test]
+fn a_program_that_tells_nothing_and_dies_at_start_is_respawned_with_backoff_not_in_a_loop() {
+    if !python() {
+        return;
+    }
+    let h = Herd::start(&[
+        "--workers",
+        "2",
+        "--worker-protocol",
+        "none",
+        "--",
+        "python3",
+        "-c",
+        "raise SystemExit(1)",
+    ]);
+    h.wait_log("six spawns", |l| l.iter().filter(|l| l.contains("worker spawned")).count() >= 6);
+    let spawns: Vec<f64> =
+        h.log_lines().iter().filter(|l| l.contains("worker spawned")).map(|l| at(l)).take(6).collect();
+    // It never ran a second, so it never booted: each death is a boot failure, and the next
+    // spawn waits (100 ms, doubling). A loop would fork six in the time Python takes to start
+    // six times.
+    assert!(spawns[5] - spawns[0] >= 1.2, "six spawns in {:.3} s: {spawns:?}", spawns[5] - spawns[0]);
+    assert!(
+        h.log_lines().iter().all(|l| !l.contains(" recv ")),
+        "a program that died at start counted as booted"
+    );
+}

@@ -16,6 +16,7 @@ use crate::os::notify::Notifier;
 use crate::os::ready::ReadySocket;
 use crate::os::sys::{Blocked, Clock, WakePipe};
 use crate::resources::{OnReady, Resources, UPGRADE_FROM_ENV};
+use crate::runtime::kind::Booted;
 use crate::runtime::kind::WorkerMain;
 use crate::runtime::trace::Recorder;
 use crate::runtime::worker::WorkerSetup;
@@ -65,6 +66,8 @@ struct Proc {
     slot: Option<usize>,
     /// Where the program says `READY=1` (`--worker-ready notify`), until it has.
     ready: Option<ReadySocket>,
+    /// When a program that tells nothing has booted if still alive (`Booted::After`), until then.
+    ready_at: Option<herd_protocol::time::Instant>,
 }
 
 struct Runner<'s, A: WorkerMain> {
@@ -191,7 +194,8 @@ impl<A: WorkerMain> Runner<'_, A> {
             if let Some(code) = self.drain() {
                 return code;
             }
-            let timeout = match self.core.poll_timeout() {
+            let ready_at = self.procs.values().filter_map(|p| p.ready_at).min();
+            let timeout = match self.core.poll_timeout().into_iter().chain(ready_at).min() {
                 None => EpollTimeout::NONE,
                 Some(at) => EpollTimeout::try_from(self.clock.millis_until(at).min(60_000) as u16 as i32)
                     .unwrap_or(EpollTimeout::NONE),
@@ -243,6 +247,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             // The timeout pass comes after the inputs this wakeup read: a worker whose heartbeat
             // is already in hand is not late, however long the arbiter itself was stalled (B22).
             // Only a full event buffer can leave something unreported: then wait again first.
+            self.ready_by_now();
             self.timeout_due = n < events.len();
         }
     }
@@ -570,7 +575,9 @@ impl<A: WorkerMain> Runner<'_, A> {
         use std::io::Write;
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
-        let ready = if self.app.notify() { Some(ReadySocket::bind(self.me.as_raw(), id.0)?) } else { None };
+        let booted = if role == Role::Http { self.app.readiness() } else { Booted::FirstFrame };
+        let ready =
+            if booted == Booted::Notify { Some(ReadySocket::bind(self.me.as_raw(), id.0)?) } else { None };
         let slot = self.res.scoreboard.claim();
         self.recorder.flush();
         let blocked = Blocked::all()?;
@@ -642,6 +649,10 @@ impl<A: WorkerMain> Runner<'_, A> {
                         out: Vec::new(),
                         slot,
                         ready,
+                        ready_at: match booted {
+                            Booted::After(d) => Some(self.clock.now() + d),
+                            _ => None,
+                        },
                     },
                 );
                 Ok(())
@@ -667,6 +678,30 @@ impl<A: WorkerMain> Runner<'_, A> {
             fds.extend(p.ready.as_ref().map(|r| r.as_fd().as_raw_fd()));
         }
         fds
+    }
+
+    /// Announces the programs that tell nothing and have run long enough (`Booted::After`): as
+    /// for `READY=1`, their first frame, which they never send themselves.
+    fn ready_by_now(&mut self) {
+        let now = self.clock.now();
+        let due: Vec<WorkerId> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.ready_at.is_some_and(|t| t <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let Some(p) = self.procs.get_mut(&id) else { continue };
+            p.ready_at = None;
+            // A pidfd is readable once its process has exited: then it never booted (its exit
+            // is on the way, a boot failure).
+            let mut fds = [nix::poll::PollFd::new(p.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+                continue;
+            }
+            tracing::debug!(worker = %id, msg = "running", "recv");
+            self.queue(Input::Message { from: id, msg: WorkerMsg::Alive { timestamp: 0 } });
+        }
     }
 
     /// Reads an exec worker's readiness socket: its `READY=1` counts as its first frame (it has

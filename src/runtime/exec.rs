@@ -6,10 +6,9 @@
 use crate::exec::{Program, Readiness, WorkerProtocol};
 use crate::os::ready;
 use crate::resources::Resources;
-use crate::runtime::kind::WorkerMain;
+use crate::runtime::kind::{Booted, WorkerMain};
 use crate::runtime::worker::{WorkerSetup, run_process};
 use herd_protocol::arbiter::{AcceptMode, KillSignal, WORKER_BOOT_ERROR};
-use herd_protocol::message::{Message, WorkerMsg};
 use nix::libc;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use std::ffi::{CString, OsString};
@@ -20,6 +19,11 @@ use std::path::PathBuf;
 
 /// The first descriptor a program inherits (`SD_LISTEN_FDS_START`).
 const FIRST_FD: RawFd = 3;
+
+/// A program that tells nothing (`--worker-protocol none`, `--worker-ready exec`) has booted once
+/// it has run this long: one that dies sooner is a boot failure, respawned with backoff rather
+/// than at once (a program that crashes at start would otherwise be forked in a loop).
+pub(crate) const READY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Workers that execute a program.
 pub(crate) struct ExecWorker {
@@ -46,8 +50,12 @@ impl WorkerMain for ExecWorker {
         unsafe { libc::_exit(WORKER_BOOT_ERROR) }
     }
 
-    fn notify(&self) -> bool {
-        self.program.protocol_of() == WorkerProtocol::None && self.program.readiness_of() == Readiness::Notify
+    fn readiness(&self) -> Booted {
+        match (self.program.protocol_of(), self.program.readiness_of()) {
+            (WorkerProtocol::Herd, _) => Booted::FirstFrame,
+            (WorkerProtocol::None, Readiness::Notify) => Booted::Notify,
+            (WorkerProtocol::None, _) => Booted::After(READY_AFTER),
+        }
     }
 
     fn command(&self) -> Option<String> {
@@ -73,13 +81,6 @@ fn exec(program: &Program, path: &std::path::Path, setup: WorkerSetup, res: &Res
     if protocol == WorkerProtocol::Herd {
         wanted.push(setup.chan.as_raw_fd());
         if let Err(e) = setup.chan.set_nonblocking(false) {
-            return e;
-        }
-    } else if program.readiness_of() == Readiness::Exec {
-        // Ready as soon as it runs: the arbiter counts it booted (HUP retires old workers once
-        // their replacements are), and then hears nothing more from it.
-        let alive = WorkerMsg::Alive { timestamp: 0 }.encode();
-        if let Err(e) = (&setup.chan).write_all(alive.as_bytes()) {
             return e;
         }
     }

@@ -21,11 +21,22 @@ pub(crate) trait WorkerMain {
     fn command(&self) -> Option<String> {
         None
     }
-    /// Whether a worker is ready only once it says `READY=1` on a socket the arbiter binds for
-    /// it (`--worker-ready notify`); otherwise at its first frame.
-    fn notify(&self) -> bool {
-        false
+    /// How the arbiter learns that a new HTTP worker has booted.
+    fn readiness(&self) -> Booted {
+        Booted::FirstFrame
     }
+}
+
+/// How the arbiter learns that a worker has booted (the core counts it booted at its first
+/// message; a worker that dies before is a boot failure, respawned with backoff).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Booted {
+    /// Its first frame (every worker that speaks the protocol).
+    FirstFrame,
+    /// `READY=1` on a socket the arbiter binds for it (`--worker-ready notify`).
+    Notify,
+    /// Still alive this long after it was forked (a program that tells nothing).
+    After(std::time::Duration),
 }
 
 /// The signal of each kill, for herd's own workers.
