@@ -20,7 +20,7 @@ pub enum WorkerProtocol {
     Herd,
     /// The program knows nothing of herd: any server that can listen on an inherited descriptor.
     /// Shared accept only, no heartbeat (so no timeout: liveness is the process's), ready as
-    /// soon as it is executed.
+    /// [`Readiness`] says.
     None,
 }
 
@@ -29,7 +29,8 @@ pub enum WorkerProtocol {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Readiness {
-    /// As soon as it is executed.
+    /// Once it has run a second after it was executed (one that dies sooner is a boot failure,
+    /// respawned with backoff).
     #[default]
     Exec,
     /// When it says `READY=1` on the socket `NOTIFY_SOCKET` names, as to systemd (`sd_notify`;

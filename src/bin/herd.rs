@@ -180,7 +180,7 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value_t = Protocol::Herd, requires = "command")]
     worker_protocol: Protocol,
     /// With a COMMAND of --worker-protocol none: when a new worker counts as ready (a HUP
-    /// retires old workers as new ones are). exec: once executed; notify: once it says READY=1 on
+    /// retires old workers as new ones are). exec: once it has run a second; notify: once it says READY=1 on
     /// NOTIFY_SOCKET, as to systemd.
     #[arg(long, value_enum, default_value_t = Ready::Exec, requires = "command")]
     worker_ready: Ready,
@@ -196,7 +196,7 @@ struct ServeArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Ready {
-    /// Once executed.
+    /// Once it has run a second.
     Exec,
     /// Once it says READY=1 (sd_notify).
     Notify,
