@@ -7,6 +7,8 @@ overshoot, memory (PSS), and the checkers' own speed. Writes docs/benchmarks.md 
 docs/benchmarks.svg.
 
     python3 scripts/bench.py [--quick]
+    python3 scripts/bench.py --python   # only the Python section: herd_worker.py under herd vs gunicorn
+
 
 Run it on a quiet machine: it measures the whole machine's accept() calls and CPU.
 """
@@ -14,6 +16,7 @@ import json, os, re, signal, socket, subprocess, sys, time, datetime, platform
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = "--quick" in sys.argv
+PYTHON_ONLY = "--python" in sys.argv
 DUR = 3 if QUICK else 8
 WORK = os.path.join(ROOT, "target", "bench")
 os.makedirs(WORK, exist_ok=True)
@@ -81,15 +84,23 @@ def get(port, path="/", timeout=30):
 class Server:
     def __init__(self, kind, workers, mode=None, extra=()):
         self.kind, self.port = kind, free_port()
+        env = None
         if kind == "herd":
             cmd = [f"{BIN}/herd", "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
                    "--accept-mode", mode, "--log-level", "error", *extra]
+        elif kind == "herd-python":
+            # The reference Python worker (examples/python/herd_worker.py) serving the same WSGI
+            # app as gunicorn, on the same interpreter.
+            cmd = [f"{BIN}/herd", "serve", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                   "--accept-mode", mode, "--log-level", "error", *extra, "--",
+                   f"{WORK}/venv/bin/python", f"{ROOT}/examples/python/herd_worker.py", "app:app"]
+            env = {**os.environ, "PYTHONPATH": WORK}
         elif kind == "raw":
             cmd = [f"{BIN}/herd-raw", f"127.0.0.1:{self.port}", str(workers)]
         else:
             cmd = [f"{WORK}/venv/bin/gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
                    "--log-level", "error", "--chdir", WORK, *extra, "app:app"]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -169,8 +180,50 @@ def ensure_tools():
         subprocess.run(["apt-get", "update", "-qq"], check=False)
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
+PY_START, PY_END = "<!-- python workers: begin -->", "<!-- python workers: end -->"
+
+def python_section(gver):
+    """The Python reference worker under herd next to the same WSGI app under gunicorn's sync
+    workers: same interpreter, worker count, client."""
+    rows = {}
+    for name, kind, mode in [("herd + herd_worker.py, signaled", "herd-python", "signaled"),
+                             ("herd + herd_worker.py, shared", "herd-python", "shared"),
+                             ("gunicorn sync", "gunicorn", None)]:
+        s = Server(kind, 4, mode)
+        c0 = ticks(s.p.pid)
+        rps, total, p50, p99, errs = wrk(s.port)
+        cpu_us = (ticks(s.p.pid) - c0) / max(total, 1) * 1e6
+        s.stop()
+        rows[name] = dict(rps=rps, p50=p50, p99=p99, cpu_us=cpu_us, errs=errs)
+        print(name, rows[name], flush=True)
+    gun = rows["gunicorn sync"]
+    L = [PY_START, "", "## Python workers: herd + the reference worker against gunicorn", "",
+         f"The same WSGI app (`GET /` -> `hello`) on the same interpreter ({gver}; herd runs "
+         "`examples/python/herd_worker.py app:app` through `herd serve -- COMMAND`), 4 workers, wrk -t1 -c16, "
+         f"`Connection: close`, measured in one run on {datetime.date.today()}.", "",
+         "| server | requests/s | p50 ms | p99 ms | server CPU µs/request | vs gunicorn req/s | vs gunicorn CPU |",
+         "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        L.append(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.0f} | "
+                 f"{r['rps']/gun['rps']:.2f}x | {r['cpu_us']/gun['cpu_us']:.2f}x |")
+    L += ["", PY_END, ""]
+    return "\n".join(L)
+
+def put_python_section(text):
+    path = f"{ROOT}/docs/benchmarks.md"
+    doc = open(path).read() if os.path.exists(path) else ""
+    if PY_START in doc:
+        doc = doc[:doc.index(PY_START)] + text + doc[doc.index(PY_END) + len(PY_END) + 1:]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    open(path, "w").write(doc)
+
 def main():
     ensure_tools()
+    if PYTHON_ONLY:
+        sh(["cargo", "build", "--release", "-q", "--bin", "herd", "--manifest-path", f"{ROOT}/Cargo.toml"])
+        put_python_section(python_section(ensure_gunicorn()))
+        return
     sh(["cargo", "build", "--release", "-q", "--bins", "--manifest-path", f"{ROOT}/Cargo.toml"])
     gver = ensure_gunicorn()
     servers = [("herd shared", "herd", "shared"), ("herd signaled", "herd", "signaled"), ("herd auto", "herd", "auto"),
@@ -223,7 +276,9 @@ def main():
         bench = json.load(open(f"{ROOT}/target/criterion/codec/{b}/new/benchmark.json"))
         n = bench["throughput"]["Elements"]
         codec[b] = n / (est["mean"]["point_estimate"] / 1e9) / 1e6
+    py = python_section(gver)
     write(rows, sup, sweep, dict(sim=sim_eps, bfs=bfs, searchers=searchers, fuzz=fuzz, codec=codec), gver)
+    put_python_section(py)
 
 def write(rows, sup, sweep, chk, gver):
     raw, gun = rows["raw fork-accept"], rows["gunicorn sync"]
