@@ -571,8 +571,16 @@ impl Arbiter {
         }
     }
 
-    fn wants_spawn(&self) -> bool {
-        self.role_to_spawn().is_some()
+    /// Whether a spawn waits for nothing but the backoff: a role is below its target and, after
+    /// boot failures, no probe is still booting (one at a time). The spawn timer is pending only
+    /// then, so that the arbiter never wakes at a deadline it would do nothing at.
+    fn spawn_pending(&self) -> bool {
+        self.role_to_spawn().is_some() && !self.probe_booting()
+    }
+
+    /// After boot failures, a worker spawned and not yet booted: the probe.
+    fn probe_booting(&self) -> bool {
+        self.boot_failures > 0 && self.workers.values().any(|w| !w.booted && w.life == Life::Active)
     }
 
     /// HTTP workers first, then cron workers, up to their targets.
@@ -627,12 +635,11 @@ impl Arbiter {
         while let Some(role) = self.role_to_spawn()
             && now >= self.spawn_not_before
         {
-            let probing = self.boot_failures > 0;
-            if probing && self.workers.values().any(|w| !w.booted && w.life == Life::Active) {
+            if self.probe_booting() {
                 break;
             }
             self.spawn(role);
-            if probing {
+            if self.boot_failures > 0 {
                 break;
             }
         }

@@ -4,73 +4,16 @@
 //! original while nothing it does compares them with a timeout. If either failed, the explorer
 //! would merge states that differ and miss what only one of them does.
 
-use herd_protocol::arbiter::{Config, ExitStatus, Input, Phase, domain};
+use herd_protocol::arbiter::{Phase, domain};
 use herd_protocol::invariants::Checked;
 use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
-use herd_protocol::signals::Sig;
 use herd_protocol::time::Instant;
 use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind};
 use proptest::prelude::*;
 use std::time::Duration;
 
-/// Where every run starts: late enough that a translation back never saturates at zero.
-const T0: Instant = Instant(1_000_000_000_000);
-
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    /// Time passes (ms), then the timeout pass.
-    Wait(u32),
-    Signal(u8),
-    /// The n-th worker of the table (mod its size) says ALIVE.
-    Alive(u8),
-    /// ... says ACCEPT.
-    Accept(u8),
-    /// ... dies (by SIGKILL, or exits 0).
-    Exit(u8, bool),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        3 => (0u32..4_000).prop_map(Step::Wait),
-        1 => any::<u8>().prop_map(Step::Signal),
-        3 => any::<u8>().prop_map(Step::Alive),
-        2 => any::<u8>().prop_map(Step::Accept),
-        1 => (any::<u8>(), any::<bool>()).prop_map(|(n, k)| Step::Exit(n, k)),
-    ]
-}
-
-const SIGNALS: [Sig; 5] = [Sig::Ttin, Sig::Ttou, Sig::Hup, Sig::Winch, Sig::Term];
-
-/// Applies `step` at `now` (after `Wait` moved it); the actions, or the violation.
-fn apply(c: &mut Checked, now: &mut Instant, step: Step) -> Result<Vec<String>, String> {
-    let pick = |c: &Checked, n: u8| {
-        let ids: Vec<_> = c.arbiter.workers().keys().copied().collect();
-        (!ids.is_empty()).then(|| ids[usize::from(n) % ids.len()])
-    };
-    let input = match step {
-        Step::Wait(ms) => {
-            *now = *now + Duration::from_millis(u64::from(ms));
-            let actions = c.tick(*now).map_err(|v| v.to_string())?;
-            return Ok(actions.iter().map(|a| format!("{a:?}")).collect());
-        }
-        Step::Signal(n) => Input::Signal(SIGNALS[usize::from(n) % SIGNALS.len()]),
-        Step::Alive(n) | Step::Accept(n) | Step::Exit(n, _) => {
-            let Some(from) = pick(c, n) else { return Ok(Vec::new()) };
-            match step {
-                Step::Alive(_) => Input::Message { from, msg: WorkerMsg::Alive { timestamp: 0 } },
-                Step::Accept(_) => Input::Message { from, msg: WorkerMsg::Accept },
-                Step::Exit(_, true) => Input::Exited { id: from, status: ExitStatus::Signaled(9) },
-                _ => Input::Exited { id: from, status: ExitStatus::Code(0) },
-            }
-        }
-    };
-    let actions = c.step(*now, input).map_err(|v| v.to_string())?;
-    Ok(actions.iter().map(|a| format!("{a:?}")).collect())
-}
-
-fn config(workers: u32, timeout: Option<Duration>) -> Config {
-    Config { workers, timeout, graceful_timeout: Duration::from_secs(5), ..Config::default() }
-}
+mod walk;
+use walk::{T0, apply, config, step};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]

@@ -56,6 +56,14 @@ enum How {
         /// Which check of that test catches it.
         check: &'static str,
     },
+    /// A core bug, caught by a property test of the core (`cargo test -p herd-protocol --test
+    /// TARGET`).
+    PropertyPatch {
+        file: &'static str,
+        from: &'static str,
+        to: &'static str,
+        target: &'static str,
+    },
     Loom {
         test: &'static str,
     },
@@ -236,6 +244,16 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            id: "B31",
+            what: "the spawn backoff's deadline is reported while a probe boots, when nothing will be spawned",
+            how: PropertyPatch {
+                file: "protocol/src/arbiter/timers.rs",
+                from: "self.phase == Phase::Running && self.spawn_pending()",
+                to: "self.phase == Phase::Running && self.role_to_spawn().is_some()",
+                target: "deadlines",
+            },
+        },
+        Row {
             id: "B24",
             what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
             how: RuntimePatch {
@@ -292,6 +310,20 @@ fn main() -> ExitCode {
                 let args = ["-p", "herd", "--test", target, filter];
                 let layer = format!("{check} in tests/{target}.rs {filter}");
                 patch(tree, &scratch, row.id, (file, from, to), &layer, &args)
+            }
+            How::PropertyPatch { file, from, to, target } => {
+                let tree = tree.get_or_insert_with(|| {
+                    sync_tree(&root, &scratch).map_err(|e| format!("cannot copy the workspace: {e}"))
+                });
+                let args = ["-p", "herd-protocol", "--test", target];
+                patch(
+                    tree,
+                    &scratch,
+                    row.id,
+                    (file, from, to),
+                    &format!("property test protocol/tests/{target}.rs"),
+                    &args,
+                )
             }
             How::Loom { test } => loom(&root, test),
         };

@@ -115,7 +115,7 @@ impl Arbiter {
 
     /// The end of the spawn backoff, while a spawn waits for it.
     fn backoff_ends(&self) -> Option<Instant> {
-        (self.phase == Phase::Running && self.wants_spawn() && self.spawn_not_before > self.now)
+        (self.phase == Phase::Running && self.spawn_pending() && self.spawn_not_before > self.now)
             .then_some(self.spawn_not_before)
     }
 }
