@@ -113,16 +113,26 @@ fn term_lets_a_python_request_in_flight_finish() {
 }
 
 /// A server that knows nothing of herd: Python's standard HTTP server on the inherited socket,
-/// finishing its request on TERM.
+/// finishing its request on TERM. Its argument is a directory where it leaves `in-flight` when a
+/// `/sleep` request begins. Given a `NOTIFY_SOCKET`, it also says when it is ready, as to
+/// systemd: it leaves `started-<pid>` there, waits for `go`, then says READY=1.
 const SILENT: &str = r#"
 import os, signal, socket, socketserver, http.server, sys, time
+d = sys.argv[1]
 assert int(os.environ["LISTEN_PID"]) == os.getpid() and os.environ["LISTEN_FDS"] == "1"
+if "NOTIFY_SOCKET" in os.environ:
+    open(os.path.join(d, f"started-{os.getpid()}"), "w").close()
+    while not os.path.exists(os.path.join(d, "go")):
+        time.sleep(0.01)
+    addr = os.environ["NOTIFY_SOCKET"]
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    n.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
 stop = []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/sleep"):
-            open(sys.argv[1], "w").close()  # the test's sign that the request is in flight
+            open(os.path.join(d, "in-flight"), "w").close()
             time.sleep(0.8)
         body = f"{os.getpid()}\n".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
@@ -145,7 +155,7 @@ fn a_program_that_knows_nothing_of_herd_is_respawned_reloaded_and_stopped() {
     std::fs::write(&script, SILENT).unwrap();
     let marker = dir.join("in-flight");
     let flags = ["--workers", "2", "--worker-protocol", "none", "--graceful-timeout", "20"];
-    let mut h = start(&flags, script.to_str().unwrap(), &[marker.to_str().unwrap()]);
+    let mut h = start(&flags, script.to_str().unwrap(), &[dir.to_str().unwrap()]);
     let first = h.wait_ready(2);
     assert_eq!(pids_answering(&h.addr, 2, 20).1, 0);
     // Killed from outside: replaced.
@@ -282,41 +292,14 @@ fn uvicorn_on_the_inherited_socket_reloads_under_load_without_a_failed_request()
     assert!(ok > 0);
 }
 
-/// A server that knows nothing of herd but says when it is ready, as to systemd: it starts,
-/// leaves `started-<pid>` in its directory, waits for `go` there, says READY=1 on NOTIFY_SOCKET,
-/// then serves.
-const NOTIFYING: &str = r#"
-import os, signal, socket, socketserver, http.server, sys, time
-d = sys.argv[1]
-open(os.path.join(d, f"started-{os.getpid()}"), "w").close()
-while not os.path.exists(os.path.join(d, "go")):
-    time.sleep(0.01)
-addr = os.environ["NOTIFY_SOCKET"]
-n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-n.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
-stop = []
-signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"{os.getpid()}\n".encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-srv = socketserver.TCPServer(None, H, bind_and_activate=False)
-srv.socket = socket.socket(fileno=3)
-srv.timeout = 0.2
-while not stop:
-    srv.handle_request()
-"#;
-
 #[test]
 fn with_notify_readiness_a_reload_retires_old_workers_only_once_new_ones_say_ready() {
     if !python() {
         return;
     }
     let dir = common::tempdir("exec-notify");
-    let script = dir.join("notifying.py");
-    std::fs::write(&script, NOTIFYING).unwrap();
+    let script = dir.join("silent.py");
+    std::fs::write(&script, SILENT).unwrap();
     std::fs::write(dir.join("go"), "").unwrap();
     let flags = ["--workers", "2", "--worker-protocol", "none", "--worker-ready", "notify"];
     let h = start(&flags, script.to_str().unwrap(), &[dir.to_str().unwrap()]);

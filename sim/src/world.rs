@@ -1170,15 +1170,7 @@ impl World {
             match a {
                 CronAction::Send(_) => {}
                 CronAction::Finish { claim, ok } => {
-                    let Some(c) = &mut self.crons else { return };
-                    let recorded = c.table.finish(store_now, &claim, ok).is_ok();
-                    if recorded {
-                        if let Err(v) = c.monitor.recorded(claim) {
-                            return self.fail(v);
-                        }
-                    } else {
-                        c.monitor.refused();
-                    }
+                    let Some(recorded) = self.finish(store_now, claim, ok) else { return };
                     let o = self.orphans.get_mut(&id).expect("orphan");
                     o.cron.core.handle(now, CronInput::Finished { recorded });
                 }
@@ -1386,19 +1378,25 @@ impl World {
                 }
             }
             CronAction::Finish { claim, ok } => {
-                let Some(c) = &mut self.crons else { return };
-                let recorded = c.table.finish(store_now, &claim, ok).is_ok();
-                if recorded {
-                    if let Err(v) = c.monitor.recorded(claim) {
-                        return self.fail(v);
-                    }
-                } else {
-                    c.monitor.refused();
-                }
+                let Some(recorded) = self.finish(store_now, claim, ok) else { return };
                 self.cron_input(id, CronInput::Finished { recorded });
             }
             CronAction::Exit(code) => self.die(id, ExitStatus::Code(code)),
         }
+    }
+
+    /// A holder records its run in the store, watched by the monitor: whether the store took it
+    /// (`None` after a violation, or without cron jobs).
+    fn finish(&mut self, store_now: Instant, claim: Claim, ok: bool) -> Option<bool> {
+        let c = self.crons.as_mut()?;
+        let recorded = c.table.finish(store_now, &claim, ok).is_ok();
+        if !recorded {
+            c.monitor.refused();
+        } else if let Err(v) = c.monitor.recorded(claim) {
+            self.fail(v);
+            return None;
+        }
+        Some(recorded)
     }
 
     /// A hung async worker: its event loop is blocked (a handler that never yields).
