@@ -98,6 +98,10 @@ fn soft_memory_limit_finishes_the_request_then_recycles_the_worker() {
     assert!(before.contains(&pid));
     h.wait_workers("the big worker replaced", |w| w.len() == 2 && !w.contains(&pid));
     h.wait_log("BYE:memory", |l| l.iter().any(|l| l.contains("msg=BYE:memory")));
+    let tag = format!("pid={pid}");
+    h.wait_log("the reason in the log", |l| {
+        l.iter().any(|l| l.contains("worker exited: over its memory limit (exit 0)") && l.ends_with(&tag))
+    });
     // A small request does not trip it.
     let body = get_ok(&h.addr, "/alloc?mb=1");
     let small: i32 = body.split_whitespace().next().unwrap().parse().unwrap();
@@ -126,7 +130,7 @@ fn cpu_limit_is_per_request() {
     // One request spinning far past the limit is cut.
     assert!(http(&h.addr, "GET", "/spin?ms=8000").is_err());
     h.wait_workers("replacement", |w| w.len() == 1 && w != &before);
-    h.wait_log("XCPU exit", |l| l.iter().any(|l| l.contains("worker exited") && l.contains("Code(152)")));
+    h.wait_log("XCPU exit", |l| l.iter().any(|l| l.contains("worker exited: over its CPU limit (exit 152)")));
 }
 
 /// Without a controlling terminal (systemd, a supervisor: here `setsid`), WINCH stops the workers
@@ -481,4 +485,33 @@ fn the_pidfile_never_replaces_a_file_that_is_not_one() {
     h.signal(Signal::SIGTERM);
     assert!(h.wait_exit().success());
     assert!(!stale.exists(), "the pidfile stays after exit");
+}
+
+/// Every worker's end is logged at info with why it left and how (docs/operations.md, "Logs").
+#[test]
+fn the_log_says_why_each_worker_left() {
+    let mut h = Herd::start(&["--workers", "2", "--max-requests", "3", "--timeout", "1", "--test-misbehave"]);
+    h.wait_ready(2);
+    // The exit line of a worker, by the request that ends it (or the signal, for the last two).
+    let ended = |h: &Herd, what: &str, words: &str| {
+        h.wait_log(what, |l| {
+            l.iter().any(|l| l.contains(" INFO ") && l.contains(&format!("worker exited: {words}")))
+        });
+    };
+    for _ in 0..6 {
+        get_ok(&h.addr, "/");
+    }
+    ended(&h, "a recycled worker", "recycled after its request budget (exit 0)");
+    assert!(http(&h.addr, "GET", "/crash").is_err());
+    ended(&h, "a crash", "crashed (exit 134, on SIGABRT)");
+    assert!(http(&h.addr, "GET", "/sleep?ms=5000").is_err());
+    ended(&h, "a timeout", "timed out (exit 134, on SIGABRT)");
+    let _ = http(&h.addr, "GET", "/misbehave?kind=garbage");
+    ended(&h, "a protocol violation", "broke the protocol (killed by SIGKILL)");
+    h.wait_count(2);
+    h.signal(Signal::SIGTTOU);
+    ended(&h, "a retired worker", "retired (exit 0)");
+    h.signal(Signal::SIGTERM);
+    assert_eq!(h.wait_exit().code(), Some(0));
+    ended(&h, "a stopped worker", "stopped (exit 0)");
 }

@@ -161,9 +161,11 @@ fn a_signal_at_any_point_of_a_workers_setup_is_acted_on() {
         let w0 = stopped().unwrap();
         kill(Pid::from_raw(w0), Signal::SIGTERM).unwrap();
         kill(Pid::from_raw(w0), Signal::SIGCONT).unwrap();
-        let tag = format!("pid={w0} ");
+        let tag = format!("pid={w0}");
         h.wait_log(&format!("w0 ({stage}) leaves on its TERM"), |lines| {
-            lines.iter().any(|l| l.contains("worker exited") && l.contains(&tag) && l.contains("Code(0)"))
+            lines.iter().any(|l| {
+                l.contains("worker exited: stopped (exit 0)") && l.split_whitespace().any(|f| f == tag)
+            })
         });
         // Replaced, and serving.
         h.wait_workers("a replacement", |w| w.len() == 1 && !w.contains(&w0));

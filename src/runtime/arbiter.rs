@@ -68,6 +68,54 @@ struct Proc {
     ready: Option<ReadySocket>,
     /// When a program that tells nothing has booted if still alive (`Booted::After`), until then.
     ready_at: Option<herd_protocol::time::Instant>,
+    /// Why it is leaving, as first learned (its BYE, or why the arbiter signalled it), for the
+    /// log line of its exit.
+    leaving: Option<Leaving>,
+}
+
+/// Why a worker left, for the operator (docs/operations.md, "Logs").
+#[derive(Clone, Copy, Debug)]
+enum Leaving {
+    Bye(herd_protocol::message::ByeReason),
+    Killed(herd_protocol::arbiter::KillReason),
+}
+
+/// The log's words for a worker's end: why, then how (`recycled after its request budget (exit
+/// 0)`, `timed out (killed by SIGABRT)`, `crashed (killed by SIGSEGV)`).
+fn exit_words(leaving: Option<Leaving>, status: ExitStatus) -> String {
+    use herd_protocol::arbiter::KillReason as K;
+    use herd_protocol::message::ByeReason as B;
+    let signal_name = |n: i32| nix::sys::signal::Signal::try_from(n).map(|s| s.as_str());
+    let how = match status {
+        // A worker's own handler of a fatal signal exits 128 + its number (ABRT: 134).
+        ExitStatus::Code(c) if c > 128 && signal_name(c - 128).is_ok() && c != crate::os::sys::EXIT_CPU => {
+            format!("exit {c}, on {}", signal_name(c - 128).unwrap_or_default())
+        }
+        ExitStatus::Code(c) => format!("exit {c}"),
+        ExitStatus::Signaled(n) => match nix::sys::signal::Signal::try_from(n) {
+            Ok(sig) => format!("killed by {}", sig.as_str()),
+            Err(_) => format!("killed by signal {n}"),
+        },
+    };
+    let why = match (leaving, status) {
+        (Some(Leaving::Bye(B::Recycle)), _) => "recycled after its request budget",
+        (Some(Leaving::Bye(B::Memory)), _) => "over its memory limit",
+        (Some(Leaving::Bye(B::Parent)), _) => "its arbiter went away",
+        (Some(Leaving::Bye(B::Stop) | Leaving::Killed(K::Stop)), _) => "stopped",
+        (Some(Leaving::Killed(K::Retire)), _) => "retired",
+        (Some(Leaving::Killed(K::Timeout)), _) => "timed out",
+        (Some(Leaving::Killed(K::GraceExpired)), _) => "did not stop within its grace",
+        (Some(Leaving::Killed(K::Protocol)), _) => "broke the protocol",
+        (None, ExitStatus::Code(crate::os::sys::EXIT_CPU)) => "over its CPU limit",
+        (None, ExitStatus::Code(crate::runtime::worker::EXIT_PANIC)) => "the application panicked",
+        (None, ExitStatus::Code(herd_protocol::arbiter::WORKER_BOOT_ERROR)) => "could not boot",
+        (None, ExitStatus::Code(herd_protocol::arbiter::APP_LOAD_ERROR)) => "could not load the application",
+        (None, ExitStatus::Code(0)) => "exited",
+        (None, ExitStatus::Code(c)) if c > 128 => "crashed",
+        (None, ExitStatus::Code(_)) => "failed",
+        (None, ExitStatus::Signaled(_)) => "crashed",
+    };
+    format!("{why} ({how})")
 }
 
 struct Runner<'s, A: WorkerMain> {
@@ -451,7 +499,9 @@ impl<A: WorkerMain> Runner<'_, A> {
                 }
             }
             Action::Kill { id, signal, reason } => {
-                if let Some(p) = self.procs.get(&id) {
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.leaving.get_or_insert(Leaving::Killed(reason));
+                    let p = &*p;
                     let sig = rustix::process::Signal::from_named_raw(self.app.signal(signal) as i32)
                         .unwrap_or(rustix::process::Signal::KILL);
                     tracing::debug!(worker = %id, pid = p.pid.as_raw(), ?signal, ?reason, "signal worker");
@@ -653,6 +703,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                             Booted::After(d) => Some(self.clock.now() + d),
                             _ => None,
                         },
+                        leaving: None,
                     },
                 );
                 Ok(())
@@ -747,6 +798,11 @@ impl<A: WorkerMain> Runner<'_, A> {
             }
         }
         for r in decoded {
+            if let Ok(WorkerMsg::Bye { reason }) = r
+                && let Some(p) = self.procs.get_mut(&id)
+            {
+                p.leaving.get_or_insert(Leaving::Bye(reason));
+            }
             self.queue(match r {
                 Ok(msg) => {
                     tracing::debug!(worker = %id, %msg, "recv");
@@ -859,7 +915,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             // Everything it wrote before dying is delivered before its death.
             self.read_worker(id, true);
             if let Some(p) = self.procs.remove(&id) {
-                tracing::info!(worker = %id, pid = p.pid.as_raw(), ?status, "worker exited");
+                tracing::info!(worker = %id, pid = p.pid.as_raw(), "worker exited: {}", exit_words(p.leaving, status));
                 if let Some(s) = p.slot {
                     if self.res.scoreboard.busy(s) {
                         self.in_flight_deaths += 1;
