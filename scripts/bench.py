@@ -206,7 +206,11 @@ def python_section(gver):
     for name, r in rows.items():
         L.append(f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.0f} | "
                  f"{r['rps']/gun['rps']:.2f}x | {r['cpu_us']/gun['cpu_us']:.2f}x |")
-    L += ["", PY_END, ""]
+    L += ["", "In signaled mode each connection costs the Python worker a frame in and a frame out "
+          "(`ACCEPT:<socket>`, then `ACCEPTED:<socket>`) and the arbiter a wakeup, which shows at this "
+          "request cost; in shared mode there is no per-connection frame. Where a program does not need "
+          "herd's single wakeup (the thundering herd is small at 4 workers), shared mode is the cheaper.",
+          "", PY_END, ""]
     return "\n".join(L)
 
 def put_python_section(text):
