@@ -272,10 +272,11 @@ fn pidfile_is_written_refused_when_live_and_removed_on_exit() {
 
 #[test]
 fn bad_flags_exit_with_code_2_and_a_clear_message() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--workers", "0"], "--workers"),
         (&["--workers", "many"], "--workers"),
-        (&["--bind", "nonsense"], "no port"),
+        (&["--bind", "127.0.0.1:"], "bad port"),
+        (&["--log-level", "loud"], "not a log level"),
         (&["--bind", "127.0.0.1:99999"], "bad port"),
         (&["--graceful-timeout", "0"], "from 0.1"),
         (&["--timeout", "0.05"], "from 0.1"),
@@ -289,6 +290,29 @@ fn bad_flags_exit_with_code_2_and_a_clear_message() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+/// What an operator coming from gunicorn types: `-k`, `--pid`, `--log-level warning`, a bare
+/// HOST bind, `PORT` and `WEB_CONCURRENCY` from the environment.
+#[test]
+fn gunicorn_spellings_and_environment_are_understood() {
+    let dir = tempdir("gunicorn-spellings");
+    let pidfile = dir.join("herd.pid");
+    let mut cmd = Command::new(herd_bin());
+    cmd.args(["serve", "-k", "sync", "--log-level", "warning", "--pid", pidfile.to_str().unwrap()]);
+    let h = Herd::launch(cmd, &[("PORT", "0"), ("WEB_CONCURRENCY", "3")]);
+    assert!(h.addr.starts_with("0.0.0.0:"), "PORT binds every interface: {}", h.addr);
+    h.wait_count(3);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap().trim(), h.pid.to_string());
+    let port = h.addr.rsplit_once(':').unwrap().1;
+    assert_eq!(get_ok(&format!("127.0.0.1:{port}"), "/"), "hello");
+    // At warning, the info lines (a worker spawned) are not written.
+    assert!(!h.log_text().contains("worker spawned"), "{}", h.log_text());
+    let out = Command::new(herd_bin())
+        .args(["serve", "--log-level", "critical", "--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"), "critical is a level");
 }
 
 #[test]

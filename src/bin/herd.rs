@@ -72,11 +72,12 @@ enum CtlRequest {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH. Repeatable.
-    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, HOST (port 8000) or unix:PATH. Repeatable.
+    /// [default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set, as gunicorn]
+    #[arg(short, long, value_name = "ADDR")]
     bind: Vec<Bind>,
     /// Number of worker processes.
-    #[arg(short, long, default_value_t = 1,
+    #[arg(short, long, default_value_t = 1, env = "WEB_CONCURRENCY",
           value_parser = clap::value_parser!(u32).range(i64::from(*domain::WORKERS.start())..=i64::from(*domain::WORKERS.end())))]
     workers: u32,
     /// Workers silent for this many seconds are killed and replaced (a request may not take
@@ -93,7 +94,7 @@ struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_requests_jitter: u32,
     /// Write the arbiter's pid to this file (and serve `herd ctl` on `<FILE>.ctl`).
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, visible_alias = "pid", value_name = "FILE")]
     pidfile: Option<PathBuf>,
     /// Serve `herd ctl` on this unix socket (owner-only).
     #[arg(long, value_name = "PATH")]
@@ -117,7 +118,7 @@ struct ServeArgs {
     accept_mode: Option<Mode>,
     /// Worker kind: sync (one connection at a time) or async (tokio + hyper, keep-alive, up to
     /// --worker-connections at once).
-    #[arg(long, value_enum, default_value_t = WorkerClass::Sync)]
+    #[arg(short = 'k', long, value_enum, default_value_t = WorkerClass::Sync)]
     worker_class: WorkerClass,
     /// Most connections an async worker serves at once.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -168,8 +169,8 @@ struct ServeArgs {
     /// Test only: how long the demo's cron jobs take.
     #[arg(long, hide = true, value_name = "MS", default_value_t = 50)]
     test_cron_sleep_ms: u64,
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "info")]
+    /// Log level: critical, error, warning (warn), info, debug or trace.
+    #[arg(long, default_value = "info", value_parser = log_level)]
     log_level: tracing::Level,
     /// Test only: enable GET /misbehave, which makes the serving worker break the protocol.
     #[arg(long, hide = true)]
@@ -208,6 +209,17 @@ enum Protocol {
     Herd,
     /// The program knows nothing of herd.
     None,
+}
+
+/// `--log-level`: tracing's levels and gunicorn's names (`warning`, `critical`).
+fn log_level(s: &str) -> Result<tracing::Level, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "critical" => Ok(tracing::Level::ERROR),
+        "warning" => Ok(tracing::Level::WARN),
+        other => other
+            .parse()
+            .map_err(|_| format!("{s:?} is not a log level (critical, error, warning, info, debug, trace)")),
+    }
 }
 
 /// `--stop-signal`: TERM, SIGTERM or 15.
@@ -412,7 +424,23 @@ fn serve(args: ServeArgs) -> ExitCode {
     for job in args.cron_job {
         b = b.cron_job(job);
     }
-    for bind in args.bind {
+    let binds = if args.bind.is_empty() {
+        // gunicorn's default: PORT (set by many platforms) on every interface, else port 8000
+        // on loopback.
+        match std::env::var("PORT") {
+            Ok(port) => match format!("0.0.0.0:{port}").parse::<Bind>() {
+                Ok(b) => vec![b],
+                Err(e) => {
+                    eprintln!("herd: PORT={port:?}: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            Err(_) => vec![Bind::Tcp("127.0.0.1:8000".into())],
+        }
+    } else {
+        args.bind
+    };
+    for bind in binds {
         b = b.bind(bind);
     }
     if let Some(p) = args.pidfile {

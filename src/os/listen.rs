@@ -42,6 +42,9 @@ pub enum BindParseError {
     BadPort(String),
 }
 
+/// The port of a `--bind` that names only a host (gunicorn's).
+pub const DEFAULT_PORT: u16 = 8000;
+
 impl FromStr for Bind {
     type Err = BindParseError;
     fn from_str(s: &str) -> Result<Bind, BindParseError> {
@@ -53,6 +56,12 @@ impl FromStr for Bind {
                 return Err(BindParseError::EmptyPath);
             }
             return Ok(Bind::Unix(PathBuf::from(path)));
+        }
+        // A bare HOST (a name, an IPv4 address, a bracketed IPv6 one) means port 8000, as in
+        // gunicorn.
+        let bare = !s.contains(':') || (s.starts_with('[') && s.ends_with(']'));
+        if bare {
+            return Ok(Bind::Tcp(format!("{s}:{DEFAULT_PORT}")));
         }
         let (_, port) = s.rsplit_once(':').ok_or_else(|| BindParseError::NoPort(s.to_owned()))?;
         if port.parse::<u16>().is_err() {
@@ -376,4 +385,24 @@ pub fn listeners_from_env(origin: SocketOrigin) -> io::Result<Vec<Listener>> {
         out.push(Listener::from_fd(owned, origin)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_are_read_as_gunicorn_reads_them() {
+        let tcp = |s: &str| s.parse::<Bind>().map(|b| b.to_string());
+        assert_eq!(tcp("127.0.0.1:9000"), Ok("127.0.0.1:9000".into()));
+        assert_eq!(tcp("127.0.0.1"), Ok("127.0.0.1:8000".into()));
+        assert_eq!(tcp("localhost"), Ok("localhost:8000".into()));
+        assert_eq!(tcp("[::1]"), Ok("[::1]:8000".into()));
+        assert_eq!(tcp("[::1]:9000"), Ok("[::1]:9000".into()));
+        assert_eq!(tcp("unix:/run/x.sock"), Ok("unix:/run/x.sock".into()));
+        assert_eq!(tcp("127.0.0.1:"), Err(BindParseError::BadPort("127.0.0.1:".into())));
+        assert_eq!(tcp("127.0.0.1:99999"), Err(BindParseError::BadPort("127.0.0.1:99999".into())));
+        assert_eq!(tcp(""), Err(BindParseError::Empty));
+        assert_eq!(tcp("unix:"), Err(BindParseError::EmptyPath));
+    }
 }
