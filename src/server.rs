@@ -165,6 +165,30 @@ impl ServerBuilder {
         self
     }
 
+    /// Checks the settings without setting anything up (no socket bound, no file written, no
+    /// store reached): what [`ServerBuilder::build`] would refuse in the settings themselves
+    /// (`herd serve --check-config`).
+    pub fn check(&self) -> Result<(), Error> {
+        let mut config = self.config.clone();
+        let listeners = (self.binds.len() + self.inherited.len()).max(1);
+        config.listeners = u16::try_from(listeners).map_err(|_| Error::NoListener)?;
+        config.validate()?;
+        crate::cron::validate(&self.cron_jobs, config.cron_workers)
+            .map_err(|e| Error::Cron(e.to_string()))?;
+        match self.registry_store.as_deref() {
+            None | Some("shm") => Ok(()),
+            Some(url) if is_postgres(url) => Ok(()),
+            Some(other) => Err(unknown_store(other)),
+        }
+    }
+
+    /// As [`ServerBuilder::check`], for a server that will run `program` ([`Server::run_program`]):
+    /// it can be executed, and the settings are ones its protocol can honour.
+    pub fn check_program(&self, program: &crate::Program) -> Result<(), Error> {
+        program.resolve()?;
+        program.check(&self.config)
+    }
+
     /// Checks the configuration, sets up the listeners (the sockets passed by socket activation
     /// or by the arbiter this one replaces, if any — then `bind` addresses are not bound again —
     /// else the `bind` addresses), checks the pidfile and sets up the store.
@@ -212,21 +236,8 @@ impl ServerBuilder {
                 .map_err(Error::Store)?;
                 Store::Shm(shm)
             }
-            // A URL, or libpq's key=value connection string (`host=db user=herd dbname=x`).
-            Some(url)
-                if url.starts_with("postgres://")
-                    || url.starts_with("postgresql://")
-                    || url.contains('=') =>
-            {
-                postgres_store(url)?
-            }
-            Some(other) => {
-                return Err(Error::RegistryStore(format!(
-                    "unknown registry store {:?}: expected shm, postgres://user:password@host/database or \
-                     key=value pairs (host=... dbname=...)",
-                    crate::store::redact(other)
-                )));
-            }
+            Some(url) if is_postgres(url) => postgres_store(url)?,
+            Some(other) => return Err(unknown_store(other)),
         };
         crate::cron::validate(&self.cron_jobs, config.cron_workers)
             .map_err(|e| Error::Cron(e.to_string()))?;
@@ -406,6 +417,20 @@ fn single_threaded() -> Result<(), Error> {
         Ok(threads) => Err(Error::Threads { threads }),
         Err(source) => Err(Error::Io { what: "counting this process's threads", source }),
     }
+}
+
+/// A PostgreSQL address: a URL, or libpq's key=value connection string (`host=db user=herd
+/// dbname=x`).
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains('=')
+}
+
+fn unknown_store(address: &str) -> Error {
+    Error::RegistryStore(format!(
+        "unknown registry store {:?}: expected shm, postgres://user:password@host/database or key=value \
+         pairs (host=... dbname=...)",
+        crate::store::redact(address)
+    ))
 }
 
 #[cfg(feature = "postgres")]

@@ -103,6 +103,7 @@ fn bad_cron_flags_are_clear_errors() {
     for (args, says) in [
         (&["--cron-job", "x"][..], "NAME=SECONDS"),
         (&["--cron-workers", "1"][..], "at least one cron job"),
+        (&["--cron-job", "a=1"][..], "need cron workers"),
         (&["--cron-job", "a=1", "--cron-job", "a=2"][..], "defined twice"),
     ] {
         let out = std::process::Command::new(common::herd_bin())

@@ -4,8 +4,9 @@
 //! (docs/verification.md, trace validation).
 //!
 //! The runtime records an input when it reads it ([`Entry::Queued`]) and again when it feeds it
-//! ([`Entry::Fed`]), every `handle_timeout` ([`Entry::Timeout`]) and every action as it carries it
-//! out ([`Entry::Done`]). So a replay sees, besides what the core decided, the order the runtime
+//! ([`Entry::Fed`]), every `handle_timeout` ([`Entry::Timeout`]), every action as it carries it
+//! out ([`Entry::Done`]) and every time it blocks, with the latest instant it will wake at
+//! ([`Entry::Wait`]). So a replay sees, besides what the core decided, the order the runtime
 //! kept: inputs fed in the order read, none left waiting when a timeout pass runs, every action
 //! asked for carried out before the next input.
 //!
@@ -46,6 +47,15 @@ pub enum Entry<C, I, A> {
     },
     /// The runtime carried out an action.
     Done(A),
+    /// The runtime is about to block at `at`, until `until` at the latest (`None`: until
+    /// something happens). A driver must never sleep past the core's `poll_timeout` (a deadline
+    /// already past: it must not sleep at all).
+    Wait {
+        /// When it blocks.
+        at: Instant,
+        /// The latest instant it will wake at.
+        until: Option<Instant>,
+    },
 }
 
 /// An entry of an arbiter's trace.

@@ -13,10 +13,13 @@
 //!   inputs it has read are not yet fed (B22);
 //! - the actions carried out must be exactly the core's, in order: none that it did not ask for,
 //!   none left out;
+//! - the runtime never blocks past the core's deadline: each `wait` ends no later than
+//!   `poll_timeout` (plus the millisecond a wait is rounded up to), and comes after the core's
+//!   actions are carried out and every input read is fed — whatever the machine's scheduling
+//!   did to the instants in between;
 //! - every step must satisfy the core's monitor: the arbiter's
-//!   ([`herd_protocol::invariants::Checked`]); for a worker, that it never stays silent for a
-//!   whole timeout while it could heartbeat (the arbiter would kill it for that); for a cron
-//!   worker, the same, and that no job runs past its fence.
+//!   ([`herd_protocol::invariants::Checked`]); for a cron worker, that no job runs past its
+//!   fence.
 //!
 //! A trace may end anywhere (the process was killed); a last line cut short by that is ignored.
 
@@ -25,7 +28,7 @@ use herd_protocol::cron::{CronAction, CronConfig, CronInput, CronWorker, Timer a
 use herd_protocol::invariants::Checked;
 use herd_protocol::time::Instant;
 use herd_protocol::trace::Entry;
-use herd_protocol::worker::{self, Timer as WorkerTimer, Worker, WorkerConfig, WorkerKind};
+use herd_protocol::worker::{self, Worker, WorkerConfig, WorkerKind};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::fmt::{self, Debug};
@@ -178,8 +181,15 @@ trait Replayed: Sized {
     /// Whether `input` answers `action`.
     fn answers(input: &Self::Input, action: &Self::Action) -> bool;
     /// A deadline the driver let pass by more than it may, seen at `at` (before that entry).
-    fn overdue(&self, at: Instant) -> Option<String>;
+    fn overdue(&self, _at: Instant) -> Option<String> {
+        None
+    }
+    /// When the core next needs its timeout pass (`poll_timeout`).
+    fn deadline(&self) -> Option<Instant>;
 }
+
+/// How much later than a deadline a wait may end: waits are whole milliseconds, rounded up.
+const WAIT_ROUNDING: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Replayed for Checked {
     type Config = Config;
@@ -203,24 +213,14 @@ impl Replayed for Checked {
     fn answers(_: &arbiter::Input, _: &arbiter::Action) -> bool {
         false
     }
-    // The monitor judges the arbiter's deadlines, on both sides.
-    fn overdue(&self, _: Instant) -> Option<String> {
-        None
+    fn deadline(&self) -> Option<Instant> {
+        self.arbiter.poll_timeout()
     }
 }
 
 /// The actions a core asked for since the last call.
 fn drain<A>(next: impl FnMut() -> Option<A>) -> Vec<A> {
     std::iter::from_fn(next).collect()
-}
-
-/// A heartbeat due at `due` and not sent by `at`, when a whole `timeout` has passed since the
-/// last one (the arbiter kills a worker silent that long).
-fn silent(due: Option<Instant>, timeout: std::time::Duration, at: Instant) -> Option<String> {
-    let due = due?;
-    (at > due + timeout / 2).then(|| {
-        format!("the heartbeat due at {due:?} was not sent by {at:?}: silent for longer than the timeout ({timeout:?})")
-    })
 }
 
 impl Replayed for Worker {
@@ -271,8 +271,8 @@ impl Replayed for Worker {
             _ => false,
         }
     }
-    fn overdue(&self, at: Instant) -> Option<String> {
-        silent(self.timer(WorkerTimer::Heartbeat), self.config().timeout, at)
+    fn deadline(&self) -> Option<Instant> {
+        self.poll_timeout()
     }
 }
 
@@ -312,12 +312,11 @@ impl Replayed for CronWorker {
         )
     }
     fn overdue(&self, at: Instant) -> Option<String> {
-        if let Some(fence) = self.timer(CronTimer::Fence)
-            && at > fence
-        {
-            return Some(format!("the job ran past its fence at {fence:?} (seen at {at:?})"));
-        }
-        silent(self.timer(CronTimer::Heartbeat), self.config().timeout, at)
+        let fence = self.timer(CronTimer::Fence)?;
+        (at > fence).then(|| format!("the job ran past its fence at {fence:?} (seen at {at:?})"))
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.poll_timeout()
     }
 }
 
@@ -397,6 +396,20 @@ impl<R: Replayed> Replay<R> {
                 }
                 let actions = core.tick(at)?;
                 self.expected.extend(actions);
+            }
+            Entry::Wait { at, until } => {
+                Self::all_done(&self.expected, &self.awaiting, "the runtime blocked")?;
+                if let Some(first) = self.queued.front() {
+                    return Err(format!("the runtime blocked with {first:?} read and not fed"));
+                }
+                // A deadline already past when it blocks: it must not sleep at all.
+                if let Some(due) = core.deadline()
+                    && until.is_none_or(|u| u > due.max(at) + WAIT_ROUNDING)
+                {
+                    return Err(format!(
+                        "late: at {at:?} the runtime blocked until {until:?}, past the core's deadline {due:?}"
+                    ));
+                }
             }
             Entry::Done(action) => match self.expected.pop_front() {
                 Some(asked) if asked == action => {

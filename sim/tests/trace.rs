@@ -6,7 +6,7 @@ use herd_protocol::cron::{Claim, CronAction, CronConfig, CronInput, CronWorker, 
 use herd_protocol::message::{ArbiterMsg, ListenerId};
 use herd_protocol::time::Instant;
 use herd_protocol::trace::{CronEntry, Entry, WorkerEntry};
-use herd_protocol::worker::{Action, Input, Timer, Worker, WorkerConfig, WorkerKind};
+use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind};
 use herd_sim::trace::{check_cron, check_worker};
 use std::time::Duration;
 
@@ -125,17 +125,36 @@ fn a_frame_read_and_left_behind_by_a_timeout_pass_is_caught() {
 }
 
 #[test]
-fn a_heartbeat_late_by_half_the_timeout_is_caught_and_not_earlier() {
+fn a_runtime_that_blocks_past_the_deadline_is_caught_and_not_one_that_blocks_until_it() {
     let d = good_worker();
-    // The arbiter kills a worker silent for a whole timeout: half of it after the heartbeat is due.
-    let due = d.core.timer(Timer::Heartbeat).unwrap();
-    let mut on_time = d.out.clone();
-    on_time.push(Entry::Timeout { at: due + TIMEOUT / 2 });
-    assert_eq!(check_worker(&lines(&on_time)).1, None, "silent for exactly the timeout");
-    let mut late = d.out;
-    late.push(Entry::Timeout { at: due + TIMEOUT / 2 + Duration::from_micros(1) });
-    let (_, problem) = check_worker(&lines(&late));
-    assert!(problem.unwrap().contains("silent for longer than the timeout"));
+    let due = d.core.poll_timeout().expect("a heartbeat pending");
+    let with = |until: Option<Instant>| {
+        let mut out = d.out.clone();
+        out.push(Entry::Wait { at: due - Duration::from_millis(400), until });
+        check_worker(&lines(&out)).1
+    };
+    // Waits are whole milliseconds, rounded up: up to a millisecond past is the deadline itself.
+    assert_eq!(with(Some(due)), None);
+    assert_eq!(with(Some(due + Duration::from_millis(1))), None);
+    assert!(
+        with(Some(due + Duration::from_millis(1) + Duration::from_nanos(1)))
+            .unwrap()
+            .contains("past the core's deadline")
+    );
+    assert!(with(None).unwrap().contains("past the core's deadline"), "blocking with no end at all");
+    // A deadline already past when it blocks (the runtime was stalled): it must not sleep.
+    let late = due + Duration::from_secs(5);
+    let mut out = d.out.clone();
+    out.push(Entry::Wait { at: late, until: Some(late) });
+    assert_eq!(check_worker(&lines(&out)).1, None);
+    out.pop();
+    out.push(Entry::Wait { at: late, until: Some(late + Duration::from_millis(2)) });
+    assert!(check_worker(&lines(&out)).1.unwrap().contains("past the core's deadline"));
+    // Blocking with a frame read and not fed.
+    let mut out = d.out.clone();
+    out.push(Entry::Queued(Input::Message(ArbiterMsg::Accept { socket: ListenerId(0) })));
+    out.push(Entry::Wait { at: due - Duration::from_millis(400), until: Some(due) });
+    assert!(check_worker(&lines(&out)).1.unwrap().contains("read and not fed"));
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! `herd serve --bind 127.0.0.1:8000 --workers 4` serves the demo application. Flags follow
 //! gunicorn's names. Bad flags or values exit with code 2.
 
+#[path = "herd/config.rs"]
+mod config;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use herd::demo::Demo;
 use herd::protocol::arbiter::{AcceptMode, domain};
@@ -72,6 +75,18 @@ enum CtlRequest {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
+    /// A configuration file (TOML): every flag is a key of the same name (`workers = 4`,
+    /// `bind = ["127.0.0.1:8000"]`, `command = ["python3", "app.py"]`). The command line and
+    /// HERD_CMD_ARGS (extra arguments in the environment) override it.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the configuration in force (every layer merged, defaults included) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Check the configuration (flags, values, the program to run) without serving: exit 0 if
+    /// it is valid, 1 with the reason if not.
+    #[arg(long)]
+    check_config: bool,
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, HOST (port 8000) or unix:PATH. Repeatable.
     /// [default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set, as gunicorn]
     #[arg(short, long, value_name = "ADDR")]
@@ -211,6 +226,22 @@ enum Protocol {
     None,
 }
 
+/// The program of `herd serve -- COMMAND`, with how it talks to herd.
+fn program_of(args: &ServeArgs) -> herd::Program {
+    let protocol = match args.worker_protocol {
+        Protocol::Herd => herd::WorkerProtocol::Herd,
+        Protocol::None => herd::WorkerProtocol::None,
+    };
+    let ready = match args.worker_ready {
+        Ready::Exec => herd::Readiness::Exec,
+        Ready::Notify => herd::Readiness::Notify,
+    };
+    herd::Program::new(args.command.clone())
+        .protocol(protocol)
+        .readiness(ready)
+        .graceful_signal(args.stop_signal)
+}
+
 /// `--log-level`: tracing's levels and gunicorn's names (`warning`, `critical`).
 fn log_level(s: &str) -> Result<tracing::Level, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -304,8 +335,19 @@ fn bytes(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match config::layered(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("herd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(&argv);
     match cli.command {
+        Command::Serve(args) if args.print_config => {
+            print!("{}", config::print(&argv));
+            ExitCode::SUCCESS
+        }
         Command::Serve(args) => serve(*args),
         Command::Ctl(args) => ctl(args),
     }
@@ -413,6 +455,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Mode::Auto => AcceptMode::Auto,
     };
     let timeout = args.timeout.unwrap_or(if silent { Duration::ZERO } else { Duration::from_secs(30) });
+    let program = (!args.command.is_empty()).then(|| program_of(&args));
     let mut b = Server::builder()
         .workers(args.workers)
         .timeout(timeout)
@@ -474,6 +517,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
         let _ = out.flush();
     });
+    if args.check_config {
+        let checked = b.check().and_then(|()| match &program {
+            Some(p) => b.check_program(p),
+            None => Ok(()),
+        });
+        return match checked {
+            Ok(()) => {
+                println!("herd: the configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("herd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let server = match b.build() {
         Ok(s) => s,
         Err(e) => {
@@ -481,19 +540,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !args.command.is_empty() {
-        let protocol = match args.worker_protocol {
-            Protocol::Herd => herd::WorkerProtocol::Herd,
-            Protocol::None => herd::WorkerProtocol::None,
-        };
-        let ready = match args.worker_ready {
-            Ready::Exec => herd::Readiness::Exec,
-            Ready::Notify => herd::Readiness::Notify,
-        };
-        let program = herd::Program::new(args.command)
-            .protocol(protocol)
-            .readiness(ready)
-            .graceful_signal(args.stop_signal);
+    if let Some(program) = program {
         return match server.run_program(program) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {

@@ -79,6 +79,12 @@ pub(crate) fn validate(jobs: &[CronJob], workers: u32) -> Result<(), CronSpecErr
     if workers > 0 && jobs.is_empty() {
         return Err(CronSpecError::Invalid("cron workers need at least one cron job (--cron-job)".into()));
     }
+    if workers == 0 && !jobs.is_empty() {
+        return Err(CronSpecError::Invalid(
+            "cron jobs need cron workers to run them (--cron-workers N); without, they would never run"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

@@ -240,10 +240,17 @@ impl Clock {
         Instant(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
-    /// Milliseconds from `now` until `at` (rounded up; 0 if past), for a poll timeout.
-    pub fn millis_until(&self, at: Instant) -> u64 {
+    /// How long to block for a deadline `at`, at most `cap` milliseconds, read from one reading of
+    /// the clock: now, and the whole milliseconds (rounded up, so a wait never ends before `at`)
+    /// with the instant the wait ends at (`None`: wait for an event alone).
+    pub fn wait_for(&self, at: Option<Instant>, cap: Option<u64>) -> (Instant, Option<(u64, Instant)>) {
         let now = self.now();
-        at.0.saturating_sub(now.0).div_ceil(1_000_000)
+        let ms = match (at, cap) {
+            (None, None) => return (now, None),
+            (Some(at), cap) => at.0.saturating_sub(now.0).div_ceil(1_000_000).min(cap.unwrap_or(u64::MAX)),
+            (None, Some(cap)) => cap,
+        };
+        (now, Some((ms, now + std::time::Duration::from_millis(ms))))
     }
 }
 

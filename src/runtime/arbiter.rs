@@ -243,10 +243,13 @@ impl<A: WorkerMain> Runner<'_, A> {
                 return code;
             }
             let ready_at = self.procs.values().filter_map(|p| p.ready_at).min();
-            let timeout = match self.core.poll_timeout().into_iter().chain(ready_at).min() {
+            let (now, wait) =
+                self.clock.wait_for(self.core.poll_timeout().into_iter().chain(ready_at).min(), Some(60_000));
+            self.recorder.record(&ArbiterEntry::Wait { at: now, until: wait.map(|(_, until)| until) });
+            self.recorder.flush();
+            let timeout = match wait {
                 None => EpollTimeout::NONE,
-                Some(at) => EpollTimeout::try_from(self.clock.millis_until(at).min(60_000) as u16 as i32)
-                    .unwrap_or(EpollTimeout::NONE),
+                Some((ms, _)) => EpollTimeout::try_from(ms as u16 as i32).unwrap_or(EpollTimeout::NONE),
             };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,

@@ -233,7 +233,10 @@ where
             }
             out.clear();
         }
-        let timeout = core.poll_timeout().map(|t| clock.millis_until(t));
+        let (now, wait) = clock.wait_for(core.poll_timeout(), None);
+        core.wait(now, wait.map(|(_, until)| until));
+        core.flush();
+        let timeout = wait.map(|(ms, _)| ms);
         let waits = core.waits_on_listeners();
         let mut buf = [0u8; 256];
         tokio::select! {

@@ -119,7 +119,12 @@ pub(crate) fn run(
                 core.feed(clock.now(), input);
             }
             core.flush();
-            let wait_ms = core.poll_timeout().map_or(1_000, |at| clock.millis_until(at).min(1_000)) as u16;
+            // At most a second: new jobs and clock changes are noticed.
+            let (now, wait) = clock.wait_for(core.poll_timeout(), Some(1_000));
+            let (wait_ms, until) = wait.expect("capped");
+            core.wait(now, Some(until));
+            core.flush();
+            let wait_ms = wait_ms as u16;
             let mut fds = [nix::poll::PollFd::new(wake.fd(), nix::poll::PollFlags::POLLIN)];
             match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait_ms)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}

@@ -155,6 +155,11 @@ impl<C: Core> Traced<C> {
         self.core.handle_timeout(at);
     }
 
+    /// The driver blocks at `at` until `until` at the latest (`None`: until something happens).
+    pub(crate) fn wait(&mut self, at: Instant, until: Option<Instant>) {
+        self.recorder.record(&Entry::<C::Config, C::Input, C::Action>::Wait { at, until });
+    }
+
     /// The next action, recorded as carried out (the driver carries each out as it takes it).
     pub(crate) fn next_action(&mut self) -> Option<C::Action> {
         let action = self.core.poll_action()?;

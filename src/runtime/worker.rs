@@ -220,9 +220,12 @@ impl<R> Proc<'_, R> {
                     return 1;
                 }
             }
-            let timeout = match self.core.poll_timeout() {
+            let (now, wait) = self.clock.wait_for(self.core.poll_timeout(), Some(60_000));
+            self.core.wait(now, wait.map(|(_, until)| until));
+            self.core.flush();
+            let timeout = match wait {
                 None => EpollTimeout::NONE,
-                Some(at) => EpollTimeout::from(self.clock.millis_until(at).min(60_000) as u16),
+                Some((ms, _)) => EpollTimeout::from(ms as u16),
             };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
