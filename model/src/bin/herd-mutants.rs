@@ -254,6 +254,18 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
+            id: "B32",
+            what: "a worker's wait ignores the core's deadline: it sleeps past its heartbeat",
+            how: RuntimePatch {
+                file: "src/runtime/worker.rs",
+                from: "self.clock.wait_for(self.core.poll_timeout(), Some(60_000))",
+                to: "self.clock.wait_for(None, Some(60_000))",
+                target: "serve",
+                filter: "serves_the_demo_app_in_every_accept_mode",
+                check: "trace validation",
+            },
+        },
+        Row {
             id: "B24",
             what: "a worker out of descriptors answers EMPTY at once and is dispatched to again",
             how: RuntimePatch {
