@@ -635,13 +635,11 @@ impl Arbiter {
         while let Some(role) = self.role_to_spawn()
             && now >= self.spawn_not_before
         {
+            // One probe at a time: the probe just spawned is booting, so this ends the loop.
             if self.probe_booting() {
                 break;
             }
             self.spawn(role);
-            if self.boot_failures > 0 {
-                break;
-            }
         }
         for (role, target) in [(Role::Http, self.target), (Role::Cron, self.cron_target)] {
             // Retire the oldest current-generation workers above the target (TTOU, WINCH).

@@ -5,11 +5,11 @@
 //! the transitions disagree.
 
 mod walk;
-use herd_protocol::arbiter::domain;
+use herd_protocol::arbiter::{Config, Life, domain};
 use herd_protocol::invariants::Checked;
 use proptest::prelude::*;
 use std::time::Duration;
-use walk::{T0, apply, config, step};
+use walk::{T0, apply, budget, config, step};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
@@ -18,14 +18,14 @@ proptest! {
     fn the_arbiter_acts_at_every_deadline_it_reports(
         workers in *domain::WORKERS.start()..=4u32,
         timeout_s in proptest::option::of(1u64..30),
+        (max_requests, max_requests_jitter) in budget(),
         steps in proptest::collection::vec(step(), 1..60),
     ) {
-        let (mut c, _) = Checked::new(config(workers, timeout_s.map(Duration::from_secs)), T0).unwrap();
+        let config = Config { max_requests, max_requests_jitter, ..config(workers, timeout_s.map(Duration::from_secs)) };
+        let (mut c, _) = Checked::new(config, T0).unwrap();
         let mut now = T0;
         for s in steps {
-            if apply(&mut c, &mut now, s).is_err() {
-                break;
-            }
+            apply(&mut c, &mut now, s).map_err(TestCaseError::fail)?;
             let Some(due) = c.arbiter.poll_timeout() else { continue };
             let mut probe = c.arbiter.clone();
             probe.handle_timeout(due.max(now));
@@ -37,6 +37,40 @@ proptest! {
                 due,
                 c.arbiter.timers().collect::<Vec<_>>()
             );
+        }
+    }
+
+    /// After a worker died before booting, spawns go one probe at a time: no new worker while
+    /// one spawned since is still booting, until a worker boots (no fork storm; docs/protocol.md).
+    #[test]
+    fn after_a_boot_failure_spawns_go_one_probe_at_a_time(
+        workers in 2u32..=4,
+        steps in proptest::collection::vec(step(), 1..80),
+    ) {
+        let (mut c, _) = Checked::new(config(workers, Some(Duration::from_secs(10))), T0).unwrap();
+        let mut now = T0;
+        // Whether workers have failed to boot since one last booted, as seen from outside.
+        let mut failing = false;
+        for s in steps {
+            let before = c.arbiter.workers().clone();
+            let booted_before = before.values().filter(|w| w.booted).count();
+            let actions = apply(&mut c, &mut now, s).map_err(TestCaseError::fail)?;
+            let after = c.arbiter.workers();
+            let died_unbooted = before.iter().any(|(id, w)| {
+                !w.booted && w.life == Life::Active && !after.contains_key(id)
+            });
+            if after.values().any(|w| w.booted) && after.values().filter(|w| w.booted).count() > booted_before {
+                failing = false;
+            }
+            failing |= died_unbooted;
+            let spawned = actions.iter().filter(|a| a.starts_with("Spawn")).count();
+            let booting = after.values().filter(|w| !w.booted && w.life == Life::Active).count();
+            if failing && spawned > 0 {
+                prop_assert!(
+                    spawned == 1 && booting == 1,
+                    "after {:?}: {} spawned while failing to boot, {} booting", s, spawned, booting
+                );
+            }
         }
     }
 }

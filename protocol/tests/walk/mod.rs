@@ -68,3 +68,8 @@ pub fn apply(c: &mut Checked, now: &mut Instant, step: Step) -> Result<Vec<Strin
 pub fn config(workers: u32, timeout: Option<Duration>) -> Config {
     Config { workers, timeout, graceful_timeout: Duration::from_secs(5), ..Config::default() }
 }
+
+/// A request budget and its jitter, corners included (a jitter without its base, B27).
+pub fn budget() -> impl Strategy<Value = (u32, u32)> {
+    (prop_oneof![Just(0u32), 1u32..4], prop_oneof![Just(0u32), 1u32..4])
+}
