@@ -12,7 +12,7 @@ use std::time::Duration;
 use walk::{T0, apply, budget, config, step};
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn the_arbiter_acts_at_every_deadline_it_reports(
