@@ -242,7 +242,8 @@ impl<A: WorkerMain> Runner<'_, A> {
             if let Some(code) = self.drain() {
                 return code;
             }
-            let ready_at = self.procs.values().filter_map(|p| p.ready_at).min();
+            let ready_at =
+                self.announces().then(|| self.procs.values().filter_map(|p| p.ready_at).min()).flatten();
             let (now, wait) =
                 self.clock.wait_for(self.core.poll_timeout().into_iter().chain(ready_at).min(), Some(60_000));
             self.recorder.record(&ArbiterEntry::Wait { at: now, until: wait.map(|(_, until)| until) });
@@ -734,9 +735,18 @@ impl<A: WorkerMain> Runner<'_, A> {
         fds
     }
 
+    /// Whether this server's workers are announced by the arbiter after a while
+    /// (`Booted::After`): only then is there a readiness deadline to look for, on every wakeup.
+    fn announces(&self) -> bool {
+        matches!(self.app.readiness(), Booted::After(_))
+    }
+
     /// Announces the programs that tell nothing and have run long enough (`Booted::After`): as
     /// for `READY=1`, their first frame, which they never send themselves.
     fn ready_by_now(&mut self) {
+        if !self.announces() {
+            return;
+        }
         let now = self.clock.now();
         let due: Vec<WorkerId> = self
             .procs
