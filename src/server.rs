@@ -91,6 +91,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Workers in a row that die before booting after which the server halts with exit 3
+    /// (`--max-boot-failures`; default 10); 0: never, respawn with backoff forever.
+    pub fn max_boot_failures(mut self, n: u32) -> Self {
+        self.config.max_boot_failures = n;
+        self
+    }
+
     /// How connections reach workers (`--accept-mode`).
     pub fn accept_mode(mut self, m: AcceptMode) -> Self {
         self.config.accept_mode = m;

@@ -179,6 +179,35 @@ fn a_program_that_knows_nothing_of_herd_is_respawned_reloaded_and_stopped() {
     assert_eq!(h.wait_exit().code(), Some(0));
 }
 
+#[test]
+fn a_program_that_dies_at_every_boot_halts_the_server_with_its_last_exit_status() {
+    for protocol in ["herd", "none"] {
+        let mut cmd = Command::new(herd_bin());
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--max-boot-failures", "4"]).args([
+            "--worker-protocol",
+            protocol,
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ]);
+        let began = Instant::now();
+        let out = cmd.output().unwrap();
+        assert!(began.elapsed() < PATIENCE, "{protocol}: still respawning after {:?}", began.elapsed());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{protocol}: {err}");
+        assert!(
+            err.contains(
+                "halting: 4 workers in a row died before booting (--max-boot-failures 4); the last failed (exit 7)"
+            ),
+            "{protocol}: {err}"
+        );
+        // Two at once, then one probe at a time with backoff, and not one more.
+        let spawned = err.lines().filter(|l| l.contains("worker spawned")).count();
+        assert_eq!(spawned, 4, "{protocol}: {err}");
+    }
+}
+
 /// `herd serve -- ARGS` that must fail before serving: its exit code and stderr.
 fn refused(flags: &[&str], command: &[&str]) -> (Option<i32>, String) {
     let mut cmd = Command::new(herd_bin());

@@ -20,6 +20,7 @@ struct Setup {
     max_requests: u8,
     jitter: u8,
     timeout_ms: u16,
+    max_boot_failures: u8,
     seed: u64,
 }
 
@@ -74,6 +75,8 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
         kill_grace: Duration::from_millis(300),
         spawn_backoff: Duration::from_millis(10),
         spawn_backoff_max: Duration::from_millis(500),
+        // 0 (never halt) and the smallest rows included.
+        max_boot_failures: u32::from(setup.max_boot_failures % 5),
         seed: setup.seed,
     };
     let (mut c, _) = Checked::new(config, Instant::ZERO).expect("valid config");

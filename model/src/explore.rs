@@ -48,11 +48,17 @@ const TIMEOUT: Duration = Duration::from_secs(3_600);
 /// The corners of the configuration domain the explorer can run at. Not the timing ones (no
 /// timeout, the smallest timeout: the explorer's time model never reaches a silence kill, see
 /// its `TIMEOUT`) nor the most workers (beyond any exhaustive search).
-pub const EXPLORABLE_CORNERS: [Corner; 4] =
-    [Corner::OneWorker, Corner::SmallestGracefulTimeout, Corner::OneRequest, Corner::JitterWithoutBase];
+pub const EXPLORABLE_CORNERS: [Corner; 6] = [
+    Corner::OneWorker,
+    Corner::SmallestGracefulTimeout,
+    Corner::OneRequest,
+    Corner::JitterWithoutBase,
+    Corner::OneBootFailure,
+    Corner::EndlessBootFailures,
+];
 
 /// The fault kinds, by name.
-pub const KINDS: [&str; 6] = ["kill", "ttin", "ttou", "hup", "term", "abandon"];
+pub const KINDS: [&str; 7] = ["kill", "boot-crash", "ttin", "ttou", "hup", "term", "abandon"];
 
 /// What to explore.
 #[derive(Clone, Debug)]
@@ -112,6 +118,7 @@ struct Proc {
 struct Budget {
     left: u32,
     kill: bool,
+    boot_crash: bool,
     ttin: bool,
     ttou: bool,
     hup: bool,
@@ -166,6 +173,8 @@ pub enum Step {
     Advance,
     /// Fault: SIGKILL from outside.
     Kill(WorkerId),
+    /// Fault: a worker dies before booting (exit 1), before it wrote anything.
+    BootCrash(WorkerId),
     /// Fault: a signal to the arbiter.
     Signal(Sig),
     /// Fault: a queued client gives up.
@@ -207,6 +216,8 @@ impl State {
             listeners: 1,
             spawn_backoff: Duration::from_millis(100),
             spawn_backoff_max: Duration::from_secs(1),
+            // Beyond any fault budget: the corners put it in reach.
+            max_boot_failures: Config::default().max_boot_failures,
             seed: 1,
         };
         if let Some(corner) = b.corner {
@@ -231,6 +242,7 @@ impl State {
             budget: Budget {
                 left: b.faults,
                 kill: on("kill"),
+                boot_crash: on("boot-crash"),
                 ttin: on("ttin"),
                 ttou: on("ttou"),
                 hup: on("hup"),
@@ -296,6 +308,13 @@ impl State {
             }
             if self.budget.left > 0 && self.budget.kill {
                 steps.push(Step::Kill(id));
+            }
+            // Nothing it wrote has reached the arbiter yet: it may have died before writing it.
+            if self.budget.left > 0
+                && self.budget.boot_crash
+                && self.arb.arbiter.workers().get(&id).is_some_and(|w| !w.booted)
+            {
+                steps.push(Step::BootCrash(id));
             }
         }
         if let Some(t) = self.arb.arbiter.poll_timeout()
@@ -405,6 +424,13 @@ impl State {
             Step::Kill(id) => {
                 self.budget.left -= 1;
                 self.die(id, ExitStatus::Signaled(9));
+            }
+            Step::BootCrash(id) => {
+                self.budget.left -= 1;
+                if let Some(p) = self.procs.get_mut(&id) {
+                    p.to_arbiter.clear();
+                }
+                self.die(id, ExitStatus::Code(1));
             }
             Step::Signal(sig) => {
                 self.budget.left -= 1;

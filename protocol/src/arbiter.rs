@@ -28,7 +28,8 @@
 //!   `kill_grace` — a retiring one too while the server runs; a stopping server gives its workers
 //!   `graceful_timeout` instead. A worker exit code 3 (boot error) or 4 (app load error) halts the server; a
 //!   death by signal never does (B09). Workers that die before their first message are respawned
-//!   one at a time with exponential backoff.
+//!   one at a time with exponential backoff; `max_boot_failures` of them in a row halt the server
+//!   as an exit 3 does (0: never).
 //! - A worker that sends a malformed frame or a frame illegal in its state is killed at once and
 //!   never trusted again.
 
@@ -174,6 +175,11 @@ impl Arbiter {
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+    /// Workers in a row that died before booting (a worker that boots ends the row); the server
+    /// halts when this reaches [`Config::max_boot_failures`].
+    pub fn failed_boots(&self) -> u32 {
+        self.boot_failures
     }
     /// The dispatcher (idle queue and listener books).
     pub fn dispatcher(&self) -> &Dispatcher {
@@ -471,6 +477,10 @@ impl Arbiter {
                 self.stats.boot_failures += 1;
             }
             self.boot_failures = self.boot_failures.saturating_add(1);
+            let max = self.config.max_boot_failures;
+            if max > 0 && self.boot_failures >= max && self.phase == Phase::Running {
+                return self.stop(true, WORKER_BOOT_ERROR);
+            }
             let shift = (self.boot_failures - 1).min(16);
             let delay = self.config.spawn_backoff.saturating_mul(1 << shift);
             self.spawn_not_before = self.now + delay.min(self.config.spawn_backoff_max);

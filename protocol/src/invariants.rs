@@ -36,7 +36,8 @@ pub enum Invariant {
     Recycling,
     /// A silent worker is killed; a worker that is heard from is never killed for timeout.
     LivenessKill,
-    /// The live count stays at or converges to the target.
+    /// The live count stays at or converges to the target; `max_boot_failures` workers in a row
+    /// that die before booting halt the server instead, and nothing less does.
     WorkerCount,
     /// Every dead child is reaped; nothing is signalled or sent that the arbiter does not own.
     Reaping,
@@ -133,6 +134,8 @@ struct Seen {
     killed: bool,
     /// Sent ACCEPT (or EMPTY) and not dispatched since.
     idle: bool,
+    /// Heard from while trusted: it booted.
+    booted: bool,
 }
 
 /// Watches one arbiter; see the module documentation.
@@ -144,6 +147,11 @@ pub struct Monitor {
     kill_grace: Duration,
     max_requests: u32,
     jitter: u32,
+    max_boot_failures: u32,
+    /// Workers in a row that died before booting, asked to go by nobody.
+    failed_boots: u32,
+    /// `max_boot_failures` of them: the server must halt.
+    halt_due: bool,
     now: Instant,
     alive: IdMap<WorkerId, Seen>,
     /// A stop was requested (signal, command, or a worker exit code 3/4).
@@ -187,6 +195,9 @@ impl Monitor {
             kill_grace: c.kill_grace,
             max_requests: c.max_requests,
             jitter: c.max_requests_jitter,
+            max_boot_failures: c.max_boot_failures,
+            failed_boots: 0,
+            halt_due: false,
             now: arbiter.now(),
             alive: IdMap::new(),
             stop_requested: false,
@@ -205,6 +216,10 @@ impl Monitor {
             Input::Message { from, msg } => {
                 if let Some(s) = self.alive.get_mut(&from).filter(|s| !s.killed) {
                     s.last_heard = now;
+                    if !s.booted {
+                        s.booted = true;
+                        self.failed_boots = 0;
+                    }
                     match msg {
                         WorkerMsg::Accept | WorkerMsg::Empty { .. } => {
                             s.idle = true;
@@ -229,17 +244,15 @@ impl Monitor {
                 }
             }
             Input::Exited { id, status } => {
-                self.alive.remove(&id);
-                self.waiting.retain(|&w| w != id);
                 if let ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR) = status {
+                    self.alive.remove(&id);
                     self.stop_requested = true;
                     self.waiting.clear();
+                } else {
+                    self.gone(id);
                 }
             }
-            Input::SpawnFailed { id } => {
-                self.alive.remove(&id);
-                self.waiting.retain(|&w| w != id);
-            }
+            Input::SpawnFailed { id } => self.gone(id),
             Input::Signal(Sig::Term | Sig::Int | Sig::Quit) | Input::Control(Command::Stop { .. }) => {
                 self.stop_requested = true;
                 self.fast_stop_requested |= matches!(
@@ -250,6 +263,23 @@ impl Monitor {
             }
             Input::ReexecEnded => self.reexec_outstanding = self.reexec_outstanding.saturating_sub(1),
             _ => {}
+        }
+    }
+
+    /// `id` died (or was never forked) with no halting exit code: one more boot failure in a row
+    /// if it never booted and nobody asked it to go, and at `max_boot_failures` of them the
+    /// server must halt.
+    fn gone(&mut self, id: WorkerId) {
+        self.waiting.retain(|&w| w != id);
+        let Some(s) = self.alive.remove(&id) else { return };
+        if s.booted || s.killed || s.kill_by.is_some() {
+            return;
+        }
+        self.failed_boots = self.failed_boots.saturating_add(1);
+        if self.max_boot_failures > 0 && self.failed_boots >= self.max_boot_failures && !self.stop_requested {
+            self.halt_due = true;
+            self.stop_requested = true;
+            self.waiting.clear();
         }
     }
 
@@ -289,6 +319,7 @@ impl Monitor {
                         aborted: false,
                         killed: false,
                         idle: false,
+                        booted: false,
                     },
                 );
             }
@@ -487,6 +518,16 @@ impl Monitor {
         }
         if !self.stop_requested && !matches!(a.phase(), Phase::Running) {
             return Err(Violation::new(Reaping, format!("phase {:?} without a stop", a.phase())));
+        }
+        // The other side: a row of boot failures as long as the limit halts the server.
+        if self.halt_due && a.phase() == Phase::Running {
+            return Err(Violation::new(
+                WorkerCount,
+                format!(
+                    "{} workers in a row died before booting (max_boot_failures {}) and the server still runs",
+                    self.failed_boots, self.max_boot_failures
+                ),
+            ));
         }
         let d = a.dispatcher();
         // Idle queue and table agree.

@@ -9,7 +9,7 @@ use herd_protocol::arbiter::{Config, Life, domain};
 use herd_protocol::invariants::Checked;
 use proptest::prelude::*;
 use std::time::Duration;
-use walk::{T0, apply, budget, config, step};
+use walk::{T0, apply, boot_limit, budget, config, step};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
@@ -19,9 +19,15 @@ proptest! {
         workers in *domain::WORKERS.start()..=4u32,
         timeout_s in proptest::option::of(1u64..30),
         (max_requests, max_requests_jitter) in budget(),
+        max_boot_failures in boot_limit(),
         steps in proptest::collection::vec(step(), 1..60),
     ) {
-        let config = Config { max_requests, max_requests_jitter, ..config(workers, timeout_s.map(Duration::from_secs)) };
+        let config = Config {
+            max_requests,
+            max_requests_jitter,
+            max_boot_failures,
+            ..config(workers, timeout_s.map(Duration::from_secs))
+        };
         let (mut c, _) = Checked::new(config, T0).unwrap();
         let mut now = T0;
         for s in steps {
@@ -45,9 +51,11 @@ proptest! {
     #[test]
     fn after_a_boot_failure_spawns_go_one_probe_at_a_time(
         workers in 2u32..=4,
+        max_boot_failures in boot_limit(),
         steps in proptest::collection::vec(step(), 1..80),
     ) {
-        let (mut c, _) = Checked::new(config(workers, Some(Duration::from_secs(10))), T0).unwrap();
+        let config = Config { max_boot_failures, ..config(workers, Some(Duration::from_secs(10))) };
+        let (mut c, _) = Checked::new(config, T0).unwrap();
         let mut now = T0;
         // Whether workers have failed to boot since one last booted, as seen from outside.
         let mut failing = false;

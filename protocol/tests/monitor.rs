@@ -269,3 +269,77 @@ fn work_goes_to_the_worker_that_asked_first() {
     m.on_action(&kill(0, KillSignal::Term)).unwrap();
     m.on_action(&send(1)).unwrap();
 }
+
+#[test]
+fn a_row_of_boot_failures_halts_the_server_and_nothing_shorter_does() {
+    // Limit 2, two workers: both die before saying anything.
+    let halting = |limit| {
+        let config = Config { max_boot_failures: limit, ..config() };
+        let mut a = Arbiter::new(config, Instant::ZERO).unwrap();
+        let mut m = Monitor::new(&a);
+        while let Some(act) = a.poll_action() {
+            m.on_action(&act).unwrap();
+        }
+        (m, a)
+    };
+    let died = |id| Input::Exited { id: WorkerId(id), status: ExitStatus::Code(1) };
+    let (mut m, mut a) = halting(2);
+    feed(&mut m, &mut a, Instant(MS), died(0));
+    assert!(m.check(&a, false).is_ok(), "one failure of two: still running");
+    feed(&mut m, &mut a, Instant(MS), died(1));
+    assert!(m.check(&a, false).is_ok(), "the arbiter halted: {:?}", a.phase());
+    // An arbiter that does not halt at the limit (here: one allowed more) is caught...
+    let (mut m, _) = halting(2);
+    let (_, mut lenient) = halting(3);
+    m.on_input(Instant(MS), &died(0));
+    m.on_input(Instant(MS), &died(1));
+    for input in [died(0), died(1)] {
+        lenient.handle(Instant(MS), input);
+    }
+    while lenient.poll_action().is_some() {}
+    assert_eq!(m.check(&lenient, false).unwrap_err().invariant, Invariant::WorkerCount);
+    // ...and so is one that halts before it (a monitor that saw one failure of two).
+    let (mut m, _) = halting(2);
+    let (_, mut eager) = halting(1);
+    m.on_input(Instant(MS), &died(0));
+    eager.handle(Instant(MS), died(0));
+    while eager.poll_action().is_some() {}
+    assert_eq!(m.check(&eager, false).unwrap_err().invariant, Invariant::Reaping);
+    // A worker that boots ends the row; one asked to go, or one already booted, is not in it.
+    let (mut m, mut a) = halting(2);
+    feed(&mut m, &mut a, Instant(MS), died(0));
+    feed(
+        &mut m,
+        &mut a,
+        Instant(MS),
+        Input::Message { from: WorkerId(1), msg: WorkerMsg::Alive { timestamp: 1 } },
+    );
+    feed(&mut m, &mut a, Instant(MS), died(1));
+    assert!(m.check(&a, false).is_ok());
+    assert_eq!(
+        a.phase(),
+        herd_protocol::arbiter::Phase::Running,
+        "a booted worker's death is no boot failure"
+    );
+    // Never (0): any row.
+    let (mut m, mut a) = halting(0);
+    for round in 0..20 {
+        let ids: Vec<WorkerId> = a.workers().keys().copied().collect();
+        for id in ids {
+            feed(
+                &mut m,
+                &mut a,
+                Instant((round + 1) * 60_000 * MS),
+                Input::Exited { id, status: ExitStatus::Code(1) },
+            );
+        }
+        a.handle_timeout(Instant((round + 2) * 60_000 * MS - 1));
+        m.on_timeout(Instant((round + 2) * 60_000 * MS - 1));
+        while let Some(act) = a.poll_action() {
+            m.on_action(&act).unwrap();
+        }
+        assert!(m.check(&a, true).is_ok());
+    }
+    assert_eq!(a.phase(), herd_protocol::arbiter::Phase::Running);
+    assert!(a.failed_boots() >= 20, "{}", a.failed_boots());
+}

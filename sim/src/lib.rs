@@ -159,6 +159,8 @@ pub struct Summary {
     pub served: u64,
     /// Requests failed with a killed worker.
     pub failed_killed: u64,
+    /// Runs the arbiter halted after a row of boot failures.
+    pub halts: u64,
 }
 
 impl Summary {
@@ -169,6 +171,7 @@ impl Summary {
         self.sim_time += o.sim_time;
         self.served += o.tally.served;
         self.failed_killed += o.tally.failed_killed;
+        self.halts += o.tally.halts;
         if let Some(v) = &o.violation {
             *self.violations.entry(v.invariant.name()).or_default() += 1;
             if self.failing.len() < 20 {
@@ -183,6 +186,7 @@ impl Summary {
         self.events += other.events;
         self.sim_time += other.sim_time;
         self.served += other.served;
+        self.halts += other.halts;
         self.failed_killed += other.failed_killed;
         for (k, v) in other.violations {
             *self.violations.entry(k).or_default() += v;

@@ -9,7 +9,9 @@ use crate::faults::{FaultKind, FaultMix};
 use crate::timeline::Timeline;
 use crate::{Options, Outcome};
 use herd_protocol::arbiter::domain::Corner;
-use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Role, WorkerId};
+use herd_protocol::arbiter::{
+    AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Phase, Role, WORKER_BOOT_ERROR, WorkerId,
+};
 use herd_protocol::cron::{
     Claim, CronAction, CronConfig, CronInput, CronMonitor, CronWorker, Poll, Table, Timer as CronTimer,
 };
@@ -168,6 +170,8 @@ pub struct Tally {
     pub bumps: u64,
     /// Reloads performed before requests.
     pub reloads: u64,
+    /// Runs the arbiter halted after a row of boot failures (0 or 1).
+    pub halts: u64,
     /// Longest time a served connection waited in an accept queue.
     pub longest_wait: Duration,
 }
@@ -211,6 +215,8 @@ pub struct World {
     trace: Option<Vec<String>>,
     pub(crate) timeline: Option<Timeline>,
     stop_sent: Option<Instant>,
+    /// The arbiter halted on its own (a row of boot failures): `stop_sent` is when.
+    halted: bool,
     violation: Option<Violation>,
     /// The worker kind of this run (drawn apart from the main generator, so that the sync runs
     /// of every seed are what they were before async workers existed).
@@ -248,7 +254,8 @@ impl World {
         let corner = if untimed {
             Some(Corner::NoTimeout)
         } else if corner_rng.chance(0.2) {
-            let others: Vec<Corner> = Corner::ALL.into_iter().filter(|&c| c != Corner::NoTimeout).collect();
+            let others: Vec<Corner> =
+                Corner::ALL.into_iter().filter(|&c| c != Corner::NoTimeout && !c.boot_failures()).collect();
             match others[corner_rng.up_to(others.len() as u32 - 1) as usize] {
                 // A quarter as often as the others: such a run costs a hundred.
                 Corner::MostWorkers if !corner_rng.chance(0.25) => None,
@@ -272,10 +279,28 @@ impl World {
             listeners: 1 + rng.up_to(2) as u16,
             spawn_backoff: Duration::from_millis(50),
             spawn_backoff_max: Duration::from_secs(2),
+            max_boot_failures: Config::default().max_boot_failures,
             seed: rng.next_u64(),
         };
         if let Some(c) = corner {
             c.apply(&mut config, 1 + corner_rng.up_to(24));
+        }
+        // The row of boot failures that halts the server, drawn apart from the rest: the
+        // default in most runs (out of reach of the faults), a row the boot faults may reach in
+        // one in six, and each corner (the first failure halts; never) in one in twelve. About
+        // one run in ten halts.
+        let mut boot_rng = Rng::new(opts.seed ^ 0xb007_0000_0000_b007);
+        let boot_corner = match boot_rng.up_to(11) {
+            0 => Some(Corner::OneBootFailure),
+            1 => Some(Corner::EndlessBootFailures),
+            2..=3 => {
+                config.max_boot_failures = 3 + boot_rng.up_to(3);
+                None
+            }
+            _ => None,
+        };
+        if let Some(c) = boot_corner {
+            c.apply(&mut config, 0);
         }
         let arrival_mean = Duration::from_millis(20 + u64::from(rng.up_to(480)));
         let mix = FaultMix::draw(&mut rng, opts.faults);
@@ -326,6 +351,7 @@ impl World {
             trace: opts.trace.then(Vec::new),
             timeline: opts.timeline.then(Timeline::default),
             stop_sent: None,
+            halted: false,
             violation: None,
             kind,
             faults: String::new(),
@@ -369,7 +395,7 @@ impl World {
         let line = format!(
             "config {:?}{} {:?} arrivals every {:?}; faults: {}{}",
             w.config,
-            corner.map_or(String::new(), |c| format!(" (corner: {})", c.name())),
+            corner.iter().chain(&boot_corner).map(|c| format!(" (corner: {})", c.name())).collect::<String>(),
             w.kind,
             w.arrival_mean,
             w.mix.describe(),
@@ -455,7 +481,8 @@ impl World {
         }
         if self.violation.is_none() {
             let (exited, stop_sent) = (self.arbiter_exited, self.stop_sent);
-            let r = self.with_checks(|c, v| c.at_end(v, exited, stop_sent));
+            let code = if self.halted { WORKER_BOOT_ERROR } else { 0 };
+            let r = self.with_checks(|c, v| c.at_end(v, exited, stop_sent, code));
             if let Err(v) = r {
                 self.fail(v);
             }
@@ -786,6 +813,8 @@ impl World {
             Ev::ReexecEnded => {
                 self.arbiter_input(Input::ReexecEnded);
             }
+            // A halted run has nothing left to heal or stop.
+            Ev::Heal | Ev::Stop if self.halted => {}
             Ev::Heal => {
                 // Faults off; what is pending must now converge within a bound.
                 self.log(|| "heal: faults off, no new clients".into());
@@ -918,6 +947,17 @@ impl World {
             }
             self.log(|| format!("arbiter -> {a:?}"));
             self.arbiter_action(a);
+        }
+        if self.stop_sent.is_none() && self.arb.arbiter.phase() != Phase::Running {
+            // Nothing but a row of boot failures stops the server before the world's TERM: the
+            // run ends with the halt, which must end as a stop does (with exit 3).
+            self.log(|| "the arbiter halts".into());
+            self.halted = true;
+            self.tally.halts = 1;
+            self.stop_sent = Some(self.now);
+            self.phase = RunPhase::Stopping;
+            let c = &self.config;
+            self.schedule_in(c.graceful_timeout + c.kill_grace + Duration::from_secs(1), Ev::End);
         }
         if self.arbiter_exited.is_none()
             && let Some(t) = self.arb.arbiter.poll_timeout()

@@ -108,6 +108,10 @@ struct ServeArgs {
     /// Up to this many more requests, chosen per worker, so that workers do not all restart at once.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_requests_jitter: u32,
+    /// Workers in a row that die before booting (respawned with backoff meanwhile) after which
+    /// the server halts with exit 3 (0: never).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    max_boot_failures: u32,
     /// Write the arbiter's pid to this file (and serve `herd ctl` on `<FILE>.ctl`).
     #[arg(short, long, visible_alias = "pid", value_name = "FILE")]
     pidfile: Option<PathBuf>,
@@ -462,6 +466,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         .graceful_timeout(args.graceful_timeout)
         .max_requests(args.max_requests)
         .max_requests_jitter(args.max_requests_jitter)
+        .max_boot_failures(args.max_boot_failures)
         .accept_mode(mode)
         .cron_workers(args.cron_workers);
     for job in args.cron_job {

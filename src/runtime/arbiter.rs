@@ -118,6 +118,26 @@ fn exit_words(leaving: Option<Leaving>, status: ExitStatus) -> String {
     format!("{why} ({how})")
 }
 
+/// Why a running server halted on `input` (a worker's death): the log's words, naming how the
+/// last worker ended (`10 workers in a row died before booting (--max-boot-failures 10); the last
+/// failed (exit 7)`). `None` if the input was no worker's death.
+fn halt_words(core: &Arbiter, input: Input) -> Option<String> {
+    let last = match input {
+        Input::Exited { status, .. } => exit_words(None, status),
+        Input::SpawnFailed { .. } => "could not be started".to_string(),
+        _ => return None,
+    };
+    let max = core.config().max_boot_failures;
+    Some(if max > 0 && core.failed_boots() >= max {
+        format!(
+            "{} workers in a row died before booting (--max-boot-failures {max}); the last {last}",
+            core.failed_boots()
+        )
+    } else {
+        format!("a worker {last}")
+    })
+}
+
 struct Runner<'s, A: WorkerMain> {
     core: Arbiter,
     clock: Clock,
@@ -468,7 +488,14 @@ impl<A: WorkerMain> Runner<'_, A> {
     fn feed(&mut self, input: Input) {
         let now = self.clock.now();
         self.recorder.record(&ArbiterEntry::Fed { at: now, input });
+        let running = self.core.phase() == Phase::Running;
         self.core.handle(now, input);
+        if running
+            && self.core.phase() != Phase::Running
+            && let Some(why) = halt_words(&self.core, input)
+        {
+            tracing::error!("halting: {why}");
+        }
     }
 
     /// The timeout pass (recorded).

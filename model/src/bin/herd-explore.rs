@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=4))]
     faults: u32,
     /// Fault kinds that are on (comma-separated): kill, ttin, ttou, hup, term, abandon.
-    #[arg(long, value_delimiter = ',', default_value = "kill,ttin,ttou,hup,term,abandon", value_parser = clap::builder::PossibleValuesParser::new(herd_model::explore::KINDS))]
+    #[arg(long, value_delimiter = ',', default_value = "kill,boot-crash,ttin,ttou,hup,term,abandon", value_parser = clap::builder::PossibleValuesParser::new(herd_model::explore::KINDS))]
     kinds: Vec<String>,
     /// Accept mode.
     #[arg(long, value_enum, default_value_t = Mode::Signaled)]

@@ -80,6 +80,10 @@ pub struct Config {
     pub spawn_backoff: Duration,
     /// Upper bound of that delay.
     pub spawn_backoff_max: Duration,
+    /// Workers in a row that die before booting after which the server halts, as it does when a
+    /// worker exits [`WORKER_BOOT_ERROR`] (`--max-boot-failures`); 0 = never: respawn with
+    /// backoff forever. A worker that boots ends the row.
+    pub max_boot_failures: u32,
     /// Seed of the jitter.
     pub seed: u64,
 }
@@ -98,6 +102,7 @@ impl Default for Config {
             listeners: 1,
             spawn_backoff: Duration::from_millis(100),
             spawn_backoff_max: Duration::from_secs(10),
+            max_boot_failures: 10,
             seed: 0,
         }
     }

@@ -14,6 +14,7 @@
 //! | `max_requests` | any `u32` | 0: never recycled | — |
 //! | `max_requests_jitter` | any `u32` | 0 | ignored while `max_requests` is 0 |
 //! | `listeners` | at least 1 in a mode that dispatches | — | — |
+//! | `max_boot_failures` | any `u32` | 0: never halts | — |
 
 use super::{Config, MAX_WORKERS};
 use core::ops::RangeInclusive;
@@ -51,11 +52,15 @@ pub enum Corner {
     /// A jitter without its base (`--max-requests-jitter` without `--max-requests`): never
     /// recycled.
     JitterWithoutBase,
+    /// The first worker that dies before booting halts the server (`--max-boot-failures 1`).
+    OneBootFailure,
+    /// Workers that die before booting are respawned forever (`--max-boot-failures 0`).
+    EndlessBootFailures,
 }
 
 impl Corner {
     /// Every corner.
-    pub const ALL: [Corner; 7] = [
+    pub const ALL: [Corner; 9] = [
         Corner::OneWorker,
         Corner::MostWorkers,
         Corner::NoTimeout,
@@ -63,6 +68,8 @@ impl Corner {
         Corner::SmallestGracefulTimeout,
         Corner::OneRequest,
         Corner::JitterWithoutBase,
+        Corner::OneBootFailure,
+        Corner::EndlessBootFailures,
     ];
 
     /// Its name (kebab-case).
@@ -75,7 +82,14 @@ impl Corner {
             Corner::SmallestGracefulTimeout => "smallest-graceful-timeout",
             Corner::OneRequest => "one-request",
             Corner::JitterWithoutBase => "jitter-without-base",
+            Corner::OneBootFailure => "one-boot-failure",
+            Corner::EndlessBootFailures => "endless-boot-failures",
         }
+    }
+
+    /// Whether this corner is one of `max_boot_failures`.
+    pub fn boot_failures(self) -> bool {
+        matches!(self, Corner::OneBootFailure | Corner::EndlessBootFailures)
     }
 
     /// Puts `c` at this corner; `jitter` is the jitter a [`Corner::JitterWithoutBase`] gets
@@ -98,6 +112,8 @@ impl Corner {
                 c.max_requests = 0;
                 c.max_requests_jitter = jitter.max(1);
             }
+            Corner::OneBootFailure => c.max_boot_failures = 1,
+            Corner::EndlessBootFailures => c.max_boot_failures = 0,
         }
     }
 }

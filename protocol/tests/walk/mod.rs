@@ -73,3 +73,9 @@ pub fn config(workers: u32, timeout: Option<Duration>) -> Config {
 pub fn budget() -> impl Strategy<Value = (u32, u32)> {
     (prop_oneof![Just(0u32), 1u32..4], prop_oneof![Just(0u32), 1u32..4])
 }
+
+/// `max_boot_failures`, corners included: never (0), the first failure halts (1), short rows,
+/// the default.
+pub fn boot_limit() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), 1u32..4, Just(Config::default().max_boot_failures)]
+}

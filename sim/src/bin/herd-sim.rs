@@ -194,11 +194,11 @@ fn many(from: u64, to: u64, threads: usize, base: &Options) -> ExitCode {
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     say!(
-        "| seeds | events | simulated time | served | failed (killed worker) | violations | events/s | events/s/core | sim s per wall s | wall |"
+        "| seeds | events | simulated time | served | failed (killed worker) | halted (boot failures) | violations | events/s | events/s/core | sim s per wall s | wall |"
     );
-    say!("|---|---|---|---|---|---|---|---|---|---|");
+    say!("|---|---|---|---|---|---|---|---|---|---|---|");
     say!(
-        "| {}..{} ({}) | {} | {:.0} h | {} | {} | {} | {:.2} M | {:.2} M | {:.0} | {:.1} s |",
+        "| {}..{} ({}) | {} | {:.0} h | {} | {} | {} | {} | {:.2} M | {:.2} M | {:.0} | {:.1} s |",
         from,
         to,
         sum.seeds,
@@ -206,6 +206,7 @@ fn many(from: u64, to: u64, threads: usize, base: &Options) -> ExitCode {
         sum.sim_time.as_secs_f64() / 3600.0,
         sum.served,
         sum.failed_killed,
+        sum.halts,
         sum.total_violations(),
         sum.events as f64 / wall / 1e6,
         sum.events as f64 / wall / 1e6 / threads as f64,

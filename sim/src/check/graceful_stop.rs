@@ -1,5 +1,6 @@
 //! graceful-stop: after TERM the arbiter exits with code 0 within `graceful_timeout` (plus the
-//! kill grace and a second of slack), with every worker gone.
+//! kill grace and a second of slack), with every worker gone; after a halt (a row of boot
+//! failures), the same with code 3.
 
 use super::View;
 use herd_protocol::arbiter::Config;
@@ -20,10 +21,11 @@ impl GracefulStop {
         v: &View<'_>,
         exited: Option<i32>,
         stop_sent: Option<Instant>,
+        code: i32,
     ) -> Result<(), Violation> {
         let Some(sent) = stop_sent else { return Ok(()) };
         match exited {
-            Some(0) if v.live_procs == 0 && v.zombies == 0 => Ok(()),
+            Some(c) if c == code && v.live_procs == 0 && v.zombies == 0 => Ok(()),
             Some(code) => Err(Violation::new(
                 Invariant::GracefulStop,
                 format!("exit {code} with {} workers alive, {} unreaped", v.live_procs, v.zombies),
@@ -31,7 +33,7 @@ impl GracefulStop {
             None => Err(Violation::new(
                 Invariant::GracefulStop,
                 format!(
-                    "TERM at {sent:?}, still running at {:?} (graceful_timeout {:?}) with {} workers",
+                    "stop (exit {code}) at {sent:?}, still running at {:?} (graceful_timeout {:?}) with {} workers",
                     v.now, self.graceful, v.live_procs
                 ),
             )),

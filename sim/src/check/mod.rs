@@ -152,9 +152,10 @@ impl Checkers {
         v: &View<'_>,
         exited: Option<i32>,
         stop_sent: Option<Instant>,
+        code: i32,
     ) -> Result<(), Violation> {
         self.take_error()?;
         self.recycling.at_end()?;
-        self.graceful_stop.at_end(v, exited, stop_sent)
+        self.graceful_stop.at_end(v, exited, stop_sent, code)
     }
 }
