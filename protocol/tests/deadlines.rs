@@ -5,8 +5,9 @@
 //! the transitions disagree.
 
 mod walk;
-use herd_protocol::arbiter::{Config, Life, domain};
+use herd_protocol::arbiter::{Config, ExitStatus, Input, Life, Phase, Role, domain};
 use herd_protocol::invariants::Checked;
+use herd_protocol::message::WorkerMsg;
 use proptest::prelude::*;
 use std::time::Duration;
 use walk::{T0, apply, boot_limit, budget, config, step};
@@ -80,5 +81,58 @@ proptest! {
                 );
             }
         }
+    }
+
+    /// The other side of one probe at a time: a server left alone after any walk (no more
+    /// faults; workers say `ALIVE` as they come up and at their pace, and those asked to go
+    /// leave) gets back to its target — unless it halted or was stopped. A spawn withheld
+    /// for a probe that is not booting, or a backoff that never ends, fails here.
+    #[test]
+    fn left_alone_the_server_gets_back_to_its_target(
+        workers in *domain::WORKERS.start()..=4u32,
+        max_boot_failures in boot_limit(),
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        let config = Config { max_boot_failures, ..config(workers, Some(Duration::from_secs(10))) };
+        let (mut c, _) = Checked::new(config, T0).unwrap();
+        let mut now = T0;
+        for s in steps {
+            apply(&mut c, &mut now, s).map_err(TestCaseError::fail)?;
+        }
+        let pace = Duration::from_secs(4);
+        for _ in 0..1_000 {
+            if c.arbiter.phase() != Phase::Running {
+                return Ok(());
+            }
+            let (generation, target) = (c.arbiter.generation(), c.arbiter.target() as usize);
+            let table = c.arbiter.workers().clone();
+            let serving = table
+                .values()
+                .filter(|w| w.role == Role::Http && w.life == Life::Active && w.booted && w.generation == generation)
+                .count();
+            if serving == target && table.len() == target {
+                return Ok(());
+            }
+            for (&id, w) in &table {
+                let input = if w.life != Life::Active {
+                    Input::Exited { id, status: ExitStatus::Code(0) }
+                } else if !w.booted || now >= w.last_seen + pace {
+                    Input::Message { from: id, msg: WorkerMsg::Alive { timestamp: 0 } }
+                } else {
+                    continue;
+                };
+                c.step(now, input).map_err(|v| TestCaseError::fail(v.to_string()))?;
+            }
+            let limit = now + Duration::from_secs(2);
+            now = c.arbiter.poll_timeout().map_or(limit, |t| t.min(limit)).max(now);
+            c.tick(now).map_err(|v| TestCaseError::fail(v.to_string()))?;
+        }
+        prop_assert!(
+            false,
+            "not back at the target {} of generation {} after 1,000 rounds: {:?}",
+            c.arbiter.target(),
+            c.arbiter.generation(),
+            c.arbiter.workers()
+        );
     }
 }
