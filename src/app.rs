@@ -58,6 +58,7 @@ pub struct Context<'a, R> {
     pub(crate) registry: &'a mut Registry<R>,
     pub(crate) store: &'a Store,
     pub(crate) chan: &'a UnixStream,
+    pub(crate) access: Option<&'a crate::access::AccessWriter>,
 }
 
 impl<R> Context<'_, R> {
@@ -110,6 +111,20 @@ impl<R> Context<'_, R> {
                 Ok(after)
             }
             None => self.store.get(),
+        }
+    }
+
+    /// Whether the server keeps an access log (`--access-logfile`).
+    pub fn access_log_on(&self) -> bool {
+        self.access.is_some()
+    }
+
+    /// Reports an answered request to the access log, if the server keeps one (an application
+    /// with its own HTTP layer calls this once it has answered; the built-in async layer does
+    /// it itself).
+    pub fn log_access(&self, entry: &crate::access::Entry<'_>) {
+        if let Some(a) = self.access {
+            a.log(entry);
         }
     }
 

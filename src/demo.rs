@@ -78,14 +78,57 @@ impl App for Demo {
     }
 
     fn handle(&mut self, ctx: &mut Context<'_, DemoRegistry>, mut conn: Connection) {
-        let (method, path) = match read_head(&mut conn, &self.http) {
-            Head::Request { method, path } => (method, path),
+        let (started, clock) = (std::time::SystemTime::now(), Instant::now());
+        let req = match read_head(&mut conn, &self.http, ctx.access_log_on()) {
+            Head::Request(r) => r,
             Head::Closed => return,
-            Head::Over(e) => return respond(&mut conn, e.status(), &format!("{e}\n")),
-            Head::Bad(e) => return respond(&mut conn, 400, &format!("bad request: {e}\n")),
+            Head::Over(e) => {
+                respond(&mut conn, e.status(), &format!("{e}\n"));
+                return;
+            }
+            Head::Bad(e) => {
+                respond(&mut conn, 400, &format!("bad request: {e}\n"));
+                return;
+            }
         };
-        let (route, query) = path.split_once('?').unwrap_or((&path, ""));
-        match (method.as_str(), route) {
+        let remote = if ctx.access_log_on() { conn.peer_addr() } else { None };
+        // The connection is answered and closed before its line is written.
+        let (status, bytes) = self.route(ctx, conn, &req);
+        if ctx.access_log_on() {
+            let headers: Vec<(&str, &str)> =
+                req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            ctx.log_access(&crate::access::Entry {
+                remote,
+                method: &req.method,
+                target: &req.path,
+                version: req.version,
+                status,
+                bytes,
+                started,
+                took: clock.elapsed(),
+                headers: &headers,
+            });
+        }
+    }
+
+    fn unavailable(&mut self, mut conn: Connection, error: &StoreError) {
+        // Read the request first: closing with it unread would reset the connection.
+        if let Head::Request(_) = read_head(&mut conn, &self.http, false) {
+            respond(&mut conn, 503, &format!("{error}\n"));
+        }
+    }
+}
+
+impl Demo {
+    /// Answers one request by its route; the status and body length answered.
+    fn route(
+        &mut self,
+        ctx: &mut Context<'_, DemoRegistry>,
+        mut conn: Connection,
+        req: &Request,
+    ) -> (u16, u64) {
+        let (route, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        match (req.method.as_str(), route) {
             ("GET", "/") => respond(&mut conn, 200, "hello\n"),
             ("GET", "/pid") => respond(&mut conn, 200, &format!("{}\n", std::process::id())),
             ("GET", "/registry") => respond(&mut conn, 200, &format!("{}\n", ctx.registry().version)),
@@ -150,9 +193,10 @@ impl App for Demo {
                         );
                     }
                 };
-                respond(&mut conn, 200, &format!("{}\n", std::process::id()));
+                let answer = respond(&mut conn, 200, &format!("{}\n", std::process::id()));
                 drop(conn);
                 let _ = ctx.send_raw(&bytes);
+                answer
             }
             (_, "/" | "/pid" | "/registry" | "/registry/bump" | "/sleep" | "/crash" | "/alloc" | "/spin") => {
                 respond(&mut conn, 405, "method not allowed\n")
@@ -160,17 +204,19 @@ impl App for Demo {
             _ => respond(&mut conn, 404, "not found\n"),
         }
     }
+}
 
-    fn unavailable(&mut self, mut conn: Connection, error: &StoreError) {
-        // Read the request first: closing with it unread would reset the connection.
-        if let Head::Request { .. } = read_head(&mut conn, &self.http) {
-            respond(&mut conn, 503, &format!("{error}\n"));
-        }
-    }
+/// A request head, as far as the demo and the access log need it.
+struct Request {
+    method: String,
+    path: String,
+    version: &'static str,
+    /// Only with an access log (its `{name}i` atoms).
+    headers: Vec<(String, String)>,
 }
 
 enum Head {
-    Request { method: String, path: String },
+    Request(Request),
     Closed,
     Over(HeadError),
     Bad(httparse::Error),
@@ -178,7 +224,7 @@ enum Head {
 
 /// Reads one request head (the demo's requests have no body worth reading) within `limits`: the
 /// whole head within `header_timeout` of the call, each part within its size limit.
-fn read_head(conn: &mut Connection, limits: &HttpLimits) -> Head {
+fn read_head(conn: &mut Connection, limits: &HttpLimits, keep_headers: bool) -> Head {
     let deadline = Instant::now() + limits.header_timeout;
     let field_limit = limits.field_size_limit();
     let mut buf = Vec::with_capacity(4096);
@@ -211,10 +257,18 @@ fn read_head(conn: &mut Connection, limits: &HttpLimits) -> Head {
                 {
                     break Head::Over(e);
                 }
-                break Head::Request {
+                let headers = if keep_headers {
+                    let value = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+                    req.headers.iter().map(|h| (h.name.to_owned(), value(h.value))).collect()
+                } else {
+                    Vec::new()
+                };
+                break Head::Request(Request {
                     method: req.method.unwrap_or("").to_owned(),
                     path: req.path.unwrap_or("").to_owned(),
-                };
+                    version: if req.version == Some(0) { "HTTP/1.0" } else { "HTTP/1.1" },
+                    headers,
+                });
             }
             Ok(httparse::Status::Partial) => {
                 // The field being received, not yet ended by its CRLF, within its limit.
@@ -238,7 +292,8 @@ fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
-fn respond(conn: &mut Connection, status: u16, body: &str) {
+/// Answers `status` with `body`; the status and the body's length.
+fn respond(conn: &mut Connection, status: u16, body: &str) -> (u16, u64) {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -255,6 +310,7 @@ fn respond(conn: &mut Connection, status: u16, body: &str) {
     );
     let _ = conn.write_all([head.as_bytes(), body.as_bytes()].concat().as_slice());
     let _ = conn.flush();
+    (status, body.len() as u64)
 }
 
 /// The demo application for async workers (`herd serve --worker-class async`): the same routes,

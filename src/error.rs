@@ -49,6 +49,14 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// A log file (`--error-logfile`, `--access-logfile`) cannot be opened for appending.
+    #[error("log file {path}: {source}")]
+    LogFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The process runs more than one thread: forked workers would inherit a broken copy.
     #[error(
         "this process runs {threads} threads: a prefork server forks its workers and must start \

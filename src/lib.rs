@@ -27,6 +27,7 @@
 //! | [`control`] | the control socket behind `herd ctl` |
 //! | [`demo`] | the demo HTTP application of `herd serve` |
 //! | [`http`] | limits on slow and oversized HTTP clients, for both built-in HTTP layers |
+//! | [`access`] | the access log: gunicorn's format, one line per request |
 //!
 //! Inside, not public: `resources` (what a built server holds, borrowed by the runtime),
 //! `runtime` (the arbiter and worker processes) and `os` (signals, listeners, pidfile, shared
@@ -36,6 +37,7 @@
 //! `Server::run` must be called from a single-threaded process: workers are forked from it.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod app;
 pub mod control;
 pub mod cron;

@@ -47,4 +47,6 @@ pub(crate) struct Resources {
     pub(crate) cron: Option<Cron>,
     /// `--trace-events`: where each process records its trace.
     pub(crate) trace_dir: Option<PathBuf>,
+    /// `--access-logfile`: opened by the arbiter, written by its workers.
+    pub(crate) access: Option<crate::access::AccessWriter>,
 }

@@ -1,5 +1,6 @@
 //! The library API: build a [`Server`], give it an [`App`] (or a closure), run it.
 
+use crate::access::{AccessLog, AccessWriter};
 use crate::app::{App, Context, FnApp};
 use crate::control::ControlServer;
 use crate::cron::{Cron, CronJob, JobStore};
@@ -29,6 +30,8 @@ pub struct ServerBuilder {
     on_ready: Option<OnReady>,
     cron_jobs: Vec<CronJob>,
     trace_dir: Option<PathBuf>,
+    error_log: Option<PathBuf>,
+    access_log: Option<AccessLog>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -42,6 +45,8 @@ impl std::fmt::Debug for ServerBuilder {
             .field("limits", &self.limits)
             .field("http", &self.http)
             .field("registry_store", &self.registry_store.as_deref().map(crate::store::redact))
+            .field("error_log", &self.error_log)
+            .field("access_log", &self.access_log)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +171,23 @@ impl ServerBuilder {
         self
     }
 
+    /// Sends the log — this process's standard error, which its workers and the programs they
+    /// exec inherit — to `path`, appending (`--error-logfile`); USR1 reopens it after a
+    /// rotation, in the arbiter and in herd's own workers. Set up last in [`Self::build`], so
+    /// that a server that cannot start says why where it was started.
+    pub fn error_logfile(mut self, path: impl Into<PathBuf>) -> Self {
+        self.error_log = Some(path.into());
+        self
+    }
+
+    /// Writes one line per request to an access log (`--access-logfile`, `--access-logformat`):
+    /// the built-in async HTTP layer does it for every request, a sync application through
+    /// [`crate::Context::log_access`]. USR1 reopens the file after a rotation.
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
     /// Seeds the request-limit jitter (default: from the clock and pid).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -274,6 +296,15 @@ impl ServerBuilder {
             Some(Cron { jobs: self.cron_jobs, store })
         };
         let scoreboard = Scoreboard::create().map_err(Error::Store)?;
+        let access = self
+            .access_log
+            .map(|log| {
+                AccessWriter::open(&log).map_err(|source| Error::LogFile { path: log.path.clone(), source })
+            })
+            .transpose()?;
+        if let Some(path) = self.error_log {
+            crate::os::logfile::redirect_stderr(&path).map_err(|source| Error::LogFile { path, source })?;
+        }
         Ok(Server {
             res: Resources {
                 cron,
@@ -287,6 +318,7 @@ impl ServerBuilder {
                 scoreboard,
                 upgrade_from,
                 trace_dir: self.trace_dir,
+                access,
             },
             on_ready: self.on_ready,
         })
@@ -335,6 +367,8 @@ impl Server {
             on_ready: None,
             cron_jobs: Vec::new(),
             trace_dir: None,
+            error_log: None,
+            access_log: None,
         }
     }
 

@@ -241,6 +241,7 @@ fn a_program_that_cannot_run_is_one_clear_error_before_any_worker() {
         (&["--worker-protocol", "none", "--timeout", "5"][..], "--timeout 0"),
         (&["--cron-workers", "1", "--cron-job", "j=5"][..], "no --cron-workers"),
         (&["--worker-ready", "notify"][..], "ready at its first frame (--worker-protocol none)"),
+        (&["--access-logfile", "-"][..], "keeps its own access log"),
     ] {
         let (code, err) = refused(flags, &["python3", "-c", "pass"]);
         assert_ne!(code, Some(0), "{flags:?}");

@@ -5,6 +5,8 @@
 
 #[path = "herd/config.rs"]
 mod config;
+#[path = "herd/logs.rs"]
+mod logs;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use herd::demo::Demo;
@@ -188,9 +190,24 @@ struct ServeArgs {
     /// Test only: how long the demo's cron jobs take.
     #[arg(long, hide = true, value_name = "MS", default_value_t = 50)]
     test_cron_sleep_ms: u64,
-    /// Log level: critical, error, warning (warn), info, debug or trace.
+    /// Log level: critical, error, warning (warn), info, debug or trace. RUST_LOG, when set,
+    /// overrides it (tracing's targets syntax: `info,herd=debug`).
     #[arg(long, default_value = "info", value_parser = log_level)]
     log_level: tracing::Level,
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = logs::LogFormat::Text)]
+    log_format: logs::LogFormat,
+    /// Where the log goes: a file (appended to; USR1 reopens it after a rotation), or - for
+    /// standard error. Workers and the programs they run write there too.
+    #[arg(long, visible_alias = "log-file", value_name = "PATH|-")]
+    error_logfile: Option<PathBuf>,
+    /// Write one line per request to this file (appended to; USR1 reopens it), or - for
+    /// standard output.
+    #[arg(long, value_name = "PATH|-")]
+    access_logfile: Option<PathBuf>,
+    /// The access log's format, in gunicorn's atoms (docs/operations.md).
+    #[arg(long, value_name = "FORMAT", default_value = herd::access::DEFAULT_FORMAT, requires = "access_logfile")]
+    access_logformat: herd::access::AccessFormat,
     /// Test only: enable GET /misbehave, which makes the serving worker break the protocol.
     #[arg(long, hide = true)]
     test_misbehave: bool,
@@ -444,12 +461,10 @@ fn status_table(s: &herd::control::Status) -> String {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(args.log_level)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Err(e) = logs::init(args.log_level, args.log_format, args.error_logfile.as_deref()) {
+        eprintln!("herd: {e}");
+        return ExitCode::from(2);
+    }
     // A program that knows nothing of herd accepts for itself and sends no heartbeats: those
     // are its defaults (and anything else said explicitly is refused by run_program).
     let silent = !args.command.is_empty() && args.worker_protocol == Protocol::None;
@@ -460,6 +475,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let timeout = args.timeout.unwrap_or(if silent { Duration::ZERO } else { Duration::from_secs(30) });
     let program = (!args.command.is_empty()).then(|| program_of(&args));
+    if program.is_some() && args.access_logfile.is_some() {
+        eprintln!(
+            "herd: --access-logfile: a program run with -- COMMAND answers its requests itself, and \
+             keeps its own access log"
+        );
+        return ExitCode::from(2);
+    }
     let mut b = Server::builder()
         .workers(args.workers)
         .timeout(timeout)
@@ -469,6 +491,15 @@ fn serve(args: ServeArgs) -> ExitCode {
         .max_boot_failures(args.max_boot_failures)
         .accept_mode(mode)
         .cron_workers(args.cron_workers);
+    if let Some(path) = logs::to_file(args.error_logfile.as_deref()) {
+        b = b.error_logfile(path);
+    }
+    if let Some(path) = &args.access_logfile {
+        b = b.access_log(herd::access::AccessLog {
+            path: path.clone(),
+            format: args.access_logformat.clone(),
+        });
+    }
     for job in args.cron_job {
         b = b.cron_job(job);
     }

@@ -299,6 +299,14 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// The client's address (`None` on a unix socket).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Connection::Tcp(s) => s.peer_addr().ok(),
+            Connection::Unix(_) => None,
+        }
+    }
+
     /// Sets read and write timeouts.
     pub fn set_timeouts(&self, d: Option<std::time::Duration>) -> io::Result<()> {
         match self {

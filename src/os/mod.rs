@@ -3,6 +3,7 @@
 //! the protocol's cores or the server above it.
 
 pub(crate) mod listen;
+pub(crate) mod logfile;
 pub(crate) mod notify;
 pub(crate) mod pidfile;
 pub(crate) mod ready;

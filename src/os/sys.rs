@@ -185,6 +185,8 @@ pub fn install_worker_handlers() -> io::Result<()> {
             Signal::SIGTERM => SigHandler::Handler(on_signal),
             Signal::SIGINT | Signal::SIGQUIT => SigHandler::Handler(on_quit),
             Signal::SIGCHLD => SigHandler::SigDfl,
+            // Relayed by the arbiter after a log rotation.
+            Signal::SIGUSR1 => SigHandler::Handler(crate::os::logfile::on_reopen),
             _ => SigHandler::SigIgn,
         };
         set(s, h)?;

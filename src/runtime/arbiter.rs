@@ -582,7 +582,22 @@ impl<A: WorkerMain> Runner<'_, A> {
                     self.queue(Input::ReexecEnded);
                 }
             },
-            Action::ReopenLogs => tracing::info!("USR1: logs go to stderr; nothing to reopen"),
+            Action::ReopenLogs => match crate::os::logfile::reopen() {
+                Ok(false) => tracing::info!("USR1: logs go to stderr; nothing to reopen"),
+                Ok(true) => {
+                    tracing::info!("USR1: log files reopened");
+                    // herd's own workers reopen theirs on USR1; a program herd did not link may
+                    // take USR1 for anything (by default it dies of it): it keeps its stderr.
+                    if self.app.command().is_none() {
+                        for p in self.procs.values() {
+                            let _ = pidfd_send_signal(&p.pidfd, rustix::process::Signal::USR1);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "USR1: cannot reopen the log files; still writing to the old ones")
+                }
+            },
             Action::Exit { code, unlink_sockets } => {
                 if unlink_sockets {
                     // Sockets passed on by an upgrade are this arbiter's once the one it replaced

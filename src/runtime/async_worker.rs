@@ -361,6 +361,9 @@ fn spawn_connection<F, Fut, B>(
             let in_flight = InFlight::begin(&service_state);
             async move {
                 let _in_flight = in_flight;
+                // What the access log needs of the request, taken before the handler has it.
+                let (server, peer) = (Rc::clone(&ctx.res), ctx.peer);
+                let access = server.get().access.as_ref().map(|_| AccessRequest::of(&req));
                 let resp = match over_limits(&req, &limits) {
                     Err(e) => herd_answer(
                         hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::BAD_REQUEST),
@@ -399,6 +402,9 @@ fn spawn_connection<F, Fut, B>(
                         }
                     },
                 };
+                if let (Some(w), Some(a)) = (server.get().access.as_ref(), access) {
+                    a.log(w, peer, resp.status().as_u16(), resp.body().size_hint().exact().unwrap_or(0));
+                }
                 let _ = done.send(Ev::RequestDone);
                 Ok::<_, Infallible>(resp)
             }
@@ -449,6 +455,62 @@ fn spawn_connection<F, Fut, B>(
             }
         }
     });
+}
+
+/// A request as the access log sees it, taken before the handler consumes it.
+struct AccessRequest {
+    method: String,
+    target: String,
+    version: &'static str,
+    headers: Vec<(String, String)>,
+    started: std::time::SystemTime,
+    clock: std::time::Instant,
+}
+
+impl AccessRequest {
+    fn of<T>(req: &Request<T>) -> Self {
+        let version = match req.version() {
+            hyper::Version::HTTP_10 => "HTTP/1.0",
+            hyper::Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        };
+        AccessRequest {
+            method: req.method().as_str().to_owned(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned()),
+            version,
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+            started: std::time::SystemTime::now(),
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    fn log(
+        self,
+        w: &crate::access::AccessWriter,
+        remote: Option<std::net::SocketAddr>,
+        status: u16,
+        bytes: u64,
+    ) {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        w.log(&crate::access::Entry {
+            remote,
+            method: &self.method,
+            target: &self.target,
+            version: self.version,
+            status,
+            bytes,
+            started: self.started,
+            took: self.clock.elapsed(),
+            headers: &headers,
+        });
+    }
 }
 
 /// An answer herd gives in the application's place (a request over a limit, the store

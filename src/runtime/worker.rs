@@ -377,6 +377,7 @@ impl<R> Proc<'_, R> {
             registry: &mut self.registry,
             store,
             chan: &self.chan,
+            access: self.res.access.as_ref(),
         };
         app.handle(&mut ctx, conn);
     }
