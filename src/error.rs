@@ -49,6 +49,9 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The user or group to run workers as (`--user`, `--group`) is unknown.
+    #[error("{0}")]
+    Identity(String),
     /// A log file (`--error-logfile`, `--access-logfile`) cannot be opened for appending.
     #[error("log file {path}: {source}")]
     LogFile {

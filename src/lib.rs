@@ -56,7 +56,7 @@ pub use error::Error;
 pub use exec::{Program, Readiness, WorkerProtocol};
 pub use herd_protocol as protocol;
 pub use http::HttpLimits;
-pub use os::listen::{Bind, BindError, BindParseError, Connection, Listener, SocketOrigin};
+pub use os::listen::{Bind, BindError, BindParseError, Connection, ListenOptions, Listener, SocketOrigin};
 pub use os::pidfile::PidfileError;
 pub use resources::{Limits, OnReady, UPGRADE_FROM_ENV};
 #[cfg(feature = "async")]

@@ -49,4 +49,6 @@ pub(crate) struct Resources {
     pub(crate) trace_dir: Option<PathBuf>,
     /// `--access-logfile`: opened by the arbiter, written by its workers.
     pub(crate) access: Option<crate::access::AccessWriter>,
+    /// `--user`, `--group`: who workers run as.
+    pub(crate) identity: Option<crate::os::identity::Identity>,
 }

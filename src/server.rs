@@ -6,7 +6,7 @@ use crate::control::ControlServer;
 use crate::cron::{Cron, CronJob, JobStore};
 use crate::error::Error;
 use crate::http::HttpLimits;
-use crate::os::listen::{Bind, Connection, Listener, SocketOrigin};
+use crate::os::listen::{Bind, Connection, ListenOptions, Listener, SocketOrigin};
 use crate::os::pidfile::Pidfile;
 use crate::os::scoreboard::Scoreboard;
 use crate::resources::{Limits, OnReady, Resources, UPGRADE_FROM_ENV};
@@ -32,6 +32,9 @@ pub struct ServerBuilder {
     trace_dir: Option<PathBuf>,
     error_log: Option<PathBuf>,
     access_log: Option<AccessLog>,
+    user: Option<String>,
+    group: Option<String>,
+    listen: ListenOptions,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -47,6 +50,8 @@ impl std::fmt::Debug for ServerBuilder {
             .field("registry_store", &self.registry_store.as_deref().map(crate::store::redact))
             .field("error_log", &self.error_log)
             .field("access_log", &self.access_log)
+            .field("user", &self.user)
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +193,26 @@ impl ServerBuilder {
         self
     }
 
+    /// How the `bind` addresses are listened on (`--backlog`, `--reuse-port`).
+    pub fn listen_options(mut self, options: ListenOptions) -> Self {
+        self.listen = options;
+        self
+    }
+
+    /// Runs workers as this user, a name or a numeric id (`--user`); the arbiter keeps the
+    /// identity it was started with, as gunicorn's does. Without [`Self::group`], the user's
+    /// primary group.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Runs workers in this group, a name or a numeric id (`--group`).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
     /// Seeds the request-limit jitter (default: from the clock and pid).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -204,6 +229,7 @@ impl ServerBuilder {
         config.validate()?;
         crate::cron::validate(&self.cron_jobs, config.cron_workers)
             .map_err(|e| Error::Cron(e.to_string()))?;
+        crate::os::identity::resolve(self.user.as_deref(), self.group.as_deref()).map_err(Error::Identity)?;
         match self.registry_store.as_deref() {
             None | Some("shm") => Ok(()),
             Some(url) if is_postgres(url) => Ok(()),
@@ -229,7 +255,7 @@ impl ServerBuilder {
         let mut listeners = self.inherited;
         if from_env.is_empty() {
             for b in &self.binds {
-                listeners.push(Listener::bind(b)?);
+                listeners.push(Listener::bind_with(b, self.listen)?);
             }
         } else {
             listeners.extend(from_env);
@@ -296,6 +322,11 @@ impl ServerBuilder {
             Some(Cron { jobs: self.cron_jobs, store })
         };
         let scoreboard = Scoreboard::create().map_err(Error::Store)?;
+        let identity = crate::os::identity::resolve(self.user.as_deref(), self.group.as_deref())
+            .map_err(Error::Identity)?;
+        if let Some(who) = &identity {
+            crate::os::logfile::give_to(who.uid.as_raw(), who.gid.as_raw());
+        }
         let access = self
             .access_log
             .map(|log| {
@@ -319,6 +350,7 @@ impl ServerBuilder {
                 upgrade_from,
                 trace_dir: self.trace_dir,
                 access,
+                identity,
             },
             on_ready: self.on_ready,
         })
@@ -369,6 +401,9 @@ impl Server {
             trace_dir: None,
             error_log: None,
             access_log: None,
+            user: None,
+            group: None,
+            listen: ListenOptions::default(),
         }
     }
 

@@ -114,6 +114,27 @@ struct ServeArgs {
     /// the server halts with exit 3 (0: never).
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_boot_failures: u32,
+    /// Length of each listener's accept queue.
+    #[arg(long, value_name = "N", default_value_t = herd::ListenOptions::default().backlog,
+          value_parser = clap::value_parser!(i32).range(1..=65535))]
+    backlog: i32,
+    /// Set SO_REUSEPORT on TCP listeners (other processes may bind the same port).
+    #[arg(long)]
+    reuse_port: bool,
+    /// Run workers as this user (a name or a uid); the arbiter keeps its own.
+    #[arg(short, long, value_name = "USER")]
+    user: Option<String>,
+    /// Run workers in this group (a name or a gid) [default: the user's].
+    #[arg(short, long, value_name = "GROUP")]
+    group: Option<String>,
+    /// The file mode creation mask (octal) of herd and its workers: unix sockets, the pidfile
+    /// and log files are made with it [default: the one herd was started with].
+    #[arg(short = 'm', long, value_name = "OCTAL", value_parser = umask)]
+    umask: Option<u32>,
+    /// Change to this directory before anything else (relative paths in other settings are
+    /// taken from there).
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<PathBuf>,
     /// Write the arbiter's pid to this file (and serve `herd ctl` on `<FILE>.ctl`).
     #[arg(short, long, visible_alias = "pid", value_name = "FILE")]
     pidfile: Option<PathBuf>,
@@ -310,6 +331,38 @@ enum Mode {
     Auto,
 }
 
+/// `--umask`: an octal mode mask (`007`, `0o007`, `0`).
+fn umask(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!("expected an octal mask from 0 to 777, got {s:?}")),
+    }
+}
+
+/// Environment variable: the directory `herd serve` was started in, before `--chdir`, so that
+/// the arbiter an upgrade starts (in the changed directory, with the same arguments) resolves a
+/// relative `--chdir` as the first did.
+const CHDIR_BASE_ENV: &str = "HERD_CHDIR_BASE";
+
+/// `--chdir` and `--umask`, before anything is opened, bound or created.
+fn enter(args: &ServeArgs) -> Result<(), String> {
+    if let Some(m) = args.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+    }
+    if let Some(dir) = &args.chdir {
+        let base = match std::env::var_os(CHDIR_BASE_ENV) {
+            Some(b) => PathBuf::from(b),
+            None => std::env::current_dir().map_err(|e| format!("--chdir: the current directory: {e}"))?,
+        };
+        // SAFETY: single-threaded still (nothing is started yet); read back by a re-executed
+        // arbiter, never by a worker's program (herd's variables are not passed on).
+        unsafe { std::env::set_var(CHDIR_BASE_ENV, &base) };
+        std::env::set_current_dir(base.join(dir)).map_err(|e| format!("--chdir {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
 fn seconds(s: &str) -> Result<Duration, String> {
     seconds_within(s, &(Duration::from_nanos(1)..=domain::LONGEST))
 }
@@ -465,6 +518,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("herd: {e}");
         return ExitCode::from(2);
     }
+    if let Err(e) = enter(&args) {
+        eprintln!("herd: {e}");
+        return ExitCode::from(2);
+    }
     // A program that knows nothing of herd accepts for itself and sends no heartbeats: those
     // are its defaults (and anything else said explicitly is refused by run_program).
     let silent = !args.command.is_empty() && args.worker_protocol == Protocol::None;
@@ -493,6 +550,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         .cron_workers(args.cron_workers);
     if let Some(path) = logs::to_file(args.error_logfile.as_deref()) {
         b = b.error_logfile(path);
+    }
+    b = b.listen_options(herd::ListenOptions { backlog: args.backlog, reuse_port: args.reuse_port });
+    if let Some(u) = &args.user {
+        b = b.user(u);
+    }
+    if let Some(g) = &args.group {
+        b = b.group(g);
     }
     if let Some(path) = &args.access_logfile {
         b = b.access_log(herd::access::AccessLog {

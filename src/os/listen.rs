@@ -15,14 +15,32 @@ use std::str::FromStr;
 /// Length of each listener's accept queue (`listen(2)` backlog), gunicorn's default.
 pub const BACKLOG: i32 = 2048;
 
-/// An address to listen on, as `--bind` takes it: `HOST:PORT` (`[V6]:PORT` for IPv6) or
-/// `unix:PATH`.
+/// An address to listen on, as `--bind` takes it: `HOST:PORT` (`[V6]:PORT` for IPv6),
+/// `unix:PATH`, or `fd://N` (a listening socket this process inherited as descriptor N).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Bind {
     /// A TCP address; the host may be a name, resolved once at startup.
     Tcp(String),
     /// A unix socket path.
     Unix(PathBuf),
+    /// An inherited listening socket, by its descriptor number (gunicorn's `fd://`).
+    Fd(i32),
+}
+
+/// How listeners are set up: gunicorn's `--backlog` and `--reuse-port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Length of each accept queue (`listen(2)`; the kernel caps it at `somaxconn`).
+    pub backlog: i32,
+    /// `SO_REUSEPORT` on TCP listeners: other processes may bind the same port (the kernel
+    /// spreads connections between them).
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions { backlog: BACKLOG, reuse_port: false }
+    }
 }
 
 /// A `--bind` value that cannot be parsed.
@@ -40,6 +58,9 @@ pub enum BindParseError {
     /// The port is not a number from 0 to 65535.
     #[error("{0:?} has a bad port; expected a number from 0 to 65535")]
     BadPort(String),
+    /// `fd://` without a descriptor number.
+    #[error("{0:?}: expected fd://N, N a descriptor number from 0")]
+    BadFd(String),
 }
 
 /// The port of a `--bind` that names only a host (gunicorn's).
@@ -50,6 +71,14 @@ impl FromStr for Bind {
     fn from_str(s: &str) -> Result<Bind, BindParseError> {
         if s.is_empty() {
             return Err(BindParseError::Empty);
+        }
+        if let Some(n) = s.strip_prefix("fd://") {
+            return n
+                .parse::<i32>()
+                .ok()
+                .filter(|&n| n >= 0)
+                .map(Bind::Fd)
+                .ok_or_else(|| BindParseError::BadFd(s.to_owned()));
         }
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
@@ -76,6 +105,7 @@ impl fmt::Display for Bind {
         match self {
             Bind::Tcp(a) => f.write_str(a),
             Bind::Unix(p) => write!(f, "unix:{}", p.display()),
+            Bind::Fd(n) => write!(f, "fd://{n}"),
         }
     }
 }
@@ -128,8 +158,14 @@ pub enum SocketOrigin {
 }
 
 impl Listener {
-    /// Binds and listens.
+    /// Binds and listens, with the default options.
     pub fn bind(bind: &Bind) -> Result<Listener, BindError> {
+        Self::bind_with(bind, ListenOptions::default())
+    }
+
+    /// Binds and listens (an `fd://N` is adopted as it is: it listens already).
+    pub fn bind_with(bind: &Bind, options: ListenOptions) -> Result<Listener, BindError> {
+        let backlog = Backlog::new(options.backlog).unwrap_or(Backlog::MAXCONN);
         let io_err = |source: io::Error| {
             if source.kind() == io::ErrorKind::AddrInUse {
                 BindError::InUse(bind.clone())
@@ -145,14 +181,14 @@ impl Listener {
                         it.next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
                     })
                     .map_err(|source| BindError::Resolve { addr: addr.clone(), source })?;
-                listen_tcp(sa).map(Listener::Tcp).map_err(io_err)
+                listen_tcp(sa, backlog, options.reuse_port).map(Listener::Tcp).map_err(io_err)
             }
+            Bind::Fd(n) => adopt(*n).map_err(io_err),
             Bind::Unix(path) => {
                 remove_stale_socket(path).map_err(io_err)?;
                 let l = UnixListener::bind(path).map_err(io_err)?;
                 let fd = l.as_fd();
-                socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))
-                    .map_err(|e| io_err(e.into()))?;
+                socket::listen(&fd, backlog).map_err(|e| io_err(e.into()))?;
                 l.set_nonblocking(true).map_err(io_err)?;
                 Ok(Listener::Unix(l, path.clone(), SocketOrigin::Bound))
             }
@@ -266,14 +302,37 @@ impl AsFd for Listener {
     }
 }
 
-fn listen_tcp(sa: SocketAddr) -> io::Result<TcpListener> {
+fn listen_tcp(sa: SocketAddr, backlog: Backlog, reuse_port: bool) -> io::Result<TcpListener> {
     let family = if sa.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd =
         socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuse_port {
+        socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(sa))?;
-    socket::listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))?;
+    socket::listen(&fd, backlog)?;
     Ok(TcpListener::from(fd))
+}
+
+/// `fd://N`: a copy of descriptor N (close-on-exec), which must be a listening socket; the
+/// original is closed, so that it reaches no worker and no program twice.
+fn adopt(n: i32) -> io::Result<Listener> {
+    // SAFETY: fcntl on a number the operator says this process inherited; it fails (EBADF) if
+    // nothing is open there.
+    let copy = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `copy` was just opened by this process and is owned by nothing else.
+    let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+    let listening = socket::getsockopt(&owned, sockopt::AcceptConn).unwrap_or(false);
+    if !listening {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a listening socket"));
+    }
+    // SAFETY: the original is replaced by its copy; nothing in this process holds it.
+    unsafe { libc::close(n) };
+    Listener::from_fd(owned, SocketOrigin::Activation)
 }
 
 /// A unix socket file nobody listens on any more (a crashed server's) is removed; a live one is

@@ -24,6 +24,15 @@ static ACCESS_LOG: OnceLock<(CString, libc::c_int)> = OnceLock::new();
 /// Mode of a log file herd creates (less the umask): the owner writes, the group reads.
 const MODE: libc::c_uint = 0o640;
 
+/// Who the workers run as (`--user`, `--group`), when not the arbiter: the log files are
+/// given to them, so that a worker can reopen them after a rotation.
+static OWNER: OnceLock<(libc::uid_t, libc::gid_t)> = OnceLock::new();
+
+/// The log files herd opens from now on belong to `uid`:`gid` (set before any is opened).
+pub(crate) fn give_to(uid: libc::uid_t, gid: libc::gid_t) {
+    let _ = OWNER.set((uid, gid));
+}
+
 /// Opens `path` for appending (creating it) and puts it on descriptor `onto`; with `onto` < 0,
 /// on a new descriptor, which is returned. Async-signal-safe: no allocation, no lock.
 fn open_onto(path: &CStr, onto: libc::c_int) -> Result<libc::c_int, Errno> {
@@ -32,6 +41,11 @@ fn open_onto(path: &CStr, onto: libc::c_int) -> Result<libc::c_int, Errno> {
     let fd = unsafe { libc::open(path.as_ptr(), flags, MODE) };
     if fd < 0 {
         return Err(Errno::last());
+    }
+    if let Some(&(uid, gid)) = OWNER.get() {
+        // SAFETY: fchown(2) on the descriptor just opened; async-signal-safe. In a worker (no
+        // longer allowed to) it fails harmlessly: the arbiter gave the file away already.
+        unsafe { libc::fchown(fd, uid, gid) };
     }
     if onto < 0 || fd == onto {
         return Ok(fd);

@@ -2,6 +2,7 @@
 //! pidfile, readiness notifications, shared memory and the scoreboard in it. Nothing here knows
 //! the protocol's cores or the server above it.
 
+pub(crate) mod identity;
 pub(crate) mod listen;
 pub(crate) mod logfile;
 pub(crate) mod notify;

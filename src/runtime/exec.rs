@@ -153,6 +153,12 @@ fn exec(program: &Program, path: &std::path::Path, setup: WorkerSetup, res: &Res
         // SAFETY: restoring the default disposition installs no handler.
         let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
     }
+    // Who it runs as (`--user`, `--group`); before the parent-death signal, which that clears.
+    if let Some(who) = &res.identity
+        && let Err(e) = who.assume()
+    {
+        return e;
+    }
     // The arbiter's death asks the program to stop, as it would ask it (the setting survives
     // exec); an arbiter already gone leaves nothing to serve for.
     if let Err(e) = nix::sys::prctl::set_pdeathsig(program.graceful()) {

@@ -98,6 +98,10 @@ pub(crate) fn prepare(id: WorkerId, blocked: Blocked, res: &Resources) -> io::Re
     pause_point(id, "handlers");
     blocked.restore()?;
     pause_point(id, "unblocked");
+    // Before the parent-death signal, which a change of identity clears.
+    if let Some(who) = &res.identity {
+        who.assume()?;
+    }
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
     if let Ok(title) = std::ffi::CString::new(format!("herd: worker {}", id.0)) {
         let _ = nix::sys::prctl::set_name(&title);
