@@ -8,6 +8,7 @@ docs/benchmarks.svg.
 
     python3 scripts/bench.py [--quick]
     python3 scripts/bench.py --python   # only the Python section: herd_worker.py under herd vs gunicorn
+    python3 scripts/bench.py --access-log   # only the access log's cost: on vs off, same run
 
 
 Run it on a quiet machine: it measures the whole machine's accept() calls and CPU.
@@ -17,6 +18,7 @@ import json, os, re, signal, socket, subprocess, sys, time, datetime, platform
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = "--quick" in sys.argv
 PYTHON_ONLY = "--python" in sys.argv
+ACCESS_ONLY = "--access-log" in sys.argv
 DUR = 3 if QUICK else 8
 WORK = os.path.join(ROOT, "target", "bench")
 os.makedirs(WORK, exist_ok=True)
@@ -213,17 +215,68 @@ def python_section(gver):
           "", PY_END, ""]
     return "\n".join(L)
 
-def put_python_section(text):
+def put_section(text, start=None, end=None):
+    start, end = start or PY_START, end or PY_END
     path = f"{ROOT}/docs/benchmarks.md"
     doc = open(path).read() if os.path.exists(path) else ""
-    if PY_START in doc:
-        doc = doc[:doc.index(PY_START)] + text + doc[doc.index(PY_END) + len(PY_END) + 1:]
+    if start in doc:
+        doc = doc[:doc.index(start)] + text + doc[doc.index(end) + len(end) + 1:]
     else:
         doc = doc.rstrip("\n") + "\n\n" + text
     open(path, "w").write(doc)
 
+def put_python_section(text):
+    put_section(text)
+
+AL_START, AL_END = "<!-- access log: begin -->", "<!-- access log: end -->"
+
+def access_log_section():
+    """Requests/s and server CPU per request with the access log on against off: the same
+    server, worker class and client, runs alternated (off, on, off, on, ...) so that a drift of
+    the machine falls on both sides; the median of each side."""
+    log = os.path.join(WORK, "access.log")
+    rounds = 2 if QUICK else 4
+    rows = {}
+    for klass in ("sync", "async"):
+        runs = {"off": [], "on": []}
+        for _ in range(rounds):
+            for side in ("off", "on"):
+                if os.path.exists(log):
+                    os.remove(log)
+                extra = ["-k", klass] + (["--access-logfile", log] if side == "on" else [])
+                s = Server("herd", 4, "shared", extra)
+                c0 = ticks(s.p.pid)
+                rps, total, p50, p99, errs = wrk(s.port)
+                cpu_us = (ticks(s.p.pid) - c0) / max(total, 1) * 1e6
+                s.stop()
+                if side == "on":
+                    lines = sum(1 for _ in open(log))
+                    assert lines >= total, f"{klass}: {lines} access lines for {total} requests"
+                runs[side].append((rps, cpu_us))
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        off = (med([r for r, _ in runs["off"]]), med([c for _, c in runs["off"]]))
+        on = (med([r for r, _ in runs["on"]]), med([c for _, c in runs["on"]]))
+        rows[klass] = dict(off=off, on=on)
+        print(klass, rows[klass], flush=True)
+    L = [AL_START, "", "## The access log's cost", "",
+         "herd serve (4 workers, shared accept, the demo's `GET /`) with `--access-logfile` (gunicorn's "
+         f"default format, to a file) against without, wrk -t1 -c16, `Connection: close`; {rounds} runs "
+         f"of each, alternated, medians; measured in one run on {datetime.date.today()} "
+         "(`python3 scripts/bench.py --access-log`). Every request had its line.", "",
+         "| worker class | requests/s off | requests/s on | on vs off | CPU µs/request off | on | on vs off |",
+         "|---|---|---|---|---|---|---|"]
+    for klass, r in rows.items():
+        (ro, co), (rn, cn) = r["off"], r["on"]
+        L.append(f"| {klass} | {ro:,.0f} | {rn:,.0f} | {rn/ro:.3f}x | {co:.0f} | {cn:.0f} | {cn/co:.3f}x |")
+    L += ["", "The target is a cost of 5% at most (requests/s on >= 0.95x off).", "", AL_END, ""]
+    return "\n".join(L)
+
 def main():
     ensure_tools()
+    if ACCESS_ONLY:
+        sh(["cargo", "build", "--release", "-q", "--bin", "herd", "--manifest-path", f"{ROOT}/Cargo.toml"])
+        put_section(access_log_section(), AL_START, AL_END)
+        return
     if PYTHON_ONLY:
         sh(["cargo", "build", "--release", "-q", "--bin", "herd", "--manifest-path", f"{ROOT}/Cargo.toml"])
         put_python_section(python_section(ensure_gunicorn()))

@@ -110,6 +110,22 @@ pub struct Counters {
     /// Workers that died while accepting or serving: each may have taken one connection with it.
     #[serde(default)]
     pub in_flight_deaths: u64,
+    /// Workers reaped, by why they left (the log's words: `recycled after its request budget`,
+    /// `timed out`, `crashed`, ...); they add up to `deaths`.
+    #[serde(default)]
+    pub deaths_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Signals the arbiter received, by name (`TERM`, `HUP`, ...).
+    #[serde(default)]
+    pub signals: std::collections::BTreeMap<String, u64>,
+}
+
+/// One listener in `status`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ListenerStatus {
+    /// Where it listens (`http://127.0.0.1:8000`, `unix:/run/herd.sock`).
+    pub address: String,
+    /// Connections waiting in its accept queue (TCP only).
+    pub queued: Option<u32>,
 }
 
 /// The answer to `status`.
@@ -129,6 +145,9 @@ pub struct Status {
     pub workers: Vec<WorkerStatus>,
     /// Counters since it started.
     pub counters: Counters,
+    /// Its listeners, in `--bind` order.
+    #[serde(default)]
+    pub listeners: Vec<ListenerStatus>,
 }
 
 /// One answer line.

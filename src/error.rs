@@ -49,6 +49,14 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The metrics endpoint (`--metrics-bind`) could not listen.
+    #[error("metrics {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
     /// The user or group to run workers as (`--user`, `--group`) is unknown.
     #[error("{0}")]
     Identity(String),

@@ -45,6 +45,7 @@ pub mod demo;
 mod error;
 pub mod exec;
 pub mod http;
+mod metrics;
 mod os;
 mod resources;
 mod runtime;

@@ -49,6 +49,8 @@ pub(crate) struct Resources {
     pub(crate) trace_dir: Option<PathBuf>,
     /// `--access-logfile`: opened by the arbiter, written by its workers.
     pub(crate) access: Option<crate::access::AccessWriter>,
+    /// `--metrics-bind`: the arbiter's Prometheus endpoint.
+    pub(crate) metrics: Option<crate::metrics::MetricsServer>,
     /// `--user`, `--group`: who workers run as.
     pub(crate) identity: Option<crate::os::identity::Identity>,
 }

@@ -35,6 +35,7 @@ pub struct ServerBuilder {
     user: Option<String>,
     group: Option<String>,
     listen: ListenOptions,
+    metrics: Option<String>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -193,6 +194,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the arbiter's counters in Prometheus' text format at `http://ADDR/metrics`
+    /// (`--metrics-bind`): those of `herd ctl status`, by the same code.
+    pub fn metrics_bind(mut self, addr: impl Into<String>) -> Self {
+        self.metrics = Some(addr.into());
+        self
+    }
+
     /// How the `bind` addresses are listened on (`--backlog`, `--reuse-port`).
     pub fn listen_options(mut self, options: ListenOptions) -> Self {
         self.listen = options;
@@ -324,6 +332,12 @@ impl ServerBuilder {
         let scoreboard = Scoreboard::create().map_err(Error::Store)?;
         let identity = crate::os::identity::resolve(self.user.as_deref(), self.group.as_deref())
             .map_err(Error::Identity)?;
+        let metrics = self
+            .metrics
+            .map(|addr| {
+                crate::metrics::MetricsServer::bind(&addr).map_err(|source| Error::Metrics { addr, source })
+            })
+            .transpose()?;
         if let Some(who) = &identity {
             crate::os::logfile::give_to(who.uid.as_raw(), who.gid.as_raw());
         }
@@ -351,6 +365,7 @@ impl ServerBuilder {
                 trace_dir: self.trace_dir,
                 access,
                 identity,
+                metrics,
             },
             on_ready: self.on_ready,
         })
@@ -404,6 +419,7 @@ impl Server {
             user: None,
             group: None,
             listen: ListenOptions::default(),
+            metrics: None,
         }
     }
 

@@ -114,6 +114,9 @@ struct ServeArgs {
     /// the server halts with exit 3 (0: never).
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_boot_failures: u32,
+    /// Serve the arbiter's counters for Prometheus at http://HOST:PORT/metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_bind: Option<String>,
     /// Length of each listener's accept queue.
     #[arg(long, value_name = "N", default_value_t = herd::ListenOptions::default().backlog,
           value_parser = clap::value_parser!(i32).range(1..=65535))]
@@ -552,6 +555,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         b = b.error_logfile(path);
     }
     b = b.listen_options(herd::ListenOptions { backlog: args.backlog, reuse_port: args.reuse_port });
+    if let Some(addr) = &args.metrics_bind {
+        b = b.metrics_bind(addr);
+    }
     if let Some(u) = &args.user {
         b = b.user(u);
     }

@@ -47,6 +47,9 @@ const CONTROL: u64 = 3 << 32;
 const CONTROL_CONN: u64 = 4 << 32;
 /// An exec worker's readiness socket (`--worker-ready notify`).
 const READY: u64 = 5 << 32;
+/// `--metrics-bind`: its listener, and its connections.
+const METRICS: u64 = 6 << 32;
+const METRICS_CONN: u64 = 7 << 32;
 /// Events one wait can report: every worker's socket (HTTP and cron, retiring ones too), the
 /// listeners, the self-pipe and the control connections.
 const EVENTS: usize = 4 * herd_protocol::arbiter::MAX_WORKERS as usize + 64;
@@ -83,8 +86,6 @@ enum Leaving {
 /// The log's words for a worker's end: why, then how (`recycled after its request budget (exit
 /// 0)`, `timed out (killed by SIGABRT)`, `crashed (killed by SIGSEGV)`).
 fn exit_words(leaving: Option<Leaving>, status: ExitStatus) -> String {
-    use herd_protocol::arbiter::KillReason as K;
-    use herd_protocol::message::ByeReason as B;
     let signal_name = |n: i32| nix::sys::signal::Signal::try_from(n).map(|s| s.as_str());
     let how = match status {
         // A worker's own handler of a fatal signal exits 128 + its number (ABRT: 134).
@@ -97,7 +98,14 @@ fn exit_words(leaving: Option<Leaving>, status: ExitStatus) -> String {
             Err(_) => format!("killed by signal {n}"),
         },
     };
-    let why = match (leaving, status) {
+    format!("{} ({how})", exit_reason(leaving, status))
+}
+
+/// Why a worker left, in the log's words (`timed out`); `herd ctl status` counts by them.
+fn exit_reason(leaving: Option<Leaving>, status: ExitStatus) -> &'static str {
+    use herd_protocol::arbiter::KillReason as K;
+    use herd_protocol::message::ByeReason as B;
+    match (leaving, status) {
         (Some(Leaving::Bye(B::Recycle)), _) => "recycled after its request budget",
         (Some(Leaving::Bye(B::Memory)), _) => "over its memory limit",
         (Some(Leaving::Bye(B::Parent)), _) => "its arbiter went away",
@@ -114,8 +122,7 @@ fn exit_words(leaving: Option<Leaving>, status: ExitStatus) -> String {
         (None, ExitStatus::Code(c)) if c > 128 => "crashed",
         (None, ExitStatus::Code(_)) => "failed",
         (None, ExitStatus::Signaled(_)) => "crashed",
-    };
-    format!("{why} ({how})")
+    }
 }
 
 /// Why a running server halted on `input` (a worker's death): the log's words, naming how the
@@ -165,6 +172,9 @@ struct Runner<'s, A: WorkerMain> {
     recorder: Recorder,
     /// Workers that died while accepting or serving (each may have taken a connection with it).
     in_flight_deaths: u64,
+    /// Workers reaped, by why they left; signals received, by name (`herd ctl status`).
+    exits: BTreeMap<String, u64>,
+    signals: BTreeMap<String, u64>,
     /// How this process was started, to start its replacement the same way.
     exe: PathBuf,
     args: Vec<OsString>,
@@ -194,6 +204,14 @@ pub(crate) fn run<A: WorkerMain>(
         epoll
             .add(c.listener().as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, CONTROL))
             .map_err(|e| io("watching the control socket")(e.into()))?;
+    }
+    if let Some(m) = &res.metrics {
+        epoll
+            .add(m.listener().as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, METRICS))
+            .map_err(|e| io("watching the metrics socket")(e.into()))?;
+        if let Some(a) = m.local_addr() {
+            tracing::info!("metrics on http://{a}/metrics");
+        }
     }
     if let Some(p) = &res.pidfile {
         p.write(me.as_raw() as u32)?;
@@ -239,6 +257,8 @@ pub(crate) fn run<A: WorkerMain>(
         upgrade_refused: false,
         recorder,
         in_flight_deaths: 0,
+        exits: BTreeMap::new(),
+        signals: BTreeMap::new(),
         exe,
         args,
     };
@@ -302,6 +322,7 @@ impl<A: WorkerMain> Runner<'_, A> {
                                 continue;
                             }
                             tracing::info!(signal = %sig.name(), "signal received");
+                            *self.signals.entry(sig.name().to_owned()).or_default() += 1;
                             self.queue(Input::Signal(sig));
                         }
                     }
@@ -312,6 +333,8 @@ impl<A: WorkerMain> Runner<'_, A> {
                     }
                     CONTROL => self.accept_control(),
                     CONTROL_CONN => self.read_control(token & 0xffff_ffff),
+                    METRICS => self.accept_metrics(),
+                    METRICS_CONN => self.scrape(token & 0xffff_ffff),
                     READY => self.read_ready(WorkerId(token & 0xffff_ffff)),
                     _ => self.read_worker(WorkerId(token & 0xffff_ffff), false),
                 }
@@ -406,6 +429,34 @@ impl<A: WorkerMain> Runner<'_, A> {
         }
     }
 
+    fn accept_metrics(&mut self) {
+        let Some(m) = &mut self.res.metrics else { return };
+        for (key, stream) in m.accept(std::time::Instant::now()) {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, METRICS_CONN | key);
+            if let Err(e) = self.epoll.add(stream.as_fd(), ev) {
+                tracing::warn!(error = %e, "cannot watch a metrics connection");
+            }
+        }
+    }
+
+    /// A metrics connection is readable or writable: answered as soon as its head is in, written
+    /// as its socket takes it; the arbiter never waits on it.
+    fn scrape(&mut self, key: u64) {
+        use crate::metrics::Next;
+        let status = self.status();
+        let Some(m) = &mut self.res.metrics else { return };
+        let mut next = m.ready(key);
+        if next == Next::Answer {
+            next = m.answer(key, &status);
+        }
+        if next == Next::Write
+            && let Some(stream) = m.stream(key)
+        {
+            let ev = EpollEvent::new(EpollFlags::EPOLLOUT, METRICS_CONN | key);
+            let _ = self.epoll.modify(stream.as_fd(), &mut { ev });
+        }
+    }
+
     fn read_control(&mut self, key: u64) {
         let Some(c) = &mut self.res.control else { return };
         if let control::Event::Request(key, req) = c.read(key) {
@@ -480,7 +531,15 @@ impl<A: WorkerMain> Runner<'_, A> {
                 protocol_errors: st.protocol_errors,
                 boot_failures: st.boot_failures,
                 in_flight_deaths: self.in_flight_deaths,
+                deaths_by_reason: self.exits.clone(),
+                signals: self.signals.clone(),
             },
+            listeners: self
+                .res
+                .listeners
+                .iter()
+                .map(|l| control::ListenerStatus { address: l.url(), queued: l.queued() })
+                .collect(),
         }
     }
 
@@ -763,6 +822,9 @@ impl<A: WorkerMain> Runner<'_, A> {
         if let Some(c) = &self.res.control {
             fds.extend(c.fds());
         }
+        if let Some(m) = &self.res.metrics {
+            fds.extend(m.fds());
+        }
         if let Some(n) = &self.notifier {
             fds.push(n.fd());
         }
@@ -971,6 +1033,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             self.read_worker(id, true);
             if let Some(p) = self.procs.remove(&id) {
                 tracing::info!(worker = %id, pid = p.pid.as_raw(), "worker exited: {}", exit_words(p.leaving, status));
+                *self.exits.entry(exit_reason(p.leaving, status).to_owned()).or_default() += 1;
                 if let Some(s) = p.slot {
                     if self.res.scoreboard.busy(s) {
                         self.in_flight_deaths += 1;
