@@ -148,6 +148,27 @@ pub struct Status {
     /// Its listeners, in `--bind` order.
     #[serde(default)]
     pub listeners: Vec<ListenerStatus>,
+    /// The cron jobs, as their table in shared memory has them (empty with PostgreSQL's, which
+    /// the arbiter does not query: its loop never waits on a database).
+    #[serde(default)]
+    pub cron: Vec<CronStatus>,
+}
+
+/// One cron job in `status`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CronStatus {
+    /// Its name.
+    pub name: String,
+    /// Seconds between runs.
+    pub interval_secs: f64,
+    /// Runs finished.
+    pub runs: u64,
+    /// Of those, failed.
+    pub failures: u64,
+    /// A worker holds it now.
+    pub running: bool,
+    /// Seconds until it is next due (negative: overdue).
+    pub next_due_secs: f64,
 }
 
 /// One answer line.

@@ -58,7 +58,7 @@ fn a_server_runs_from_its_file() {
     std::fs::write(&file, "workers = 2\naccept_mode = \"shared\"\n").unwrap();
     let h = Herd::start(&["-c", file.to_str().unwrap()]);
     h.wait_ready(2);
-    assert!(h.log_text().contains("mode=Shared"), "{}", h.log_text());
+    assert!(h.log_text().contains("mode=shared"), "{}", h.log_text());
     assert_eq!(get_ok(&h.addr, "/"), "hello");
 }
 

@@ -38,6 +38,34 @@ fn three_cron_workers_run_each_scheduled_run_once() {
     assert_eq!(status.matches("\"role\":\"cron\"").count(), 3, "{status}");
     let ended = |name: &str| cron_runs(&log).iter().filter(|r| r.name == name && r.end.is_some()).count();
     wait_until("ten runs of each job", || ended("fast") >= 10 && ended("slow") >= 10);
+    // ctl status shows each job's runs as the table records them (each recorded after its end
+    // line, at most one per cron worker pending), and when it is next due.
+    let before: Vec<usize> = ["fast", "slow"].iter().map(|n| ended(n)).collect();
+    let st = common::status(pidfile.to_str().unwrap());
+    let after: Vec<usize> = ["fast", "slow"].iter().map(|n| ended(n)).collect();
+    let jobs = st["cron"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{st}");
+    for (i, (job, interval)) in jobs.iter().zip([0.1, 0.3]).enumerate() {
+        let runs = job["runs"].as_u64().unwrap() as usize;
+        assert!(
+            runs + 3 >= before[i] && runs <= after[i],
+            "{job}: {runs} runs; the log says {before:?}..{after:?}"
+        );
+        assert_eq!(
+            (job["interval_secs"].as_f64(), job["failures"].as_u64()),
+            (Some(interval), Some(0)),
+            "{job}"
+        );
+        let due = job["next_due_secs"].as_f64().unwrap();
+        assert!(due <= interval && due > -2.0, "{job}");
+    }
+    let text = std::process::Command::new(common::herd_bin())
+        .args(["ctl", "--pidfile", pidfile.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("cron fast: every 0.1s") && text.contains("cron slow: every 0.3s"), "{text}");
+    assert!(h.log_text().contains("cron job fast: ok in"), "each run is logged");
     // TTOU resizes the HTTP workers only; the cron workers keep running jobs.
     h.signal(Signal::SIGTTOU);
     let before = ended("fast");

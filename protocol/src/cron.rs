@@ -349,6 +349,12 @@ impl CronWorker {
         self.mutant = mutant;
     }
 
+    /// B28 (no fence) re-introduced in this instance.
+    #[cfg(feature = "mutants")]
+    fn b28(&self) -> bool {
+        self.mutant == Some(crate::mutants::Mutant::B28)
+    }
+
     /// Its configuration.
     pub fn config(&self) -> &CronConfig {
         &self.config
@@ -384,7 +390,7 @@ impl CronWorker {
             (Timer::Heartbeat, CronState::Idle) => Some(self.last_alive + self.config.timeout / 2),
             (Timer::Claim, CronState::Idle) => Some(self.claim_at),
             #[cfg(feature = "mutants")]
-            (Timer::Fence, CronState::Running(_)) if self.mutant == Some(crate::mutants::Mutant::B28) => None,
+            (Timer::Fence, CronState::Running(_)) if self.b28() => None,
             (Timer::Fence, CronState::Running(_)) => Some(self.claimed_at + fence_after(self.config.lease)),
             _ => None,
         }

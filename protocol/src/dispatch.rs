@@ -111,7 +111,8 @@ impl Dispatcher {
         let b = &mut self.listeners[i];
         b.backlog -= 1;
         b.outstanding += 1;
-        self.next_listener = (i + 1) % n;
+        // The search above takes it modulo the listeners.
+        self.next_listener = i + 1;
         Some((w, ListenerId(i as u16)))
     }
 

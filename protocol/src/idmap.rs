@@ -177,6 +177,9 @@ mod tests {
                 }
                 prop_assert_eq!(format!("{m:?}"), format!("{b:?}"));
             }
+            // Collected from the same pairs, in any order, it is the same map.
+            let collected: IdMap<u8, u16> = b.iter().rev().map(|(&k, &v)| (k, v)).collect();
+            prop_assert!(collected.iter().eq(b.iter()));
         }
     }
 }

@@ -238,11 +238,8 @@ impl Monitor {
                     }
                 }
             }
-            Input::Malformed { from, .. } => {
-                if let Some(s) = self.alive.get_mut(&from) {
-                    s.last_heard = now;
-                }
-            }
+            // A malformed frame gets its sender killed at once (`Action::Kill`, reason
+            // `Protocol`): nothing it is owed depends on when it was last heard from.
             Input::Exited { id, status } => {
                 if let ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR) = status {
                     self.alive.remove(&id);
@@ -340,7 +337,9 @@ impl Monitor {
                 let Some(s) = self.alive.get_mut(&to) else {
                     return Err(Violation::new(Reaping, format!("ACCEPT:{socket} sent to dead {to}")));
                 };
-                if !s.idle || s.killed || s.kill_by.is_some() {
+                // (A killed worker is never idle: its kill ended its turn, and nothing it says
+                // after is believed.)
+                if !s.idle || s.kill_by.is_some() {
                     return Err(Violation::new(
                         SingleWakeup,
                         format!("ACCEPT:{socket} sent to {to}, which had not asked for work"),

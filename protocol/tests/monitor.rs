@@ -191,7 +191,7 @@ fn state_checks_catch_late_kills() {
     let (mut m, a) = started();
     m.on_timeout(Instant(10_000 * MS));
     assert_eq!(m.check(&a, true).unwrap_err().invariant, Invariant::LivenessKill);
-    // Malformed input counts as hearing from it (it is then killed for lying, not for silence).
+    // A malformed frame gets its sender killed for lying at once, never for silence.
     let (mut m, mut a) = started();
     for id in 0..2 {
         let error = herd_protocol::message::DecodeError::UnknownVerb;
@@ -342,4 +342,75 @@ fn a_row_of_boot_failures_halts_the_server_and_nothing_shorter_does() {
     }
     assert_eq!(a.phase(), herd_protocol::arbiter::Phase::Running);
     assert!(a.failed_boots() >= 20, "{}", a.failed_boots());
+}
+
+/// A monitor that has seen the start of `workers` workers.
+fn started_with(config: Config) -> (Monitor, Arbiter) {
+    let mut a = Arbiter::new(config, Instant::ZERO).unwrap();
+    let mut m = Monitor::new(&a);
+    while let Some(act) = a.poll_action() {
+        m.on_action(&act).unwrap();
+    }
+    (m, a)
+}
+
+#[test]
+fn the_line_of_waiting_workers_survives_every_end_of_a_turn() {
+    let send = |to| Action::Send { to: WorkerId(to), msg: ArbiterMsg::Accept { socket: ListenerId(0) } };
+    let ask = |m: &mut Monitor, id: u64| {
+        m.on_input(Instant((id + 1) * MS), &Input::Message { from: WorkerId(id), msg: WorkerMsg::Accept })
+    };
+    // Four workers ask in order; worker 0's turn ends one way or another; worker 1 is then first
+    // in line, so work for worker 2 passes it over.
+    let bye = Input::Message { from: WorkerId(0), msg: WorkerMsg::Bye { reason: ByeReason::Stop } };
+    type End<'a> = (&'a str, &'a dyn Fn(&mut Monitor));
+    let ends: [End; 5] = [
+        ("its BYE", &|m| m.on_input(Instant(10 * MS), &bye)),
+        ("its death", &|m| {
+            m.on_input(Instant(10 * MS), &Input::Exited { id: WorkerId(0), status: ExitStatus::Signaled(9) })
+        }),
+        ("a failed spawn", &|m| m.on_input(Instant(10 * MS), &Input::SpawnFailed { id: WorkerId(0) })),
+        ("work sent to it", &|m| m.on_action(&send(0)).unwrap()),
+        ("a stop signal", &|m| m.on_action(&kill(0, KillSignal::Term)).unwrap()),
+    ];
+    for (what, end) in ends {
+        let (mut m, _) = started_with(Config { workers: 4, ..config() });
+        for id in 0..4 {
+            ask(&mut m, id);
+        }
+        end(&mut m);
+        assert_eq!(broken(&mut m, send(2)), Invariant::FairDispatch, "after {what}");
+    }
+    // A worker asked to go that says ACCEPT again (late) is not put back in line.
+    let (mut m, _) = started();
+    ask(&mut m, 0);
+    m.on_action(&kill(0, KillSignal::Term)).unwrap();
+    ask(&mut m, 0);
+    ask(&mut m, 1);
+    m.on_action(&send(1)).unwrap();
+}
+
+#[test]
+fn a_retiring_workers_silence_is_owed_while_the_server_runs() {
+    // graceful_timeout (30 s) past the timeout (10 s): worker 0, told to retire at 1 ms, must
+    // still be soft-killed for silence at 10 s, not left to its grace.
+    let (mut m, a) = started_with(Config { graceful_timeout: Duration::from_secs(30), ..config() });
+    m.on_timeout(Instant(MS));
+    m.on_action(&Action::Kill { id: WorkerId(0), signal: KillSignal::Term, reason: KillReason::Retire })
+        .unwrap();
+    m.on_input(
+        Instant(5_000 * MS),
+        &Input::Message { from: WorkerId(1), msg: WorkerMsg::Alive { timestamp: 5 } },
+    );
+    assert_eq!(m.next_deadline(), Some((Instant(10_000 * MS), Invariant::LivenessKill, WorkerId(0))));
+    m.on_timeout(Instant(10_000 * MS));
+    assert_eq!(m.check(&a, true).unwrap_err().invariant, Invariant::LivenessKill);
+}
+
+#[test]
+fn a_worker_the_arbiter_does_not_have_is_an_inconsistency() {
+    let (mut m, a) = started();
+    let spawn = Action::Spawn { role: Role::Http, id: WorkerId(7), generation: 0, max_requests: 12 };
+    m.on_action(&spawn).unwrap();
+    assert_eq!(m.check(&a, false).unwrap_err().invariant, Invariant::Consistency);
 }

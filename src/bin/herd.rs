@@ -513,6 +513,24 @@ fn status_table(s: &herd::control::Status) -> String {
         c.boot_failures,
         c.in_flight_deaths
     );
+    if !c.deaths_by_reason.is_empty() {
+        let why: Vec<String> = c.deaths_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(out, "exits: {}", why.join(", "));
+    }
+    for j in &s.cron {
+        let due = if j.running {
+            "running now".to_owned()
+        } else if j.next_due_secs >= 0.0 {
+            format!("next in {:.1}s", j.next_due_secs)
+        } else {
+            format!("overdue by {:.1}s", -j.next_due_secs)
+        };
+        let _ = writeln!(
+            out,
+            "cron {}: every {}s, {} runs ({} failed), {due}",
+            j.name, j.interval_secs, j.runs, j.failures
+        );
+    }
     out
 }
 

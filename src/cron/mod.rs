@@ -83,6 +83,16 @@ impl JobStore {
         }
     }
 
+    /// The rows and the store's clock now, if reading them cannot wait on anything (shared
+    /// memory; not PostgreSQL): for `herd ctl status`, answered from the arbiter's loop.
+    pub(crate) fn at_a_glance(&self) -> Option<(Vec<Job>, herd_protocol::time::Instant)> {
+        match self {
+            JobStore::Shm(s) => s.with_table(|t| t.jobs().to_vec()).ok().map(|j| (j, shm::monotonic())),
+            #[cfg(feature = "postgres")]
+            JobStore::Postgres(_) => None,
+        }
+    }
+
     /// The rows, for status and tests.
     pub fn jobs(&self) -> Result<Vec<Job>, StoreError> {
         match self {

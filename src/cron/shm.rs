@@ -27,7 +27,7 @@ pub struct ShmJobs {
 }
 
 /// The store's clock for shared memory: `CLOCK_MONOTONIC`, the same in every process of a host.
-fn monotonic() -> Instant {
+pub(crate) fn monotonic() -> Instant {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     Instant((t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64))
 }

@@ -22,7 +22,7 @@ use crate::runtime::trace::Recorder;
 use crate::runtime::worker::WorkerSetup;
 use crate::store::{REGISTRY_FD_ENV, Store};
 use herd_protocol::arbiter::{
-    AcceptMode, Accepting, Action, Arbiter, Command, ExitStatus, Input, Life, Phase, Role, WorkerId,
+    Accepting, Action, Arbiter, Command, ExitStatus, Input, Life, Phase, Role, WorkerId,
 };
 use herd_protocol::message::{Decoder, ListenerId, Message, WorkerMsg};
 use herd_protocol::signals::Sig;
@@ -230,13 +230,15 @@ pub(crate) fn run<A: WorkerMain>(
     if let Some(n) = &notifier {
         n.ready();
     }
-    tracing::info!(
-        pid = me.as_raw(),
-        workers = res.config.workers,
-        mode = ?res.config.accept_mode,
-        upgraded_from = ?res.upgrade_from,
-        "arbiter started"
-    );
+    let mode = res.config.accept_mode.name();
+    match res.upgrade_from {
+        Some(from) => {
+            tracing::info!(pid = me.as_raw(), workers = res.config.workers, mode = %mode, upgraded_from = from, "arbiter started")
+        }
+        None => {
+            tracing::info!(pid = me.as_raw(), workers = res.config.workers, mode = %mode, "arbiter started")
+        }
+    }
     let mut r = Runner {
         core,
         clock,
@@ -515,12 +517,7 @@ impl<A: WorkerMain> Runner<'_, A> {
             .to_owned(),
             target: self.core.target(),
             generation: self.core.generation(),
-            accept_mode: match self.res.config.accept_mode {
-                AcceptMode::Shared => "shared",
-                AcceptMode::Signaled => "signaled",
-                AcceptMode::Auto => "auto",
-            }
-            .to_owned(),
+            accept_mode: self.res.config.accept_mode.name().to_owned(),
             workers,
             counters: control::Counters {
                 spawns: st.spawns,
@@ -540,7 +537,29 @@ impl<A: WorkerMain> Runner<'_, A> {
                 .iter()
                 .map(|l| control::ListenerStatus { address: l.url(), queued: l.queued() })
                 .collect(),
+            cron: self.cron_status(),
         }
+    }
+
+    fn cron_status(&self) -> Vec<control::CronStatus> {
+        let Some(cron) = &self.res.cron else { return Vec::new() };
+        let Some((rows, now)) = cron.store().at_a_glance() else { return Vec::new() };
+        cron.jobs()
+            .iter()
+            .zip(rows)
+            .map(|(job, row)| control::CronStatus {
+                name: job.name.clone(),
+                interval_secs: row.interval.as_secs_f64(),
+                runs: row.runs,
+                failures: row.failures,
+                running: row.lease.is_some_and(|(_, until)| until > now),
+                next_due_secs: if row.next_call >= now {
+                    row.next_call.saturating_since(now).as_secs_f64()
+                } else {
+                    -now.saturating_since(row.next_call).as_secs_f64()
+                },
+            })
+            .collect()
     }
 
     /// Hands one input to the core (recorded).
@@ -792,7 +811,11 @@ impl<A: WorkerMain> Runner<'_, A> {
                         return Err(e);
                     }
                 };
-                tracing::info!(worker = %id, pid = child.as_raw(), ?role, generation, max_requests, "worker spawned");
+                let role = match role {
+                    Role::Http => "http",
+                    Role::Cron => "cron",
+                };
+                tracing::info!(worker = %id, pid = child.as_raw(), role = %role, generation, max_requests, "worker spawned");
                 self.by_pid.insert(child, id);
                 self.procs.insert(
                     id,

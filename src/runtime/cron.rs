@@ -81,7 +81,9 @@ pub(crate) fn run(
                         // fence ends it without a chance to).
                         core.flush();
                         let fence = crate::os::sys::Fence::arm(fence_at.saturating_since(clock.now()))?;
+                        let began = std::time::Instant::now();
                         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner(&run)));
+                        let took = began.elapsed();
                         drop(fence);
                         set_busy(res, slot, false);
                         let ok = match ran {
@@ -95,6 +97,14 @@ pub(crate) fn run(
                                 false
                             }
                         };
+                        tracing::info!(
+                            worker = %id,
+                            token = claim.token,
+                            "cron job {}: {} in {:.3} s",
+                            job.name,
+                            if ok { "ok" } else { "failed" },
+                            took.as_secs_f64()
+                        );
                         signals(&wake, &mut core, &clock, arbiter);
                         CronInput::JobDone { ok }
                     }

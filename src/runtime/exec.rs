@@ -8,7 +8,7 @@ use crate::os::ready;
 use crate::resources::Resources;
 use crate::runtime::kind::{Booted, WorkerMain};
 use crate::runtime::worker::{WorkerSetup, run_process};
-use herd_protocol::arbiter::{AcceptMode, KillSignal, WORKER_BOOT_ERROR};
+use herd_protocol::arbiter::{KillSignal, WORKER_BOOT_ERROR};
 use nix::libc;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use std::ffi::{CString, OsString};
@@ -123,11 +123,7 @@ fn exec(program: &Program, path: &std::path::Path, setup: WorkerSetup, res: &Res
         env.push(("NOTIFY_SOCKET".into(), ready::address(setup.arbiter.as_raw(), setup.id.0).into()));
     }
     if protocol == WorkerProtocol::Herd {
-        let mode = match res.config.accept_mode {
-            AcceptMode::Shared => "shared",
-            AcceptMode::Signaled => "signaled",
-            AcceptMode::Auto => "auto",
-        };
+        let mode = res.config.accept_mode.name();
         env.push(("HERD_FD".into(), (FIRST_FD + listeners as RawFd).to_string().into()));
         env.push(("HERD_ACCEPT_MODE".into(), mode.into()));
         // The heartbeat pace: an ALIVE at least every half of it.

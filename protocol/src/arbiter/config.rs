@@ -36,6 +36,15 @@ pub enum AcceptMode {
 }
 
 impl AcceptMode {
+    /// Its name, as `--accept-mode` takes it (`shared`, `signaled`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AcceptMode::Shared => "shared",
+            AcceptMode::Signaled => "signaled",
+            AcceptMode::Auto => "auto",
+        }
+    }
+
     /// Does the arbiter dispatch connections in this mode?
     pub fn dispatches(self) -> bool {
         !matches!(self, AcceptMode::Shared)

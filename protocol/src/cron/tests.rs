@@ -203,8 +203,79 @@ fn monitor_catches_double_runs_stale_records_repeats_and_orphans() {
     m.started(b, c4).unwrap();
     m.recorded(c4).unwrap();
     m.progress(&t, at(0), S).unwrap();
-    // A job overdue by more than the slack.
+    // A job overdue by the slack exactly is not late yet; by more, it is.
+    m.progress(&t, at(101), S).unwrap();
     assert!(m.progress(&t, at(102), S).unwrap_err().detail.contains("has not run"));
+    // Each stale record refused is counted.
+    m.refused();
+    m.refused();
+    assert_eq!(m.stale, 2);
+}
+
+#[test]
+fn an_orphaned_run_is_late_only_past_its_lease_and_the_slack() {
+    let t = table(&[(60, 1_000)]);
+    let mut m = CronMonitor::new();
+    let c = Claim { job: JobId(0), token: 1, slot: at(60), until: at(70) };
+    m.started(WorkerId(1), c).unwrap();
+    m.died(WorkerId(1));
+    m.progress(&t, at(71), S).unwrap();
+    assert_eq!(m.progress(&t, at(72), S).unwrap_err().invariant, Invariant::CronProgress);
+}
+
+#[test]
+fn jobs_are_numbered_as_they_are_added() {
+    let mut t = Table::new();
+    let ids: Vec<JobId> = [1u32, 2, 3].iter().map(|&s| t.add(S * s, at(0)).unwrap()).collect();
+    assert_eq!(ids, [JobId(0), JobId(1), JobId(2)]);
+    for (id, s) in ids.iter().zip([1u32, 2, 3]) {
+        assert_eq!(t.jobs()[id.0 as usize].interval, S * s);
+    }
+}
+
+proptest! {
+    /// The lease outlives every holder the arbiter can let live, with a whole timeout to spare:
+    /// a holder's last heartbeat before its claim is at most `timeout / 2` old, the arbiter kills
+    /// it `max(timeout, graceful_timeout)` after that at the latest, and the hard kill follows
+    /// `kill_grace` later.
+    #[test]
+    fn the_lease_outlives_any_holder_the_arbiter_lets_live(
+        t in 1u64..100_000, g in 1u64..100_000, k in 1u64..100_000,
+    ) {
+        let (t, g, k) = (Duration::from_millis(t), Duration::from_millis(g), Duration::from_millis(k));
+        let lives = t / 2 + t.max(g) + k;
+        let l = lease(t, g, k);
+        prop_assert!(l >= lives + t / 2, "lease {l:?} for a holder living up to {lives:?}");
+        prop_assert!(fence_after(l) < l, "a holder fences itself before its lease ends");
+    }
+}
+
+#[test]
+fn a_cron_worker_counts_every_job_it_ran_and_ignores_everything_once_exited() {
+    let mut w = CronWorker::new(config(0), at(0));
+    w.start(at(0));
+    drain(&mut w);
+    for n in 1..=3u64 {
+        let c = Claim { job: JobId(0), token: n, slot: at(n), until: at(n + 10) };
+        w.handle(at(n), CronInput::Claimed(Some(c), None));
+        w.handle(at(n), CronInput::JobDone { ok: true });
+        w.handle(at(n), CronInput::Finished { recorded: true });
+        drain(&mut w);
+    }
+    assert_eq!(w.done(), 3);
+    // Idle (nothing due), TERM: it leaves at once.
+    w.handle(at(4), CronInput::Claimed(None, Some(S * 100)));
+    drain(&mut w);
+    w.handle(at(4), CronInput::Signal(WorkerSignal::Term));
+    assert_eq!(
+        drain(&mut w),
+        [CronAction::Send(WorkerMsg::Bye { reason: ByeReason::Stop }), CronAction::Exit(EXIT_OK)]
+    );
+    // Exited: nothing more, whatever comes.
+    for input in [CronInput::Signal(WorkerSignal::Quit), CronInput::Signal(WorkerSignal::Term)] {
+        w.handle(at(5), input);
+        assert!(drain(&mut w).is_empty(), "{input:?} after the exit");
+    }
 }
 
 #[derive(Clone, Debug)]
