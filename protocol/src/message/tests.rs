@@ -161,6 +161,19 @@ fn boundaries_of_numbers_and_frame_length() {
 }
 
 #[test]
+fn the_longest_frame_may_arrive_in_pieces() {
+    // 31 bytes of content, then its line feed in a later read: still a frame, not too long.
+    let content = format!("BYE:{}", "x".repeat(MAX_FRAME - 1 - 4));
+    let mut dec = Decoder::<WorkerMsg>::new();
+    assert_eq!(dec.decode(content.as_bytes()), (MAX_FRAME - 1, None));
+    assert_eq!(dec.decode(b"\n"), (1, Some(Err(DecodeError::UnknownReason))));
+    // One byte more is too long, however it arrives.
+    let mut dec = Decoder::<WorkerMsg>::new();
+    let (_, first) = dec.decode(format!("{content}x").as_bytes());
+    assert_eq!(first, Some(Err(DecodeError::TooLong)));
+}
+
+#[test]
 fn decoder_resynchronises_after_an_over_long_frame() {
     let mut stream = vec![b'A'; 1000];
     stream.extend_from_slice(b"\nACCEPT\n");
