@@ -81,3 +81,15 @@ pub fn worker_file(pid: u32) -> String {
 pub fn cron_file(pid: u32) -> String {
     format!("cron-{pid}.jsonl")
 }
+
+#[cfg(test)]
+mod tests {
+    /// The names are the contract between the runtime that writes traces and the checker that
+    /// reads a directory of them: one file per process, its kind and pid in the name.
+    #[test]
+    fn each_process_has_its_own_file_named_by_kind_and_pid() {
+        assert_eq!(super::arbiter_file(7), "arbiter-7.jsonl");
+        assert_eq!(super::worker_file(7), "worker-7.jsonl");
+        assert_eq!(super::cron_file(7), "cron-7.jsonl");
+    }
+}

@@ -146,4 +146,52 @@ proptest! {
             prop_assert_eq!(feed(&mut a, now, i), feed(&mut b, now - d, i));
         }
     }
+
+    /// A worker core whose last heartbeat is raised to the present, under a timeout far beyond
+    /// the time a run lets pass, does what the original does; without a request budget its
+    /// request count starts over (it decides nothing then), with one it is kept.
+    #[test]
+    fn a_worker_with_its_past_clamped_behaves_alike(
+        inputs in proptest::collection::vec((0u32..3_000, 0u8..6), 1..40),
+        split in 0usize..40,
+        max_requests in 0u32..4,
+        asynchronous in any::<bool>(),
+    ) {
+        let kind = if asynchronous { WorkerKind::Async { connections: 2 } } else { WorkerKind::Sync };
+        let config = WorkerConfig {
+            accept_mode: herd_protocol::arbiter::AcceptMode::Signaled,
+            timeout: Duration::from_secs(1_000_000),
+            max_requests,
+            kind,
+        };
+        let mut a = Worker::new(config, T0);
+        a.start(T0);
+        let mut now = T0;
+        let feed = |w: &mut Worker, now: Instant, (_, k): (u32, u8)| {
+            let input = match k {
+                0 => worker::Input::Message(ArbiterMsg::Accept { socket: ListenerId(0) }),
+                1 => worker::Input::Accepted(ListenerId(0)),
+                2 => worker::Input::AcceptEmpty,
+                3 => worker::Input::AcceptFailed,
+                4 => worker::Input::RequestDone,
+                _ => worker::Input::ConnectionClosed,
+            };
+            w.handle(now, input);
+            w.handle_timeout(now);
+            std::iter::from_fn(|| w.poll_action()).collect::<Vec<_>>()
+        };
+        let split = split.min(inputs.len());
+        for &i in &inputs[..split] {
+            now = now + Duration::from_millis(u64::from(i.0));
+            feed(&mut a, now, i);
+        }
+        let mut b = a.clone();
+        b.clamp_past(now);
+        let kept = if max_requests == 0 { 0 } else { a.requests() };
+        prop_assert_eq!(b.requests(), kept);
+        for &i in &inputs[split..] {
+            now = now + Duration::from_millis(u64::from(i.0));
+            prop_assert_eq!(feed(&mut a, now, i), feed(&mut b, now, i));
+        }
+    }
 }
