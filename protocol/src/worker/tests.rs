@@ -481,6 +481,21 @@ fn a_failed_accept_backs_off_before_answering_empty() {
     assert!(acts.contains(&send(WorkerMsg::Bye { reason: ByeReason::Stop })), "{acts:?}");
 }
 
+/// An async worker backs off a failed accept the same way, and answers EMPTY at its end.
+#[test]
+fn an_async_worker_backs_off_a_failed_accept_too() {
+    let mut w = async_worker(AcceptMode::Signaled, 0, 2);
+    w.start(Instant::ZERO);
+    drain(&mut w);
+    step(&mut w, 1, Input::Message(ArbiterMsg::Accept { socket: L0 }));
+    assert!(step(&mut w, 1, Input::AcceptFailed).is_empty(), "no answer during the backoff");
+    assert_eq!(w.state(), State::Backoff(Some(L0)));
+    let due = Instant(MS) + MIN_ACCEPT_BACKOFF;
+    assert_eq!(w.timer(Timer::AcceptRetry), Some(due));
+    w.handle_timeout(due);
+    assert!(drain(&mut w).contains(&send(WorkerMsg::Empty { socket: L0 })));
+}
+
 /// Shared mode: a failed accept stops watching the listeners for the backoff.
 #[test]
 fn shared_mode_stops_watching_the_listeners_while_backing_off() {
