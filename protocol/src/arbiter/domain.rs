@@ -122,6 +122,16 @@ impl Corner {
 mod tests {
     use super::*;
 
+    /// The names are what `herd-explore --corner` takes: one each, kebab-case.
+    #[test]
+    fn every_corner_has_a_name_of_its_own() {
+        let names: std::collections::BTreeSet<&str> = Corner::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Corner::ALL.len(), "{names:?}");
+        for n in names {
+            assert!(!n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{n:?}");
+        }
+    }
+
     #[test]
     fn every_corner_of_a_valid_config_is_valid_and_the_ranges_edges_are_the_limits() {
         let base = Config { workers: 4, cron_workers: 2, max_requests: 50, ..Config::default() };
