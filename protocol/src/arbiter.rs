@@ -146,6 +146,19 @@ impl Arbiter {
         self.mutant == Some(id)
     }
 
+    /// B25's grace for a retiring worker: half of it.
+    fn b25_grace(&self) -> Duration {
+        self.config.graceful_timeout / 2
+    }
+
+    /// B27's budget: a jitter without its base drawn as a budget of its own (none without one).
+    fn b27_budget(&mut self) -> u32 {
+        match self.config.max_requests_jitter {
+            0 => 0,
+            j => 1 + self.rng.up_to(j - 1),
+        }
+    }
+
     // ---- getters ----
 
     /// The configuration.
@@ -683,8 +696,7 @@ impl Arbiter {
 
     fn retire(&mut self, id: WorkerId) {
         // B25: the grace of a retiring worker cut to half: it is killed early.
-        let grace =
-            if bug!(self, B25) { self.config.graceful_timeout / 2 } else { self.config.graceful_timeout };
+        let grace = if bug!(self, B25) { self.b25_grace() } else { self.config.graceful_timeout };
         let kill_at = self.now + grace;
         self.ask(id, KillSignal::Term, KillReason::Retire, kill_at);
     }
@@ -694,9 +706,7 @@ impl Arbiter {
         self.next_id += 1;
         let max_requests = match self.config.max_requests {
             // B27: a jitter without its base taken as a budget of its own.
-            0 if bug!(self, B27) && self.config.max_requests_jitter > 0 => {
-                1 + self.rng.up_to(self.config.max_requests_jitter - 1)
-            }
+            0 if bug!(self, B27) => self.b27_budget(),
             0 => 0,
             n if bug!(self, B06) => n,
             n => n.saturating_add(self.rng.up_to(self.config.max_requests_jitter)),

@@ -224,6 +224,13 @@ fn an_orphaned_run_is_late_only_past_its_lease_and_the_slack() {
 }
 
 #[test]
+fn a_table_decoded_from_its_rows_has_those_rows_and_names_them() {
+    let rows = table(&[(5, 0), (7, 3)]).jobs().to_vec();
+    assert_eq!(Table::from_jobs(rows.clone()).jobs(), rows.as_slice());
+    assert_eq!(JobId(3).to_string(), "job3");
+}
+
+#[test]
 fn jobs_are_numbered_as_they_are_added() {
     let mut t = Table::new();
     let ids: Vec<JobId> = [1u32, 2, 3].iter().map(|&s| t.add(S * s, at(0)).unwrap()).collect();
