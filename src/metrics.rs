@@ -115,9 +115,16 @@ pub(crate) struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listens on `addr`.
+    /// Listens on `addr`, with `SO_REUSEPORT`: during a USR2 upgrade the new arbiter binds it
+    /// while the old one still serves on it (each answers for itself until the old one leaves).
     pub(crate) fn bind(addr: &str) -> io::Result<MetricsServer> {
-        let listener = TcpListener::bind(addr)?;
+        let bind = crate::os::listen::Bind::Tcp(addr.to_owned());
+        let options = crate::os::listen::ListenOptions { backlog: 64, reuse_port: true };
+        let listener = match crate::os::listen::Listener::bind_with(&bind, options) {
+            Ok(crate::os::listen::Listener::Tcp(l)) => l,
+            Ok(_) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP address")),
+            Err(e) => return Err(io::Error::other(e.to_string())),
+        };
         listener.set_nonblocking(true)?;
         Ok(MetricsServer { listener, conns: BTreeMap::new(), next: 0 })
     }

@@ -124,3 +124,29 @@ fn silent_scrapers_keep_neither_the_metrics_nor_the_server_from_answering() {
     assert!(text.starts_with("HTTP/1.1 404"), "{text}");
     drop(silent);
 }
+
+#[test]
+fn a_usr2_upgrade_keeps_the_metrics_address() {
+    // A fixed port, as an operator's scrape configuration has it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempdir("metrics-upgrade");
+    let pidfile = dir.join("herd.pid");
+    let pf = pidfile.to_str().unwrap().to_owned();
+    let mut old = Herd::start(&["--workers", "1", "--metrics-bind", &addr, "--pidfile", &pf]);
+    old.wait_ready(1);
+    old.signal(Signal::SIGUSR2);
+    let read = || std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    wait_until("the new arbiter writes the pidfile", || read().is_some_and(|n| n != old.pid));
+    let new = read().unwrap();
+    old.signal(Signal::SIGTERM);
+    assert_eq!(old.wait_exit().code(), Some(0));
+    // The new arbiter answers on the same address.
+    wait_until("the new arbiter's metrics", || {
+        std::panic::catch_unwind(|| scrape(&addr)).is_ok_and(|m| m.get("herd_target_workers{}") == Some(&1.0))
+    });
+    let st = status(&pf);
+    assert_eq!(st["pid"].as_i64(), Some(i64::from(new)));
+    let _ = kill(Pid::from_raw(new), Signal::SIGTERM);
+    wait_until("the new arbiter gone", || !common::exists(new));
+}
