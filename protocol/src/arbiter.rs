@@ -194,6 +194,12 @@ impl Arbiter {
     pub fn failed_boots(&self) -> u32 {
         self.boot_failures
     }
+    /// Whether the row of boot failures has reached [`Config::max_boot_failures`] (never with
+    /// 0): the rule the arbiter halts by, for whoever says why it halted.
+    pub fn boot_failures_exhausted(&self) -> bool {
+        let max = self.config.max_boot_failures;
+        max > 0 && self.boot_failures >= max
+    }
     /// The dispatcher (idle queue and listener books).
     pub fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
@@ -490,8 +496,7 @@ impl Arbiter {
                 self.stats.boot_failures += 1;
             }
             self.boot_failures = self.boot_failures.saturating_add(1);
-            let max = self.config.max_boot_failures;
-            if max > 0 && self.boot_failures >= max && self.phase == Phase::Running {
+            if self.boot_failures_exhausted() && self.phase == Phase::Running {
                 return self.stop(true, WORKER_BOOT_ERROR);
             }
             let shift = (self.boot_failures - 1).min(16);

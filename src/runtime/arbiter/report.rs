@@ -54,11 +54,11 @@ pub(super) fn halt_words(core: &Arbiter, input: Input) -> Option<String> {
         Input::SpawnFailed { .. } => "could not be started".to_string(),
         _ => return None,
     };
-    let max = core.config().max_boot_failures;
-    Some(if max > 0 && core.failed_boots() >= max {
+    Some(if core.boot_failures_exhausted() {
         format!(
-            "{} workers in a row died before booting (--max-boot-failures {max}); the last {last}",
-            core.failed_boots()
+            "{} workers in a row died before booting (--max-boot-failures {}); the last {last}",
+            core.failed_boots(),
+            core.config().max_boot_failures
         )
     } else {
         format!("a worker {last}")
@@ -90,12 +90,15 @@ impl<A: WorkerMain> Runner<'_, A> {
     /// as its socket takes it; the arbiter never waits on it.
     pub(super) fn scrape(&mut self, key: u64) {
         use crate::metrics::Next;
-        let status = self.status();
         let Some(m) = &mut self.res.metrics else { return };
         let mut next = m.ready(key);
+        // The status is built once a head is complete, not on every partial read or write.
         if next == Next::Answer {
+            let status = self.status();
+            let Some(m) = &mut self.res.metrics else { return };
             next = m.answer(key, &status);
         }
+        let Some(m) = &self.res.metrics else { return };
         if next == Next::Write
             && let Some(stream) = m.stream(key)
         {
