@@ -100,30 +100,13 @@ proptest! {
         back_ms in 0u64..1_000_000,
         asynchronous in any::<bool>(),
     ) {
-        let kind = if asynchronous { WorkerKind::Async { connections: 2 } } else { WorkerKind::Sync };
-        let config = WorkerConfig {
-            accept_mode: herd_protocol::arbiter::AcceptMode::Signaled,
-            timeout: Duration::from_secs(2),
-            max_requests: 0,
-            kind,
-        };
-        let mut a = Worker::new(config, T0);
-        a.start(T0);
+        let mut a = started_worker(Duration::from_secs(2), 0, asynchronous);
         let mut now = T0;
-        let feed = |w: &mut Worker, now: Instant, (_, k): (u32, u8)| {
-            let input = match k {
-                0 => worker::Input::Message(ArbiterMsg::Accept { socket: ListenerId(0) }),
-                1 => worker::Input::Accepted(ListenerId(0)),
-                2 => worker::Input::AcceptEmpty,
-                3 => worker::Input::AcceptFailed,
-                4 => worker::Input::RequestDone,
-                _ => worker::Input::ConnectionClosed,
-            };
-            w.handle(now, input);
-            w.handle_timeout(now);
+        let feed = |w: &mut Worker, now: Instant, i: (u32, u8)| {
             // An ALIVE carries the worker's own clock, which the translation moves too (and the
             // arbiter never reads it for liveness, B05).
-            std::iter::from_fn(|| w.poll_action())
+            feed_worker(w, now, i)
+                .into_iter()
                 .map(|a| match a {
                     worker::Action::Send(WorkerMsg::Alive { .. }) => {
                         worker::Action::Send(WorkerMsg::Alive { timestamp: 0 })
@@ -157,29 +140,9 @@ proptest! {
         max_requests in 0u32..4,
         asynchronous in any::<bool>(),
     ) {
-        let kind = if asynchronous { WorkerKind::Async { connections: 2 } } else { WorkerKind::Sync };
-        let config = WorkerConfig {
-            accept_mode: herd_protocol::arbiter::AcceptMode::Signaled,
-            timeout: Duration::from_secs(1_000_000),
-            max_requests,
-            kind,
-        };
-        let mut a = Worker::new(config, T0);
-        a.start(T0);
+        let mut a = started_worker(Duration::from_secs(1_000_000), max_requests, asynchronous);
         let mut now = T0;
-        let feed = |w: &mut Worker, now: Instant, (_, k): (u32, u8)| {
-            let input = match k {
-                0 => worker::Input::Message(ArbiterMsg::Accept { socket: ListenerId(0) }),
-                1 => worker::Input::Accepted(ListenerId(0)),
-                2 => worker::Input::AcceptEmpty,
-                3 => worker::Input::AcceptFailed,
-                4 => worker::Input::RequestDone,
-                _ => worker::Input::ConnectionClosed,
-            };
-            w.handle(now, input);
-            w.handle_timeout(now);
-            std::iter::from_fn(|| w.poll_action()).collect::<Vec<_>>()
-        };
+        let feed = feed_worker;
         let split = split.min(inputs.len());
         for &i in &inputs[..split] {
             now = now + Duration::from_millis(u64::from(i.0));
@@ -194,4 +157,33 @@ proptest! {
             prop_assert_eq!(feed(&mut a, now, i), feed(&mut b, now, i));
         }
     }
+}
+
+/// A started worker core (signaled accept) with this timeout and budget, sync or async.
+fn started_worker(timeout: Duration, max_requests: u32, asynchronous: bool) -> Worker {
+    let kind = if asynchronous { WorkerKind::Async { connections: 2 } } else { WorkerKind::Sync };
+    let config = WorkerConfig {
+        accept_mode: herd_protocol::arbiter::AcceptMode::Signaled,
+        timeout,
+        max_requests,
+        kind,
+    };
+    let mut w = Worker::new(config, T0);
+    w.start(T0);
+    w
+}
+
+/// Feeds one drawn input (its kind `k`) at `now`, then the timeout pass; the actions.
+fn feed_worker(w: &mut Worker, now: Instant, (_, k): (u32, u8)) -> Vec<worker::Action> {
+    let input = match k {
+        0 => worker::Input::Message(ArbiterMsg::Accept { socket: ListenerId(0) }),
+        1 => worker::Input::Accepted(ListenerId(0)),
+        2 => worker::Input::AcceptEmpty,
+        3 => worker::Input::AcceptFailed,
+        4 => worker::Input::RequestDone,
+        _ => worker::Input::ConnectionClosed,
+    };
+    w.handle(now, input);
+    w.handle_timeout(now);
+    std::iter::from_fn(|| w.poll_action()).collect()
 }
