@@ -38,6 +38,48 @@ pub trait App {
     }
 }
 
+/// The per-process registry of an async application (`Server::run_async_with`,
+/// `Server::run_service_with`): what [`App::load`] and [`App::clear_caches`] are to a sync one.
+///
+/// Requests on an async worker run concurrently, so the registry is shared, not borrowed: each
+/// request gets the registry object current when it began (an `Arc`). Before every request the
+/// worker reads the shared sequences; when another process (or this one) bumped the registry, it
+/// loads a new object and later requests get that one, while requests already under way finish
+/// on theirs. `load` runs on the worker's event loop: a slow load delays its other connections.
+///
+/// ```
+/// use herd::protocol::registry::Sequences;
+///
+/// struct Modules;
+/// struct Installed { as_of: u64 }
+///
+/// impl herd::RegistryLoader for Modules {
+///     type Registry = Installed;
+///     fn load(&self, as_of: Sequences) -> Installed {
+///         Installed { as_of: as_of.registry } // read the installed modules here
+///     }
+/// }
+/// ```
+#[cfg(feature = "async")]
+pub trait RegistryLoader: 'static {
+    /// The registry object; `()` if the application has none.
+    type Registry: Send + Sync + 'static;
+
+    /// Builds the registry as of the sequences `as_of` (read before this call began).
+    fn load(&self, as_of: Sequences) -> Self::Registry;
+
+    /// Clears caches after another process invalidated them (the registry object stays; its
+    /// caches live behind interior mutability).
+    fn clear_caches(&self, _registry: &Self::Registry) {}
+}
+
+/// No registry.
+#[cfg(feature = "async")]
+impl RegistryLoader for () {
+    type Registry = ();
+    fn load(&self, _: Sequences) {}
+}
+
 /// An [`App`] made of a closure, with no registry.
 #[derive(Debug)]
 pub struct FnApp<F>(pub F);

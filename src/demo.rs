@@ -43,6 +43,19 @@ pub struct DemoRegistry {
     pub version: u64,
 }
 
+/// Loads the async demo's registry ([`demo_async`]): the registry sequence it was loaded at.
+#[cfg(feature = "async")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DemoLoader;
+
+#[cfg(feature = "async")]
+impl crate::app::RegistryLoader for DemoLoader {
+    type Registry = DemoRegistry;
+    fn load(&self, as_of: Sequences) -> DemoRegistry {
+        DemoRegistry { version: as_of.registry }
+    }
+}
+
 impl App for Demo {
     type Registry = DemoRegistry;
 
@@ -321,7 +334,7 @@ fn respond(conn: &mut Connection, status: u16, body: &str) -> (u16, u64) {
 #[cfg(feature = "async")]
 pub async fn demo_async(
     req: hyper::Request<hyper::body::Incoming>,
-    ctx: crate::HttpContext,
+    ctx: crate::HttpContext<DemoRegistry>,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let reply = |status: u16, body: String| {
         let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
@@ -335,8 +348,9 @@ pub async fn demo_async(
         ("GET", "/") => reply(200, "hello\n".into()),
         ("GET", "/pid") => reply(200, format!("{}\n", std::process::id())),
         ("GET", "/peer") => reply(200, ctx.peer_addr().map_or("unix\n".into(), |a| format!("{a}\n"))),
-        ("GET", "/registry") => reply(200, format!("{}\n", ctx.sequences().registry)),
-        ("POST", "/registry/bump") => match ctx.bump_registry() {
+        // The version the registry object serving this request was loaded at.
+        ("GET", "/registry") => reply(200, format!("{}\n", ctx.registry().version)),
+        ("POST", "/registry/bump") => match ctx.bump_registry().await {
             Ok(after) => reply(200, format!("{}\n", after.registry)),
             Err(e) => reply(503, format!("{e}\n")),
         },

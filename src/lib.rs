@@ -52,6 +52,8 @@ mod runtime;
 pub mod server;
 pub mod store;
 
+#[cfg(feature = "async")]
+pub use app::RegistryLoader;
 pub use app::{App, Context, FnApp};
 pub use error::Error;
 pub use exec::{Program, Readiness, WorkerProtocol};
@@ -60,9 +62,15 @@ pub use http::HttpLimits;
 pub use os::listen::{Bind, BindError, BindParseError, Connection, ListenOptions, Listener, SocketOrigin};
 pub use os::pidfile::PidfileError;
 pub use resources::{Limits, OnReady, UPGRADE_FROM_ENV};
-#[cfg(feature = "async")]
-pub use runtime::async_worker::HttpContext;
 pub use server::{Server, ServerBuilder};
+/// The types an async handler names, so that it needs no direct dependency on hyper or bytes.
+#[cfg(feature = "async")]
+pub use {
+    bytes::Bytes,
+    http_body_util::Full,
+    hyper::{Request, Response, StatusCode, body::Incoming},
+    runtime::async_worker::HttpContext,
+};
 
 /// The README's code, compiled as a doctest so that the quick start cannot rot.
 #[cfg(doctest)]

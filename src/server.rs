@@ -454,8 +454,9 @@ impl Server {
 
     /// Runs an async application on async workers (tokio + hyper, HTTP/1.1 with keep-alive),
     /// each serving up to `connections` connections at once (`--worker-connections`). `handler`
-    /// answers one request; it gets an [`crate::HttpContext`] (worker id, registry
-    /// sequences, registry bumps). The registry sequence is checked before every request.
+    /// answers one request; it gets an [`crate::HttpContext`] (worker id, client address,
+    /// registry sequences, registry bumps). The registry sequence is checked before every
+    /// request. A handler that panics answers 500; the worker serves on.
     ///
     /// A handler that blocks the runtime stops the worker's heartbeats: the arbiter kills it
     /// after `timeout`. A slow handler that awaits does not.
@@ -467,6 +468,23 @@ impl Server {
         B: hyper::body::Body<Data = bytes::Bytes> + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.run_async_with(connections, (), handler)
+    }
+
+    /// [`Server::run_async`] with a registry: `loader` builds each worker's registry object and
+    /// rebuilds it whenever the shared registry sequence moved; each request's
+    /// [`crate::HttpContext::registry`] is the object current when it began.
+    #[cfg(feature = "async")]
+    pub fn run_async_with<L, F, Fut, B>(self, connections: u32, loader: L, handler: F) -> Result<i32, Error>
+    where
+        L: crate::RegistryLoader + Clone,
+        F: Fn(hyper::Request<hyper::body::Incoming>, crate::HttpContext<L::Registry>) -> Fut
+            + Clone
+            + 'static,
+        Fut: std::future::Future<Output = hyper::Response<B>> + 'static,
+        B: hyper::body::Body<Data = bytes::Bytes> + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         single_threaded()?;
         if self.res.config.cron_workers > 0 {
             return Err(Error::Cron("cron workers run an App's jobs: use run_app, not run_async".into()));
@@ -474,8 +492,57 @@ impl Server {
         crate::runtime::run(
             self.res,
             self.on_ready,
-            crate::runtime::async_worker::AsyncWorker { handler, connections: connections.max(1) },
+            crate::runtime::async_worker::AsyncWorker { loader, handler, connections: connections.max(1) },
         )
+    }
+
+    /// Runs a tower [`Service`](tower_service::Service) — an axum `Router` as it is — on async
+    /// workers, as [`Server::run_async`] runs a handler. Each request carries its
+    /// [`crate::HttpContext`] as an extension (axum: `Extension<herd::HttpContext>`). A service
+    /// error answers 500 and is logged.
+    ///
+    /// ```no_run
+    /// use axum::{Router, extract::Extension, routing::get};
+    ///
+    /// async fn hello(Extension(ctx): Extension<herd::HttpContext>) -> String {
+    ///     format!("hello from worker {}\n", ctx.worker_id())
+    /// }
+    ///
+    /// let app = Router::new().route("/", get(hello));
+    /// let server = herd::Server::builder().bind("127.0.0.1:8000".parse()?).workers(4).build()?;
+    /// std::process::exit(server.run_service(1000, app)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn run_service<S, B>(self, connections: u32, service: S) -> Result<i32, Error>
+    where
+        S: tower_service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+            + Clone
+            + 'static,
+        S::Future: 'static,
+        S::Error: std::fmt::Display,
+        B: hyper::body::Body<Data = bytes::Bytes> + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.run_service_with(connections, (), service)
+    }
+
+    /// [`Server::run_service`] with a registry (see [`Server::run_async_with`]): the request's
+    /// extension is an `HttpContext<L::Registry>`.
+    #[cfg(feature = "tower")]
+    pub fn run_service_with<L, S, B>(self, connections: u32, loader: L, service: S) -> Result<i32, Error>
+    where
+        L: crate::RegistryLoader + Clone,
+        S: tower_service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+            + Clone
+            + 'static,
+        S::Future: 'static,
+        S::Error: std::fmt::Display,
+        B: hyper::body::Body<Data = bytes::Bytes> + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        use crate::runtime::async_worker::call_service;
+        self.run_async_with(connections, loader, move |req, ctx| call_service(service.clone(), req, ctx))
     }
 
     /// Runs `program` in every worker (`herd serve -- COMMAND`): each worker is forked, then

@@ -24,9 +24,15 @@ impl KeepAlive {
         KeepAlive { r: BufReader::new(s) }
     }
 
-    /// One request on the connection; the status and body, or what went wrong.
+    /// One GET on the connection; the status and body, or what went wrong.
     fn get(&mut self, path: &str) -> Result<(u16, String), String> {
-        write!(self.r.get_mut(), "GET {path} HTTP/1.1\r\nHost: herd\r\n\r\n").map_err(|e| e.to_string())?;
+        self.request("GET", path)
+    }
+
+    /// One request (no body) on the connection; the status and body, or what went wrong.
+    fn request(&mut self, method: &str, path: &str) -> Result<(u16, String), String> {
+        write!(self.r.get_mut(), "{method} {path} HTTP/1.1\r\nHost: herd\r\nContent-Length: 0\r\n\r\n")
+            .map_err(|e| e.to_string())?;
         let mut line = String::new();
         if self.r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
             return Err("closed".into());
@@ -178,4 +184,57 @@ fn an_async_handler_sees_the_clients_address() {
     let theirs = other.r.get_ref().local_addr().unwrap().to_string();
     assert_ne!(theirs, mine);
     assert_eq!(other.get("/peer").map(|(_, b)| b.trim().to_owned()), Ok(theirs));
+}
+
+/// Async registry reloads (issue #23): after `POST /registry/bump` returns version V, every later
+/// request on every async worker runs on a registry object *loaded* at V or later (the demo's
+/// `GET /registry` answers the version its registry object was loaded at, not merely the
+/// sequences seen). Each worker holds one kept-alive connection opened before the bump
+/// (`--worker-connections 1`: three connections reach three workers), so the check before
+/// every request is what must catch the bump: no accept happens after it.
+#[test]
+fn after_a_bump_every_async_worker_serves_a_reloaded_registry() {
+    for mode in MODES {
+        let h = Herd::start(&[
+            "--worker-class",
+            "async",
+            "--workers",
+            "3",
+            "--worker-connections",
+            "1",
+            "--accept-mode",
+            mode,
+        ]);
+        h.wait_ready(3);
+        let mut kept: Vec<(KeepAlive, String)> = (0..3)
+            .map(|_| {
+                let mut c = KeepAlive::open(&h.addr);
+                let pid = c.get("/pid").unwrap().1;
+                (c, pid)
+            })
+            .collect();
+        let pids: std::collections::BTreeSet<_> = kept.iter().map(|(_, p)| p.clone()).collect();
+        assert_eq!(pids.len(), 3, "{mode}: one connection per worker");
+        let version = |c: &mut KeepAlive| -> u64 {
+            let (status, body) = c.get("/registry").unwrap();
+            assert_eq!(status, 200, "{mode}: {body}");
+            body.trim().parse().unwrap()
+        };
+        let before: Vec<u64> = kept.iter_mut().map(|(c, _)| version(c)).collect();
+        for round in 0..3 {
+            // Each worker in turn bumps; then every worker, the bumping one too, has reloaded.
+            let (status, body) = kept[round].0.request("POST", "/registry/bump").unwrap();
+            assert_eq!(status, 200, "{mode}: {body}");
+            let bumped: u64 = body.trim().parse().unwrap();
+            assert!(before.iter().all(|&b| bumped > b), "{mode}: bump to {bumped} from {before:?}");
+            for (c, pid) in kept.iter_mut() {
+                let v = version(c);
+                assert!(
+                    v >= bumped,
+                    "{mode}: worker {pid} served on a registry loaded at {v} after the bump to {bumped}"
+                );
+                assert_eq!(c.get("/pid").unwrap().1, *pid, "{mode}: the same worker, on the same connection");
+            }
+        }
+    }
 }

@@ -682,7 +682,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             ..Demo::default()
         }),
         #[cfg(feature = "async")]
-        WorkerClass::Async => server.run_async(args.worker_connections, herd::demo::demo_async),
+        WorkerClass::Async => {
+            server.run_async_with(args.worker_connections, herd::demo::DemoLoader, herd::demo::demo_async)
+        }
         #[cfg(not(feature = "async"))]
         WorkerClass::Async => {
             eprintln!(

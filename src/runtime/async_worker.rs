@@ -8,6 +8,7 @@
 //! `Drain` turns every connection to a graceful shutdown (the request under way finishes, then the
 //! connection closes). The registry sequence is checked before every request.
 
+use crate::app::RegistryLoader;
 use crate::os::listen::Connection;
 use crate::resources::Resources;
 use crate::runtime::kind::WorkerMain;
@@ -17,7 +18,7 @@ use crate::store::StoreError;
 use bytes::Bytes;
 use herd_protocol::arbiter::WorkerId;
 use herd_protocol::message::{ArbiterMsg, Decoder, Message};
-use herd_protocol::registry::{Check, Coherence, SequenceStore, Sequences};
+use herd_protocol::registry::{Bump, Registry, SequenceStore, Sequences};
 use herd_protocol::signals::Sig;
 use herd_protocol::trace;
 use herd_protocol::worker::{Action, Input, Worker, WorkerConfig, WorkerKind, WorkerSignal};
@@ -30,17 +31,129 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-/// What a request handler of an async worker can see and do.
-#[derive(Clone)]
-pub struct HttpContext {
+/// What a request handler of an async worker can see and do: which worker serves it, the
+/// client's address, the registry it runs on and the sequences that registry is as new as, and
+/// registry bumps. `Send + Sync`: it travels in a request's extensions (an axum handler takes it
+/// as `Extension<HttpContext<R>>` under [`crate::Server::run_service`]) and into spawned tasks.
+pub struct HttpContext<R = ()> {
     worker: WorkerId,
-    coherence: Rc<RefCell<Coherence>>,
-    res: Rc<ServerRef>,
     peer: Option<std::net::SocketAddr>,
+    seen: Sequences,
+    registry: Arc<R>,
+    bumps: mpsc::UnboundedSender<BumpAsk>,
+}
+
+// A context travels in request extensions and into spawned tasks: it must stay `Send + Sync`.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync + Clone + 'static>() {}
+    send_sync::<HttpContext>();
+};
+
+/// A bump asked of the worker's main task (which owns the store), and where to answer.
+type BumpAsk = (Bump, oneshot::Sender<Result<Sequences, StoreError>>);
+
+impl<R> Clone for HttpContext<R> {
+    fn clone(&self) -> Self {
+        HttpContext {
+            worker: self.worker,
+            peer: self.peer,
+            seen: self.seen,
+            registry: Arc::clone(&self.registry),
+            bumps: self.bumps.clone(),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for HttpContext<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpContext")
+            .field("worker", &self.worker)
+            .field("peer", &self.peer)
+            .field("sequences", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> HttpContext<R> {
+    /// The arbiter's id for this worker.
+    pub fn worker_id(&self) -> u64 {
+        self.worker.0
+    }
+
+    /// The client's address (TCP connections; `None` on a unix socket).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.peer
+    }
+
+    /// The sequences this request's registry is as new as (checked before the request began).
+    pub fn sequences(&self) -> Sequences {
+        self.seen
+    }
+
+    /// The registry object this request runs on (see [`crate::RegistryLoader`]).
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// Signals a registry change to every process: bumps the shared registry sequence (call it
+    /// after the change is committed). Every request that starts after this returns, on any
+    /// worker, this one included, runs on a registry loaded at least that new.
+    pub async fn bump_registry(&self) -> Result<Sequences, StoreError> {
+        self.bump(Bump::Registry).await
+    }
+
+    /// Signals that caches were invalidated: every worker clears its registry's caches
+    /// ([`crate::RegistryLoader::clear_caches`]) before its next request.
+    pub async fn invalidate_caches(&self) -> Result<Sequences, StoreError> {
+        self.bump(Bump::Cache).await
+    }
+
+    async fn bump(&self, what: Bump) -> Result<Sequences, StoreError> {
+        let gone = || StoreError::Unavailable("the worker is stopping".into());
+        let (tx, rx) = oneshot::channel();
+        self.bumps.send((what, tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+/// What a worker's connection tasks share: its registry (with its coherence state), the loader,
+/// and the way to the main task.
+struct Shared<L: RegistryLoader> {
+    worker: WorkerId,
+    loader: L,
+    registry: RefCell<Registry<Arc<L::Registry>>>,
+    bumps: mpsc::UnboundedSender<BumpAsk>,
+    res: ServerRef,
+}
+
+impl<L: RegistryLoader> Shared<L> {
+    /// The check before every request: reads the store, reloads the registry or clears its
+    /// caches when it moved, and gives the request its context; `Err` if the store could not be
+    /// read (the request must not run on a registry that may be stale).
+    fn before_request(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<HttpContext<L::Registry>, StoreError> {
+        let shared = self.res.get().store.get()?;
+        let mut r = self.registry.borrow_mut();
+        let registry = Arc::clone(r.before_request(
+            shared,
+            || Arc::new(self.loader.load(shared)),
+            |reg| self.loader.clear_caches(reg),
+        ));
+        Ok(HttpContext {
+            worker: self.worker,
+            peer,
+            seen: r.coherence().seen(),
+            registry,
+            bumps: self.bumps.clone(),
+        })
+    }
 }
 
 /// The parts of the server a worker uses (the `Resources` live in the forked process's memory for
@@ -55,48 +168,18 @@ impl ServerRef {
     }
 }
 
-impl HttpContext {
-    /// The arbiter's id for this worker.
-    pub fn worker_id(&self) -> u64 {
-        self.worker.0
-    }
-
-    /// The client's address (TCP connections; `None` on a unix socket).
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.peer
-    }
-
-    /// The registry sequences this request runs on (checked before it started).
-    pub fn sequences(&self) -> Sequences {
-        self.coherence.borrow().seen()
-    }
-
-    /// Signals a registry change to every process: bumps the shared registry sequence (call it
-    /// after the change is committed). Every request that starts after this returns runs on a
-    /// registry at least that new.
-    pub fn bump_registry(&self) -> Result<Sequences, StoreError> {
-        let mut c = self.coherence.borrow_mut();
-        c.invalidate_registry();
-        match c.commit() {
-            Some(what) => {
-                let after = self.res.get().store.bump(what)?;
-                c.bumped(what, after);
-                Ok(after)
-            }
-            None => self.res.get().store.get(),
-        }
-    }
-}
-
-/// An async worker running `handler` on up to `connections` connections at once.
-pub(crate) struct AsyncWorker<F> {
+/// An async worker running `handler` on up to `connections` connections at once, with the
+/// registry `loader` loads.
+pub(crate) struct AsyncWorker<L, F> {
+    pub loader: L,
     pub handler: F,
     pub connections: u32,
 }
 
-impl<F, Fut, B> WorkerMain for AsyncWorker<F>
+impl<L, F, Fut, B> WorkerMain for AsyncWorker<L, F>
 where
-    F: Fn(Request<Incoming>, HttpContext) -> Fut + Clone + 'static,
+    L: RegistryLoader + Clone,
+    F: Fn(Request<Incoming>, HttpContext<L::Registry>) -> Fut + Clone + 'static,
     Fut: Future<Output = Response<B>> + 'static,
     B: Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -111,6 +194,7 @@ where
     fn worker_main(&mut self, setup: WorkerSetup, res: &Resources) -> ! {
         let inherited = setup.inherited.clone();
         let handler = self.handler.clone();
+        let loader = self.loader.clone();
         let connections = self.connections;
         worker::run_process(&inherited, |loaded| {
             let wake = worker::prepare(setup.id, setup.blocked, res)?;
@@ -124,7 +208,7 @@ where
                 chan: setup.chan,
                 slot: setup.slot,
             };
-            local.block_on(&rt, main_loop(setup, res, wake, handler, connections))
+            local.block_on(&rt, main_loop(setup, res, wake, loader, handler, connections))
         })
     }
 }
@@ -150,15 +234,17 @@ enum Ev {
     Closed,
 }
 
-async fn main_loop<F, Fut, B>(
+async fn main_loop<L, F, Fut, B>(
     setup: Setup,
     res: &Resources,
     wake: crate::os::sys::WakePipe,
+    loader: L,
     handler: F,
     limit: u32,
 ) -> io::Result<i32>
 where
-    F: Fn(Request<Incoming>, HttpContext) -> Fut + Clone + 'static,
+    L: RegistryLoader,
+    F: Fn(Request<Incoming>, HttpContext<L::Registry>) -> Fut + Clone + 'static,
     Fut: Future<Output = Response<B>> + 'static,
     B: Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -169,9 +255,18 @@ where
     let wake_fd = register(wake.fd().as_raw_fd())?;
     let listener_fds: Vec<AsyncFd<Fd>> =
         res.listeners.iter().map(|l| register(l.as_fd().as_raw_fd())).collect::<Result<_, _>>()?;
+    // The registry as of the sequences read before it was loaded (an unreadable store: the
+    // first request's check reloads it).
     let as_of = res.store.get().unwrap_or_default();
-    let coherence = Rc::new(RefCell::new(Coherence::new(as_of)));
-    let ctx = HttpContext { worker: setup.id, coherence, res: Rc::new(ServerRef(res)), peer: None };
+    let registry = Registry::new(Arc::new(loader.load(as_of)), as_of);
+    let (bump_tx, mut bump_rx) = mpsc::unbounded_channel::<BumpAsk>();
+    let shared = Rc::new(Shared {
+        worker: setup.id,
+        loader,
+        registry: RefCell::new(registry),
+        bumps: bump_tx,
+        res: ServerRef(res),
+    });
     let recorder = Recorder::for_worker(res.trace_dir.as_deref(), &trace::worker_file(std::process::id()));
     let mut core: Traced<Worker> = Traced::start(
         WorkerConfig {
@@ -203,7 +298,7 @@ where
                             spawn_connection(
                                 conn,
                                 handler.clone(),
-                                ctx.clone(),
+                                Rc::clone(&shared),
                                 ev_tx.clone(),
                                 drain_rx.clone(),
                             );
@@ -252,6 +347,11 @@ where
                 if let Ok(mut g) = g {
                     g.clear_ready();
                 }
+            }
+            // A handler's bump: the store is this task's, the answer goes back at once.
+            Some((what, answer)) = bump_rx.recv() => {
+                let _ = answer.send(res.store.bump(what));
+                continue;
             }
             Some(ev) = ev_rx.recv() => {
                 inputs.push(match ev {
@@ -330,25 +430,23 @@ async fn futures_select_all(mut futs: Vec<std::pin::Pin<Box<dyn Future<Output = 
     .await
 }
 
-fn spawn_connection<F, Fut, B>(
+fn spawn_connection<L, F, Fut, B>(
     conn: Connection,
     handler: F,
-    ctx: HttpContext,
+    shared: Rc<Shared<L>>,
     events: mpsc::UnboundedSender<Ev>,
     mut drain: watch::Receiver<bool>,
 ) where
-    F: Fn(Request<Incoming>, HttpContext) -> Fut + Clone + 'static,
+    L: RegistryLoader,
+    F: Fn(Request<Incoming>, HttpContext<L::Registry>) -> Fut + Clone + 'static,
     Fut: Future<Output = Response<B>> + 'static,
     B: Body<Data = Bytes> + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let limits = ctx.res.get().http;
-    let ctx = HttpContext {
-        peer: match &conn {
-            Connection::Tcp(s) => s.peer_addr().ok(),
-            Connection::Unix(_) => None,
-        },
-        ..ctx
+    let limits = shared.res.get().http;
+    let peer = match &conn {
+        Connection::Tcp(s) => s.peer_addr().ok(),
+        Connection::Unix(_) => None,
     };
     tokio::task::spawn_local(async move {
         // However the task ends (a panic in a response body included), the loop hears of it.
@@ -357,13 +455,12 @@ fn spawn_connection<F, Fut, B>(
         let state = Rc::new(ConnState::default());
         let service_state = Rc::clone(&state);
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let (handler, ctx, done) = (handler.clone(), ctx.clone(), done.clone());
+            let (handler, shared, done) = (handler.clone(), Rc::clone(&shared), done.clone());
             let in_flight = InFlight::begin(&service_state);
             async move {
                 let _in_flight = in_flight;
                 // What the access log needs of the request, taken before the handler has it.
-                let (server, peer) = (Rc::clone(&ctx.res), ctx.peer);
-                let access = server.get().access.as_ref().map(|_| AccessRequest::of(&req));
+                let access = shared.res.get().access.as_ref().map(|_| AccessRequest::of(&req));
                 let resp = match over_limits(&req, &limits) {
                     Err(e) => herd_answer(
                         hyper::StatusCode::from_u16(e.status()).unwrap_or(hyper::StatusCode::BAD_REQUEST),
@@ -372,17 +469,9 @@ fn spawn_connection<F, Fut, B>(
                     ),
                     // The registry check before every request; no request on a registry that may
                     // be stale.
-                    Ok(()) => match ctx.res.get().store.get() {
-                        Ok(shared) => {
-                            {
-                                let mut c = ctx.coherence.borrow_mut();
-                                match c.check(shared) {
-                                    Check::UpToDate => {}
-                                    Check::Reload { as_of } => c.reloaded(as_of),
-                                    Check::ClearCaches { as_of } => c.caches_cleared(as_of),
-                                }
-                            }
-                            let worker = ctx.worker;
+                    Ok(()) => match shared.before_request(peer) {
+                        Ok(ctx) => {
+                            let worker = shared.worker;
                             match CatchUnwind(Box::pin(handler(req, ctx))).await {
                                 Ok(resp) => resp.map(Either::Left),
                                 // The worker serves on: its slot and its other connections are
@@ -402,7 +491,7 @@ fn spawn_connection<F, Fut, B>(
                         }
                     },
                 };
-                if let (Some(w), Some(a)) = (server.get().access.as_ref(), access) {
+                if let (Some(w), Some(a)) = (shared.res.get().access.as_ref(), access) {
                     a.log(w, peer, resp.status().as_u16(), resp.body().size_hint().exact().unwrap_or(0));
                 }
                 let _ = done.send(Ev::RequestDone);
@@ -455,6 +544,34 @@ fn spawn_connection<F, Fut, B>(
             }
         }
     });
+}
+
+/// Serves one request with a tower service: the request's context as an extension, the
+/// service's readiness awaited, an error answered 500.
+#[cfg(feature = "tower")]
+pub(crate) async fn call_service<R, S, B>(
+    mut service: S,
+    mut req: Request<Incoming>,
+    ctx: HttpContext<R>,
+) -> Response<Either<B, Full<Bytes>>>
+where
+    R: Send + Sync + 'static,
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Error: std::fmt::Display,
+{
+    let worker = ctx.worker;
+    req.extensions_mut().insert(ctx);
+    let served = match std::future::poll_fn(|cx| service.poll_ready(cx)).await {
+        Ok(()) => service.call(req).await,
+        Err(e) => Err(e),
+    };
+    match served {
+        Ok(resp) => resp.map(Either::Left),
+        Err(e) => {
+            tracing::error!(worker = %worker, error = %e, "the service failed: 500");
+            herd_answer(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n".into(), true)
+        }
+    }
 }
 
 /// A request as the access log sees it, taken before the handler consumes it.
