@@ -25,7 +25,7 @@
 //! | [`store`] | registry sequence stores (shared memory; PostgreSQL with the `postgres` feature) |
 //! | [`cron`] | scheduled jobs and their stores |
 //! | [`control`] | the control socket behind `herd ctl` |
-//! | [`demo`] | the demo HTTP application of `herd serve` |
+//! | `demo` | the demo HTTP application of `herd serve` (feature `cli`) |
 //! | [`http`] | limits on slow and oversized HTTP clients, for both built-in HTTP layers |
 //! | [`access`] | the access log: gunicorn's format, one line per request |
 //!
@@ -41,6 +41,7 @@ pub mod access;
 pub mod app;
 pub mod control;
 pub mod cron;
+#[cfg(feature = "cli")]
 pub mod demo;
 mod error;
 pub mod exec;

@@ -1,7 +1,8 @@
 //! Async workers (`--worker-class async`, tokio + hyper) on the real binary: no lost wakeups,
 //! recycling across connections, the timeout kill of a worker whose event loop is blocked (and
 //! not of one whose requests merely await), graceful stop with keep-alive connections open.
-#![cfg(feature = "async")]
+// The herd binary (feature `cli`) serves the async demo (`cli` includes `async`).
+#![cfg(feature = "cli")]
 
 mod common;
 

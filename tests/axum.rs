@@ -2,7 +2,7 @@
 //! path parameter and JSON, served by `Server::run_service` with no glue; the handlers reach
 //! their `HttpContext` through an `Extension`; a panicking handler answers 500 and its worker
 //! serves on.
-#![cfg(feature = "tower")]
+#![cfg(all(feature = "tower", feature = "cli"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! `herd serve`'s configuration, gunicorn's way: a TOML file (`-c`), extra arguments in
 //! `HERD_CMD_ARGS`, the command line, with gunicorn's precedence; `--print-config` and
 //! `--check-config`; errors naming where a bad value came from. Runs the real binary.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::{Herd, get_ok, herd_bin, tempdir};

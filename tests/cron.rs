@@ -1,5 +1,7 @@
 //! Cron workers against the real binary: jobs run on schedule, each scheduled run once and never
 //! two at once; a cron worker killed mid-job is replaced and the job retried once its lease ends.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! and not before the protocol allows), whatever the worker's life; and an arbiter that was
 //! itself stalled does not mistake its own delay for its workers' silence. Each test launches the
 //! real binary.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! gunicorn's deployment knobs, on real processes: `--user`/`--group` (workers only, and they
 //! can still reopen their logs), `--umask` (the unix socket's mode), `--backlog`, `--reuse-port`,
 //! `fd://` binds and `--chdir`.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::{Herd, get_ok, herd_bin, tempdir, wait_until};

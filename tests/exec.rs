@@ -2,6 +2,8 @@
 //! worker (examples/python/herd_worker.py), which speaks herd's wire protocol, and a program that
 //! knows nothing of herd (`--worker-protocol none`). Python 3 is the machine's; without it these
 //! tests fail in CI and are skipped loudly elsewhere.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::{Herd, PATIENCE, herd_bin, http, pids_answering, under_load};

@@ -1,6 +1,8 @@
 //! The operator's logs, for real: the access log (gunicorn's format, one line per request, in
 //! both worker classes), the error log in a file, both reopened by USR1 after a rotation with
 //! no line lost, and JSON log lines.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::{Herd, PATIENCE, get_ok, tempdir, wait_until};

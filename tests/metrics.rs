@@ -1,6 +1,8 @@
 //! `--metrics-bind`: the arbiter's counters in Prometheus' text format, read by a Prometheus
 //! parser after a known workload and held to `herd ctl status --json`; silent scrapers do not
 //! keep it, or the server, from answering.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 use common::{Herd, get_ok, status, tempdir, wait_until};

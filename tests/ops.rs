@@ -1,6 +1,8 @@
 //! Operating herd: the control socket and `herd ctl`, per-worker limits, systemd readiness and
 //! socket activation, WINCH, and the zero-downtime USR2 upgrade. Each test launches the real
 //! binary.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 

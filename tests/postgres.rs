@@ -4,7 +4,7 @@
 //! Needs `HERD_TEST_PG_URL` and `HERD_TEST_PG_CTL` (`scripts/pg-test-cluster.sh start DIR` prints
 //! them; `.ci/run` sets them). Without them the tests fail under CI and are skipped loudly
 //! elsewhere.
-#![cfg(feature = "postgres")]
+#![cfg(all(feature = "postgres", feature = "cli"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Resource exhaustion in the arbiter (fork failing at RLIMIT_NPROC, descriptors exhausted at
 //! RLIMIT_NOFILE): it logs, backs off, keeps serving with the workers it has, and recovers when
 //! the resources return. Plus a short chaos run (`herd-chaos`); the 60-second one is in `.ci/run`.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Integration tests: the real `herd serve` binary, forked workers, real sockets and signals.
 //! Each test launches its own server on an ephemeral port.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 

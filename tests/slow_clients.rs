@@ -2,6 +2,8 @@
 //! `--keep-alive`, `--header-timeout` and gunicorn's `--limit-request-*` on both built-in HTTP
 //! layers. Every bound is checked from both sides: a slow connection is closed within its limit
 //! and not before it; a head exactly at a size limit is served, one byte more is refused.
+// Runs the herd binary, built with the feature `cli`.
+#![cfg(feature = "cli")]
 
 mod common;
 
