@@ -45,10 +45,34 @@ impl Timeline {
         self.lanes[lane].kills.push((at, signal));
     }
 
+    /// Places each worker life on a row: the lowest row free when it was spawned (a
+    /// worker's replacement takes the row its predecessor left), so a run with N workers at
+    /// once draws about N rows however many workers it spawned. Returns each lane's row and the
+    /// number of rows.
+    fn rows(&self, end: Instant) -> (Vec<usize>, usize) {
+        // When each row becomes free again.
+        let mut free_at: Vec<Instant> = Vec::new();
+        let mut rows = Vec::with_capacity(self.lanes.len());
+        for l in &self.lanes {
+            let until = l.exited.map_or(end, |(t, _)| t);
+            let row = match free_at.iter().position(|&f| f <= l.spawned) {
+                Some(r) => r,
+                None => {
+                    free_at.push(l.spawned);
+                    free_at.len() - 1
+                }
+            };
+            free_at[row] = until;
+            rows.push(row);
+        }
+        (rows, free_at.len())
+    }
+
     /// Renders the timeline as SVG, `end` being the last instant of the run.
     pub fn svg(&self, end: Instant, title: &str) -> String {
-        let (w, lane_h, left, top) = (1200.0f64, 18.0f64, 70.0f64, 40.0f64);
-        let h = top + lane_h * self.lanes.len() as f64 + 40.0;
+        let (w, lane_h, left, top) = (1200.0f64, 18.0f64, 50.0f64, 56.0f64);
+        let (rows, n_rows) = self.rows(end);
+        let h = top + lane_h * n_rows as f64 + 24.0;
         let span = end.0.max(1) as f64;
         let x = |t: Instant| left + (t.0 as f64 / span) * (w - left - 10.0);
         let mut s = String::new();
@@ -58,28 +82,42 @@ impl Timeline {
         );
         let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
         let _ = writeln!(s, r#"<text x="{left}" y="16" font-size="13">{}</text>"#, escape(title));
+        let _ = writeln!(
+            s,
+            r##"<text x="{left}" y="32">row = one worker slot, its workers one after another (id at the start of each life); blue = request; orange = hung request; purple = TERM/QUIT; red = ABRT/KILL; end label = how it exited</text>"##
+        );
         for i in 0..=10 {
             let t = Instant((span as u64 / 10) * i);
             let _ = writeln!(
                 s,
                 r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{1:.1}" stroke="#eee"/><text x="{0:.1}" y="{2:.1}">{3:.0}s</text>"##,
                 x(t),
-                h - 30.0,
-                h - 18.0,
+                h - 20.0,
+                h - 8.0,
                 t.0 as f64 / 1e9
             );
         }
-        for (i, l) in self.lanes.iter().enumerate() {
-            let y = top + lane_h * i as f64;
+        for r in 0..n_rows {
+            let _ = writeln!(s, r#"<text x="4" y="{:.1}">{r}</text>"#, top + lane_h * r as f64 + 12.0);
+        }
+        for (l, &row) in self.lanes.iter().zip(&rows) {
+            let y = top + lane_h * row as f64;
             let end_t = l.exited.map_or(end, |(t, _)| t);
-            let _ = writeln!(s, r#"<text x="4" y="{:.1}">{}</text>"#, y + 12.0, l.id);
             let _ = writeln!(
                 s,
-                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#dde8f5"/>"##,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#dde8f5" stroke="#aabbd0" stroke-width="0.5"><title>{}</title></rect>"##,
                 x(l.spawned),
                 y + 3.0,
                 (x(end_t) - x(l.spawned)).max(0.5),
-                lane_h - 6.0
+                lane_h - 6.0,
+                l.id
+            );
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" fill="#333" font-size="8">{}</text>"##,
+                x(l.spawned) + 1.0,
+                y + 2.5,
+                l.id
             );
             for &(a, b, hung) in &l.requests {
                 let b = b.unwrap_or(end_t);
@@ -112,20 +150,79 @@ impl Timeline {
                     r##"<text x="{:.1}" y="{:.1}" fill="#555">{}</text>"##,
                     x(t) + 2.0,
                     y + 12.0,
-                    escape(&format!("{status:?}"))
+                    exit_words(status)
                 );
             }
         }
-        let _ = writeln!(
-            s,
-            r##"<text x="{left}" y="{:.1}">lane = worker life; blue = request; orange = hung request; purple = TERM/QUIT; red = ABRT/KILL</text>"##,
-            h - 4.0
-        );
         s.push_str("</svg>\n");
         s
     }
 }
 
+/// An exit as a label: `exit 0`, `SIGKILL`.
+fn exit_words(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Code(c) => format!("exit {c}"),
+        ExitStatus::Signaled(n) => match n {
+            6 => "SIGABRT".into(),
+            9 => "SIGKILL".into(),
+            15 => "SIGTERM".into(),
+            3 => "SIGQUIT".into(),
+            n => format!("signal {n}"),
+        },
+    }
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows never hold two lives at once, every life is drawn, and a run that replaces its
+    /// workers over and over needs no more rows than workers were alive at once.
+    #[test]
+    fn lives_share_rows_without_overlapping() {
+        let mut t = Timeline::default();
+        let at = |s: u64| Instant(s * 1_000_000_000);
+        // Three workers at once, each replaced 50 times a second apart; one more added for a while.
+        let mut lanes: Vec<usize> = (0..3).map(|i| t.spawn(WorkerId(i), at(0))).collect();
+        let mut next = 3;
+        for round in 1..=50u64 {
+            for lane in lanes.iter_mut() {
+                t.exit(*lane, at(round), ExitStatus::Signaled(9));
+                *lane = t.spawn(WorkerId(next), at(round));
+                next += 1;
+            }
+            if round == 10 {
+                let extra = t.spawn(WorkerId(next), at(round));
+                next += 1;
+                t.exit(extra, at(20), ExitStatus::Code(0));
+            }
+        }
+        let end = at(60);
+        let (rows, n) = t.rows(end);
+        assert_eq!(rows.len(), t.lanes.len());
+        assert_eq!(n, 4, "three workers at once, four for a while");
+        for (a, la) in t.lanes.iter().enumerate() {
+            for (b, lb) in t.lanes.iter().enumerate().skip(a + 1) {
+                if rows[a] != rows[b] {
+                    continue;
+                }
+                let (ea, eb) = (la.exited.map_or(end, |e| e.0), lb.exited.map_or(end, |e| e.0));
+                assert!(
+                    ea <= lb.spawned || eb <= la.spawned,
+                    "{} and {} overlap on row {}",
+                    la.id,
+                    lb.id,
+                    rows[a]
+                );
+            }
+        }
+        let svg = t.svg(end, "test");
+        assert_eq!(svg.matches("fill=\"#dde8f5\"").count(), t.lanes.len(), "one bar per life");
+        assert!(svg.contains("SIGKILL") && svg.contains("exit 0") && !svg.contains("Code("));
+    }
 }
