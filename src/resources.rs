@@ -51,6 +51,9 @@ pub(crate) struct Resources {
     pub(crate) access: Option<crate::access::AccessWriter>,
     /// `--metrics-bind`: the arbiter's Prometheus endpoint.
     pub(crate) metrics: Option<crate::metrics::MetricsServer>,
+    /// Built with `ServerBuilder::from_env`: listeners and stores were (or could have been)
+    /// taken over from the environment, so a re-executed arbiter can take them over too.
+    pub(crate) from_env: bool,
     /// `--user`, `--group`: who workers run as.
     pub(crate) identity: Option<crate::os::identity::Identity>,
 }

@@ -36,6 +36,7 @@ pub struct ServerBuilder {
     group: Option<String>,
     listen: ListenOptions,
     metrics: Option<String>,
+    from_env: bool,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -221,6 +222,23 @@ impl ServerBuilder {
         self
     }
 
+    /// Takes over what the environment hands this process, as a prefork server must to be
+    /// upgraded in place or socket-activated: the listeners of systemd socket activation
+    /// (`LISTEN_FDS` and `LISTEN_PID` naming this process: then `bind` addresses are not bound
+    /// again), and, in a new arbiter started by a USR2 upgrade, the listeners, registry and
+    /// cron stores of the arbiter it replaces (`HERD_UPGRADE_FROM`, `HERD_REGISTRY_FD`,
+    /// `HERD_CRON_FD`). Without it the environment is not read, and a USR2 upgrade is refused
+    /// with a message (the new arbiter could not take the listeners over).
+    ///
+    /// ```no_run
+    /// let server = herd::Server::builder().from_env().bind("127.0.0.1:8000".parse()?).build()?;
+    /// # Ok::<(), herd::Error>(())
+    /// ```
+    pub fn from_env(mut self) -> Self {
+        self.from_env = true;
+        self
+    }
+
     /// Seeds the request-limit jitter (default: from the clock and pid).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -256,10 +274,17 @@ impl ServerBuilder {
     /// or by the arbiter this one replaces, if any — then `bind` addresses are not bound again —
     /// else the `bind` addresses), checks the pidfile and sets up the store.
     pub fn build(self) -> Result<Server, Error> {
-        let upgrade_from = std::env::var(UPGRADE_FROM_ENV).ok().and_then(|p| p.parse::<i32>().ok());
+        self.build_in(&|name| std::env::var(name).ok())
+    }
+
+    /// [`Self::build`], reading the environment through `read` (only if [`Self::from_env`]).
+    fn build_in(self, read: &dyn Fn(&str) -> Option<String>) -> Result<Server, Error> {
+        let from_env = self.from_env;
+        let env = |name: &str| if from_env { read(name) } else { None };
+        let upgrade_from = env(UPGRADE_FROM_ENV).and_then(|p| p.parse::<i32>().ok());
         // From the arbiter this one replaces, or from socket activation: who owns the files.
         let origin = if upgrade_from.is_some() { SocketOrigin::Upgrade } else { SocketOrigin::Activation };
-        let from_env = crate::os::listen::listeners_from_env(origin).map_err(Error::Inherited)?;
+        let from_env = crate::os::listen::listeners_from_env(origin, &env).map_err(Error::Inherited)?;
         let mut listeners = self.inherited;
         if from_env.is_empty() {
             for b in &self.binds {
@@ -290,7 +315,7 @@ impl ServerBuilder {
             .transpose()?;
         let store = match self.registry_store.as_deref() {
             None | Some("shm") => {
-                let inherited = std::env::var(REGISTRY_FD_ENV).ok().and_then(|f| f.parse::<i32>().ok());
+                let inherited = env(REGISTRY_FD_ENV).and_then(|f| f.parse::<i32>().ok());
                 let shm = match inherited {
                     // SAFETY: the arbiter this one replaces passed it (with LISTEN_PID naming us).
                     Some(fd) if upgrade_from.is_some() => unsafe { ShmStore::from_raw_fd(fd) },
@@ -309,8 +334,7 @@ impl ServerBuilder {
         } else {
             let store = match &store {
                 Store::Shm(_) => {
-                    let inherited =
-                        std::env::var(crate::cron::CRON_FD_ENV).ok().and_then(|f| f.parse::<i32>().ok());
+                    let inherited = env(crate::cron::CRON_FD_ENV).and_then(|f| f.parse::<i32>().ok());
                     let shm = match inherited {
                         // SAFETY: the arbiter this one replaces passed it (with LISTEN_PID naming us).
                         Some(fd) if upgrade_from.is_some() => unsafe {
@@ -366,6 +390,7 @@ impl ServerBuilder {
                 access,
                 identity,
                 metrics,
+                from_env: self.from_env,
             },
             on_ready: self.on_ready,
         })
@@ -420,6 +445,7 @@ impl Server {
             group: None,
             listen: ListenOptions::default(),
             metrics: None,
+            from_env: false,
         }
     }
 
@@ -625,6 +651,27 @@ mod tests {
         assert!(e.to_string().contains("thread"), "{e}");
         extra.thread().unpark();
         extra.join().unwrap();
+    }
+
+    /// The environment is read only by a builder that asked for it (`from_env`): then for the
+    /// upgrade and socket-activation variables, and what it says is taken over.
+    #[test]
+    fn the_environment_is_read_only_when_asked() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let read = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            (name == UPGRADE_FROM_ENV).then(|| "4242".to_owned())
+        };
+        let builder = || Server::builder().bind("127.0.0.1:0".parse().unwrap());
+        let server = builder().build_in(&read).unwrap();
+        assert!(asked.borrow().is_empty(), "read without from_env: {:?}", asked.borrow());
+        assert_eq!((server.res.upgrade_from, server.res.from_env), (None, false));
+        let server = builder().from_env().build_in(&read).unwrap();
+        let names = asked.borrow().clone();
+        for name in [UPGRADE_FROM_ENV, crate::os::listen::LISTEN_PID, REGISTRY_FD_ENV] {
+            assert!(names.iter().any(|n| n == name), "{name} not read: {names:?}");
+        }
+        assert_eq!((server.res.upgrade_from, server.res.from_env), (Some(4242), true));
     }
 
     /// Called from inside a tokio runtime, even a single-threaded one, a server is refused before

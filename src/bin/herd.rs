@@ -560,7 +560,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Socket activation and USR2 upgrades hand listeners and stores over through the environment.
     let mut b = Server::builder()
+        .from_env()
         .workers(args.workers)
         .timeout(timeout)
         .graceful_timeout(args.graceful_timeout)

@@ -423,13 +423,16 @@ pub const LISTEN_FDS_START: i32 = 3;
 
 /// The listening sockets passed by systemd socket activation or a parent arbiter's upgrade:
 /// descriptors 3.. as `LISTEN_FDS` says, if `LISTEN_PID` is this process. Empty otherwise.
-pub fn listeners_from_env(origin: SocketOrigin) -> io::Result<Vec<Listener>> {
-    let pid = std::env::var(LISTEN_PID).ok().and_then(|p| p.parse::<u32>().ok());
+/// `env` reads a variable of the environment.
+pub fn listeners_from_env(
+    origin: SocketOrigin,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> io::Result<Vec<Listener>> {
+    let pid = env(LISTEN_PID).and_then(|p| p.parse::<u32>().ok());
     if pid != Some(std::process::id()) {
         return Ok(Vec::new());
     }
-    let n: i32 = std::env::var(LISTEN_FDS)
-        .ok()
+    let n: i32 = env(LISTEN_FDS)
         .and_then(|n| n.parse().ok())
         .filter(|&n| (0..=u16::MAX as i32).contains(&n))
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "LISTEN_FDS is not a count"))?;

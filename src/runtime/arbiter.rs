@@ -105,7 +105,8 @@ struct Runner<'s, A: WorkerMain> {
     /// A wakeup's inputs are queued: call `handle_timeout` once they are all fed.
     timeout_due: bool,
     /// An upgrade was refused since the last replies (the parent arbiter still runs).
-    upgrade_refused: bool,
+    /// Why the last upgrade asked for was refused, for the control reply.
+    upgrade_refused: Option<String>,
     /// `--trace-events`: what is fed to the core and carried out.
     recorder: Recorder,
     /// Workers that died while accepting or serving (each may have taken a connection with it).
@@ -194,7 +195,7 @@ pub(crate) fn run<A: WorkerMain>(
         stopping_notified: false,
         reexec: None,
         timeout_due: false,
-        upgrade_refused: false,
+        upgrade_refused: None,
         recorder,
         in_flight_deaths: 0,
         exits: BTreeMap::new(),
@@ -327,12 +328,9 @@ impl<A: WorkerMain> Runner<'_, A> {
                 Request::Command(Command::Incr(_) | Command::Decr(_)) => {
                     Reply { ok: true, target: Some(self.core.target()), ..Reply::default() }
                 }
-                Request::Command(Command::Upgrade) if refused => Reply {
+                Request::Command(Command::Upgrade) if refused.is_some() => Reply {
                     ok: false,
-                    error: Some(format!(
-                        "upgrade refused: the arbiter this one replaced (pid {}) still runs; stop it first",
-                        self.res.upgrade_from.unwrap_or_default()
-                    )),
+                    error: refused.clone().map(|why| format!("upgrade refused: {why}")),
                     ..Reply::default()
                 },
                 Request::Command(_) => Reply { ok: true, ..Reply::default() },
@@ -441,7 +439,17 @@ impl<A: WorkerMain> Runner<'_, A> {
                     "upgrade refused: the arbiter this one replaced (pid {parent}) still runs; stop it first \
                      (TERM) to finish the upgrade, or stop this one to back out"
                 );
-                self.upgrade_refused = true;
+                self.upgrade_refused =
+                    Some(format!("the arbiter this one replaced (pid {parent}) still runs; stop it first"));
+                self.queue(Input::ReexecEnded);
+            }
+            // A new arbiter takes the listeners over from its environment: one built without
+            // `from_env` would bind them again, or fail to.
+            Action::Reexec if !self.res.from_env => {
+                let why = "this server does not take its listeners over from the environment \
+                           (ServerBuilder::from_env), so a new arbiter could not serve them";
+                tracing::warn!("upgrade refused: {why}");
+                self.upgrade_refused = Some(why.to_owned());
                 self.queue(Input::ReexecEnded);
             }
             Action::Reexec => match self.reexec() {

@@ -1,7 +1,8 @@
-//! The axum example (`examples/axum.rs`, issue #23) on real processes: an axum `Router` with a
-//! path parameter and JSON, served by `Server::run_service` with no glue; the handlers reach
-//! their `HttpContext` through an `Extension`; a panicking handler answers 500 and its worker
-//! serves on.
+//! A server that links the library, on real processes: the axum example (`examples/axum.rs`,
+//! issue #23), an axum `Router` with a path parameter and JSON served by `Server::run_service`
+//! with no glue; the handlers reach their `HttpContext` through an `Extension`; a panicking
+//! handler answers 500 and its worker serves on; built without `from_env`, it refuses a USR2
+//! upgrade.
 #![cfg(all(feature = "tower", feature = "cli"))]
 
 mod common;
@@ -11,13 +12,28 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-/// The example's binary, built by `cargo test` next to the test binaries.
+/// The example's binary, built by `cargo test` next to the test binaries. Refused if it is older
+/// than the newest build of the library (`cargo test --test library` alone does not rebuild
+/// examples: the test would run yesterday's server).
 fn example() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples/axum");
+    let deps = exe.parent().unwrap();
+    let path = deps.parent().unwrap().join("examples/axum");
+    let again = "`cargo test` builds the examples (or: cargo build --example axum)";
+    let built = std::fs::metadata(&path).and_then(|m| m.modified());
+    let built = built.unwrap_or_else(|e| panic!("{}: {e}: {again}", path.display()));
+    let newest_lib = std::fs::read_dir(deps)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("libherd-") && name.ends_with(".rlib")
+        })
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max();
     assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples (or: cargo build --example axum)",
+        newest_lib.is_none_or(|lib| built >= lib),
+        "{} is older than the library: {again}",
         path.display()
     );
     path
@@ -117,4 +133,29 @@ fn a_panicking_axum_handler_answers_500_and_the_worker_serves_on() {
         assert_eq!((status, v["hello"].as_str()), (200, Some(format!("n{i}").as_str())), "{v}");
     }
     assert_eq!(ex.workers(), worker, "the same worker serves on");
+}
+
+/// The example is built without `ServerBuilder::from_env`: a USR2 upgrade is refused (a new
+/// arbiter would bind the address again), so no new arbiter is started; the server serves on.
+/// The TTIN sent after the USR2 is handled after it: once its worker exists, a new arbiter would
+/// exist too, as one more child of the arbiter (with workers of its own).
+#[test]
+fn a_library_server_without_from_env_refuses_an_upgrade() {
+    use nix::sys::signal::{Signal, kill};
+    let ex = Example::start(1);
+    common::wait_until("one worker", || ex.workers().len() == 1);
+    let arbiter = nix::unistd::Pid::from_raw(ex.child.id() as i32);
+    kill(arbiter, Signal::SIGUSR2).unwrap();
+    kill(arbiter, Signal::SIGTTIN).unwrap();
+    // A freshly forked worker carries the arbiter's name until it sets its own.
+    let named_workers =
+        || common::children(arbiter.as_raw()).iter().filter(|c| c.comm.starts_with("herd: worker")).count();
+    common::wait_until("the TTIN's worker", || named_workers() >= 2);
+    let children = common::children(arbiter.as_raw());
+    assert_eq!(children.len(), 2, "one more child than the two workers: {children:?}");
+    for c in &children {
+        assert!(c.comm.starts_with("herd: worker"), "a child that is not a worker: {c:?}");
+        assert!(common::children(c.pid).is_empty(), "{c:?} has children of its own: a new arbiter");
+    }
+    assert_eq!(call(&ex.addr, "GET", "/hello/after", None).0, 200);
 }
