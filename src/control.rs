@@ -30,6 +30,7 @@ pub enum Request {
 
 /// A request line that is not understood.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestError {
     /// Unknown command.
     #[error("unknown command {0:?}; expected status, incr N, decr N, reload, stop, stop fast or upgrade")]

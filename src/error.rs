@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 /// Why a server could not be built or run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]

@@ -57,6 +57,7 @@ impl Default for HttpLimits {
 
 /// A request head over one of the limits: the status to answer before closing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HeadError {
     /// The request line is longer than `request_line`.
     #[error("request line longer than {limit} bytes")]

@@ -32,6 +32,7 @@ pub struct JobRun<'a> {
 
 /// Why a job definition was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CronSpecError {
     /// Not `NAME=SECONDS`.
     #[error("bad cron job {0:?}: expected NAME=SECONDS, e.g. mail_queue=60")]

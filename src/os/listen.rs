@@ -45,6 +45,7 @@ impl Default for ListenOptions {
 
 /// A `--bind` value that cannot be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BindParseError {
     /// Empty value.
     #[error("empty address")]
@@ -112,6 +113,7 @@ impl fmt::Display for Bind {
 
 /// A listener that could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BindError {
     /// The host name did not resolve.
     #[error("cannot resolve {addr}: {source}")]

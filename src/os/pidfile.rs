@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// A pidfile that cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PidfileError {
     /// Another live process's pid is in it.
     #[error("pidfile {path} belongs to running process {pid}; is herd already running?")]

@@ -39,6 +39,7 @@ pub fn redact(address: &str) -> String {
 
 /// A store that could not answer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The store is unreachable (the database went away, ...).
     #[error("registry store unavailable: {0}")]

@@ -57,6 +57,7 @@ impl std::fmt::Debug for PgStore {
 
 /// Why the store could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PgSetupError {
     /// Not a PostgreSQL URL or connection string.
     #[error("bad registry store URL {url}: {reason}")]
