@@ -242,9 +242,14 @@ fn read_head(conn: &mut Connection, limits: &HttpLimits, keep_headers: bool) -> 
     let field_limit = limits.field_size_limit();
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
-    let head = loop {
+    // Answers are written under the write timeout (a client that stops reading); each read of
+    // the head under what is left of the header timeout. The head is the only thing read.
+    if conn.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+        return Head::Closed;
+    }
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || conn.set_timeouts(Some(left)).is_err() {
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
             break Head::Closed;
         }
         let n = match conn.read(&mut chunk) {
@@ -295,10 +300,7 @@ fn read_head(conn: &mut Connection, limits: &HttpLimits, keep_headers: bool) -> 
             }
             Err(e) => break Head::Bad(e),
         }
-    };
-    // Answers are written under the write timeout (a client that stops reading).
-    let _ = conn.set_timeouts(Some(WRITE_TIMEOUT));
-    head
+    }
 }
 
 fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {

@@ -232,7 +232,7 @@ impl ServerBuilder {
     ///
     /// ```no_run
     /// let server = herd::Server::builder().from_env().bind("127.0.0.1:8000".parse()?).build()?;
-    /// # Ok::<(), herd::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_env(mut self) -> Self {
         self.from_env = true;

@@ -370,15 +370,23 @@ impl Connection {
 
     /// Sets read and write timeouts.
     pub fn set_timeouts(&self, d: Option<std::time::Duration>) -> io::Result<()> {
+        self.set_read_timeout(d)?;
+        self.set_write_timeout(d)
+    }
+
+    /// Sets the read timeout (`SO_RCVTIMEO`): a read waiting longer fails.
+    pub fn set_read_timeout(&self, d: Option<std::time::Duration>) -> io::Result<()> {
         match self {
-            Connection::Tcp(s) => {
-                s.set_read_timeout(d)?;
-                s.set_write_timeout(d)
-            }
-            Connection::Unix(s) => {
-                s.set_read_timeout(d)?;
-                s.set_write_timeout(d)
-            }
+            Connection::Tcp(s) => s.set_read_timeout(d),
+            Connection::Unix(s) => s.set_read_timeout(d),
+        }
+    }
+
+    /// Sets the write timeout (`SO_SNDTIMEO`): a write waiting longer fails.
+    pub fn set_write_timeout(&self, d: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Connection::Tcp(s) => s.set_write_timeout(d),
+            Connection::Unix(s) => s.set_write_timeout(d),
         }
     }
 }

@@ -127,6 +127,14 @@ impl WakePipe {
         self.read.as_fd()
     }
 
+    /// Takes the signal counters without reading the self-pipe: for a loop point at which the
+    /// wait did not report the pipe readable (reading it would only fail with EAGAIN). A byte the
+    /// pipe may hold makes the next wait return at once, and that loop point [`Self::drain`]s it:
+    /// no signal is lost, and none sleeps.
+    pub fn take(&self) -> SignalBatch {
+        queue().drain()
+    }
+
     /// The loop's half of the wakeup contract: drain the pipe, then take the counters.
     pub fn drain(&self) -> SignalBatch {
         queue().drain_woken(|| {

@@ -498,8 +498,13 @@ impl<A: WorkerMain> Runner<'_, A> {
 
     fn level_check(&mut self, l: ListenerId) {
         let listener = &self.res.listeners[usize::from(l.0)];
-        if listener.pending() {
-            self.queue(Input::Ready { socket: l, queued: listener.queued() });
+        // One look at the accept queue: its length where the kernel tells it (TCP), else
+        // whether anything waits.
+        match listener.queued() {
+            Some(0) => {}
+            Some(n) => self.queue(Input::Ready { socket: l, queued: Some(n) }),
+            None if listener.pending() => self.queue(Input::Ready { socket: l, queued: None }),
+            None => {}
         }
     }
 
@@ -735,6 +740,12 @@ impl<A: WorkerMain> Runner<'_, A> {
                     // An untrusted worker's bytes are read (so it cannot block) but not believed.
                     if trusted {
                         p.decoder.decode_all(&buf[..n], &mut decoded);
+                    }
+                    // A short read emptied the socket (a stream socket's read copies all it
+                    // holds, up to the buffer): another would only fail with EAGAIN. The channel
+                    // is level-triggered, so what arrives later wakes the loop again.
+                    if n < buf.len() && !to_end {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -240,9 +240,10 @@ impl<R> Proc<'_, R> {
                 }
             };
             let mut inputs = Vec::new();
+            let mut woken = false;
             for ev in &events[..n] {
                 match ev.data() {
-                    WAKE => {}
+                    WAKE => woken = true,
                     CHANNEL => self.read_arbiter(&mut inputs),
                     _ => {
                         if self.core.waits_on_listeners() && inputs.is_empty() {
@@ -255,7 +256,7 @@ impl<R> Proc<'_, R> {
                 self.core.read(input);
             }
             // A loop point: signals and the parent check come first.
-            self.loop_point();
+            self.loop_point(woken);
             self.drive(app);
             for input in inputs {
                 if self.exit.is_some() {
@@ -274,9 +275,10 @@ impl<R> Proc<'_, R> {
         }
     }
 
-    /// Takes pending signals and checks the parent, feeding the core.
-    fn loop_point(&mut self) {
-        let batch = self.wake.drain();
+    /// Takes pending signals and checks the parent, feeding the core. `woken`: the wait reported
+    /// the self-pipe readable, so it is drained; otherwise only the counters are taken.
+    fn loop_point(&mut self, woken: bool) {
+        let batch = if woken { self.wake.drain() } else { self.wake.take() };
         let now = self.clock.now();
         // One notice per loop point, so that the core's answer to it is carried out before
         // anything else is fed (the drain rule): a TERM first; a changed parent is seen at the
@@ -321,7 +323,7 @@ impl<R> Proc<'_, R> {
                     }
                     // The end of a request is a loop point: a TERM that came during it is seen
                     // before the worker decides to take more work.
-                    self.loop_point();
+                    self.loop_point(false);
                     let now = self.clock.now();
                     self.core.feed(now, Input::RequestDone);
                 }
