@@ -354,15 +354,21 @@ where
                 continue;
             }
             Some(ev) = ev_rx.recv() => {
-                inputs.push(match ev {
-                    Ev::RequestDone => {
-                        if let Some(s) = setup.slot {
-                            res.scoreboard.count(s);
+                // Every event already sent, in one pass of the loop (under load, requests end
+                // faster than the loop turns).
+                let mut next = Some(ev);
+                while let Some(ev) = next {
+                    inputs.push(match ev {
+                        Ev::RequestDone => {
+                            if let Some(s) = setup.slot {
+                                res.scoreboard.count(s);
+                            }
+                            Input::RequestDone
                         }
-                        Input::RequestDone
-                    }
-                    Ev::Closed => Input::ConnectionClosed,
-                });
+                        Ev::Closed => Input::ConnectionClosed,
+                    });
+                    next = ev_rx.try_recv().ok();
+                }
             }
             _ = readable_any(&listener_fds), if waits => inputs.push(Input::ListenersReadable),
             _ = tokio::time::sleep(std::time::Duration::from_millis(timeout.unwrap_or(60_000))), if timeout.is_some() => {}
