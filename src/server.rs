@@ -110,7 +110,7 @@ impl ServerBuilder {
         self
     }
 
-    /// How connections reach workers (`--accept-mode`).
+    /// How connections reach workers (`--accept-mode`; default auto).
     pub fn accept_mode(mut self, m: AcceptMode) -> Self {
         self.config.accept_mode = m;
         self
@@ -426,7 +426,10 @@ impl Server {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id()).rotate_left(32);
-        let config = Config { seed, ..Config::default() };
+        // Auto: the single wakeup of signaled mode while workers wait, the direct accept of
+        // shared mode under load — the fastest that keeps the protocol's guarantee at idle
+        // (docs/runtime.md, "The default accept mode"; docs/benchmarks.md).
+        let config = Config { seed, accept_mode: AcceptMode::Auto, ..Config::default() };
         ServerBuilder {
             binds: Vec::new(),
             inherited: Vec::new(),

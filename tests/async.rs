@@ -113,7 +113,18 @@ fn async_recycling_counts_requests_across_connections() {
 
 #[test]
 fn a_blocked_event_loop_is_killed_but_an_awaiting_request_is_not() {
-    let h = Herd::start(&["--workers", "2", "--worker-class", "async", "--timeout", "1"]);
+    // Signaled: the arbiter hands the second connection to the other worker (the one at the head
+    // of its line), so the blocked loop and the awaiting request are on different workers.
+    let h = Herd::start(&[
+        "--workers",
+        "2",
+        "--worker-class",
+        "async",
+        "--timeout",
+        "1",
+        "--accept-mode",
+        "signaled",
+    ]);
     let before = h.wait_ready(2);
     // Awaiting 2.5 s, past the 1 s timeout: heartbeats keep flowing, the request completes.
     let addr = h.addr.clone();

@@ -51,7 +51,17 @@ fn the_metrics_match_ctl_status_after_a_known_workload() {
     let dir = tempdir("metrics");
     let pidfile = dir.join("herd.pid");
     let pf = pidfile.to_str().unwrap();
-    let h = Herd::start(&["--workers", "2", "--metrics-bind", "127.0.0.1:0", "--pidfile", pf]);
+    // Signaled: every connection is a dispatch the counters show.
+    let h = Herd::start(&[
+        "--workers",
+        "2",
+        "--accept-mode",
+        "signaled",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--pidfile",
+        pf,
+    ]);
     let addr = metrics_addr(&h);
     let first = h.wait_ready(2);
     for _ in 0..10 {

@@ -41,7 +41,8 @@ fn ctl_status_matches_the_process_table() {
     let dir = tempdir("ctl-status");
     let pidfile = dir.join("herd.pid");
     let p = pidfile.to_str().unwrap();
-    let h = Herd::start(&["--workers", "3", "--pidfile", p]);
+    // Signaled: every connection is a dispatch the counters show.
+    let h = Herd::start(&["--workers", "3", "--accept-mode", "signaled", "--pidfile", p]);
     let pids = h.wait_ready(3);
     for _ in 0..9 {
         get_ok(&h.addr, "/");

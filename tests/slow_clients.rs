@@ -87,8 +87,10 @@ struct Slow {
 fn open_slow(addr: &str, n: usize, header_timeout: Duration, keep_alive: Duration) -> Vec<Slow> {
     let mut slow = Vec::new();
     for i in 0..3 * n {
-        let mut stream = TcpStream::connect(addr).unwrap();
+        // Taken before connecting: a worker may accept (and start its clock) before connect()
+        // returns here, but never before the connection exists.
         let since = Instant::now();
+        let mut stream = TcpStream::connect(addr).unwrap();
         let (kind, limit) = match i % 3 {
             0 => ("silent", header_timeout),
             1 => {
@@ -222,9 +224,10 @@ fn a_sync_worker_drops_a_slow_client_at_the_header_timeout() {
     h.wait_ready(1);
     let mut slow = Vec::new();
     for (i, kind) in ["silent", "half-sent"].into_iter().enumerate() {
-        let mut stream = TcpStream::connect(&h.addr).unwrap();
-        // The worker's clock starts when it takes the connection: after this.
+        // The worker's clock starts when it takes the connection: after this (not after connect()
+        // returns: a worker waiting on the listener may take it first).
         let since = Instant::now();
+        let mut stream = TcpStream::connect(&h.addr).unwrap();
         if i == 1 {
             stream.write_all(b"GET / HTTP/1.1\r\nHost: herd\r\n").unwrap();
         }

@@ -158,7 +158,7 @@ struct ServeArgs {
     /// CPU seconds one request may use; past it the worker dies and is replaced.
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     limit_cpu: Option<Duration>,
-    /// How connections reach workers. [default: signaled; shared with --worker-protocol none]
+    /// How connections reach workers. [default: auto; shared with --worker-protocol none]
     #[arg(long, value_enum)]
     accept_mode: Option<Mode>,
     /// Worker kind: sync (one connection at a time) or async (tokio + hyper, keep-alive, up to
@@ -546,7 +546,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     // A program that knows nothing of herd accepts for itself and sends no heartbeats: those
     // are its defaults (and anything else said explicitly is refused by run_program).
     let silent = !args.command.is_empty() && args.worker_protocol == Protocol::None;
-    let mode = match args.accept_mode.unwrap_or(if silent { Mode::Shared } else { Mode::Signaled }) {
+    let mode = match args.accept_mode.unwrap_or(if silent { Mode::Shared } else { Mode::Auto }) {
         Mode::Shared => AcceptMode::Shared,
         Mode::Signaled => AcceptMode::Signaled,
         Mode::Auto => AcceptMode::Auto,
