@@ -103,6 +103,9 @@ fn usr1_reopens_the_error_and_access_logs_after_a_rotation_losing_no_line() {
     for n in 0..10 {
         get_ok(&h.addr, &format!("/pid?n={n}"));
     }
+    // A line is written once its connection is answered and closed, so after the client has its
+    // answer: wait for all ten before rotating, or the last could rightly land in the new file.
+    wait_until("the first 10 access lines", || lines(&access).len() >= 10);
     // logrotate's way: move the files, then USR1.
     let (err_old, access_old) = (dir.join("error.log.1"), dir.join("access.log.1"));
     std::fs::rename(&err, &err_old).unwrap();
