@@ -15,7 +15,7 @@
 //! A violation comes with a shortest trace from the initial state (see [`explore`]).
 
 use herd_protocol::arbiter::domain::Corner;
-use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, WorkerId};
+use herd_protocol::arbiter::{AcceptMode, Action, Config, ExitStatus, Input, KillSignal, Life, WorkerId};
 use herd_protocol::idmap::IdMap;
 use herd_protocol::invariants::{Checked, Invariant, Violation};
 use herd_protocol::message::{ArbiterMsg, ListenerId, WorkerMsg};
@@ -30,8 +30,10 @@ use std::time::Duration;
 
 mod graph;
 mod search;
+mod symmetry;
 
 pub use search::explore;
+pub use symmetry::check_symmetry;
 
 const L0: ListenerId = ListenerId(0);
 
@@ -85,6 +87,9 @@ pub struct Bounds {
     /// A corner of the configuration domain the run is put at (one of [`EXPLORABLE_CORNERS`]);
     /// it overrides `workers` and `max_requests` where it sets them.
     pub corner: Option<Corner>,
+    /// Merge states that differ only in the workers' names (see [`State::canonical_ids`]): an
+    /// order-preserving renaming always, any renaming where no choice by id order can come.
+    pub symmetry: bool,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
     /// Search threads (0 = one per core). The states, transitions, depth and verdict do not
@@ -152,6 +157,8 @@ pub struct State {
     spare_wakeups: u32,
     /// The worker kind.
     kind: WorkerKind,
+    /// Whether states are named canonically ([`Bounds::symmetry`]).
+    symmetry: bool,
 }
 
 /// A transition, for traces.
@@ -259,8 +266,10 @@ impl State {
             ready_pending: false,
             spare_wakeups: 0,
             kind: b.kind,
+            symmetry: b.symmetry,
         };
         s.arbiter_actions(actions).expect("start breaks nothing");
+        s.canonical_ids();
         s
     }
 

@@ -14,6 +14,7 @@ fn bounds(mode: AcceptMode, workers: u32, connections: u32, faults: u32) -> Boun
         max_requests: 0,
         kind: herd_protocol::worker::WorkerKind::Sync,
         corner: None,
+        symmetry: true,
         max_states: 2_000_000,
         threads: 0,
         #[cfg(feature = "mutants")]
@@ -34,12 +35,12 @@ fn complete_and_clean(b: &Bounds, at_least: usize) {
 
 #[test]
 fn signaled_two_workers_two_connections_any_one_fault() {
-    complete_and_clean(&bounds(AcceptMode::Signaled, 2, 2, 1), 100_000);
+    complete_and_clean(&bounds(AcceptMode::Signaled, 2, 2, 1), 8_000);
 }
 
 #[test]
 fn shared_two_workers_one_connection_any_one_fault() {
-    complete_and_clean(&bounds(AcceptMode::Shared, 2, 1, 1), 50_000);
+    complete_and_clean(&bounds(AcceptMode::Shared, 2, 1, 1), 4_000);
 }
 
 /// Auto mode with HUP is wide (direct accepts race the signaling of two generations): beyond a
@@ -53,7 +54,7 @@ fn auto_two_workers_one_connection_any_one_fault_but_reload() {
 #[test]
 fn recycling_workers_with_kills_and_ttou() {
     let b = Bounds { max_requests: 1, ..kinds(bounds(AcceptMode::Signaled, 2, 2, 1), &["kill", "ttou"]) };
-    complete_and_clean(&b, 5_000);
+    complete_and_clean(&b, 2_000);
 }
 
 /// The search is parallel; what it finds is not: the same states, transitions and depth on one
@@ -91,17 +92,17 @@ fn async_bounds(mode: AcceptMode, faults: u32) -> Bounds {
 
 #[test]
 fn async_workers_signaled_any_one_fault() {
-    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1), 50_000);
+    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1), 7_000);
 }
 
 #[test]
 fn async_workers_shared_any_one_fault() {
-    complete_and_clean(&async_bounds(AcceptMode::Shared, 1), 100_000);
+    complete_and_clean(&async_bounds(AcceptMode::Shared, 1), 10_000);
 }
 
 #[test]
 fn async_workers_auto_kill_term_abandon() {
-    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 20_000);
+    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 6_000);
 }
 
 /// Every corner of the configuration domain the explorer can run at, complete and clean (the CI
@@ -111,5 +112,43 @@ fn every_explorable_corner_is_complete_and_clean() {
     for corner in EXPLORABLE_CORNERS {
         let b = Bounds { corner: Some(corner), ..bounds(AcceptMode::Signaled, 2, 2, 1) };
         complete_and_clean(&b, 1_000);
+    }
+}
+
+/// The symmetry reduction is sound where it is checked: on every state of these searches, a
+/// state and its canonical naming lead to the same canonical states and the same violations.
+#[test]
+fn canonical_names_lead_where_the_states_they_name_lead() {
+    for b in [
+        bounds(AcceptMode::Signaled, 3, 2, 1),
+        kinds(bounds(AcceptMode::Signaled, 3, 1, 2), &["hup", "ttou", "kill"]),
+        bounds(AcceptMode::Shared, 2, 2, 1),
+        bounds(AcceptMode::Auto, 2, 1, 1),
+        async_bounds(AcceptMode::Signaled, 1),
+    ] {
+        let n = herd_model::explore::check_symmetry(&b, 30_000).unwrap_or_else(|e| panic!("{b:?}: {e}"));
+        assert_eq!(n, 30_000, "{b:?}: only {n} states");
+    }
+}
+
+/// The reduced search gives the unreduced search's verdicts, in fewer states.
+#[test]
+fn symmetry_changes_no_verdict() {
+    for b in [
+        bounds(AcceptMode::Signaled, 2, 2, 1),
+        bounds(AcceptMode::Shared, 2, 1, 1),
+        async_bounds(AcceptMode::Signaled, 1),
+    ] {
+        let reduced = explore(&b);
+        let full = explore(&Bounds { symmetry: false, ..b.clone() });
+        assert!(!reduced.truncated && !full.truncated, "{b:?}");
+        assert_eq!(reduced.violation.is_some(), full.violation.is_some(), "{b:?}");
+        assert_eq!(reduced.stuck > 0, full.stuck > 0, "{b:?}");
+        assert!(
+            reduced.states * 3 / 2 < full.states,
+            "{b:?}: {} states reduced, {} in full",
+            reduced.states,
+            full.states
+        );
     }
 }

@@ -247,10 +247,24 @@ impl Arbiter {
         // The counters are for status output: nothing the arbiter decides reads them.
         self.stats = Stats::default();
         for w in self.workers.values_mut() {
+            w.requests = 0;
             w.spawned_at = w.spawned_at.max(floor);
             w.last_seen = w.last_seen.max(floor);
             w.alive_window.0 = w.alive_window.0.max(floor);
         }
+    }
+
+    /// Renames every worker by `f`, one-to-one on the ids held (the table, the idle queue), and
+    /// makes `next` the next id to give. For model checkers that name equivalent states alike: the
+    /// arbiter decides by comparing ids only (the oldest retires first), so renaming that keeps
+    /// their order and gives `next` above every id held changes nothing it will do; a renaming
+    /// that does not keep the order is only sound where no such choice can come.
+    #[doc(hidden)]
+    pub fn rename_workers(&mut self, f: impl Fn(WorkerId) -> WorkerId, next: u64) {
+        debug_assert!(self.actions.is_empty(), "renamed with actions not yet polled");
+        self.workers.rename_keys(|&id| f(id));
+        self.dispatcher.rename_workers(&f);
+        self.next_id = next;
     }
 
     // ---- polls ----

@@ -79,6 +79,13 @@ impl Dispatcher {
         }
     }
 
+    /// Every idle worker's id renamed by `f` (see `Arbiter::rename_workers`).
+    pub(crate) fn rename_workers(&mut self, f: impl Fn(WorkerId) -> WorkerId) {
+        for w in &mut self.idle {
+            *w = f(*w);
+        }
+    }
+
     /// A worker asked for work.
     pub fn push_idle(&mut self, w: WorkerId) {
         self.idle.push_back(w);

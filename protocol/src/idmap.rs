@@ -75,6 +75,16 @@ impl<K: Ord, V> IdMap<K, V> {
     pub fn remove(&mut self, key: &K) -> Option<V> {
         self.find(key).ok().map(|i| self.entries.remove(i).1)
     }
+
+    /// Every key renamed by `f`, one-to-one on the keys held, and the id order restored. For
+    /// model checkers that name equivalent states alike (see `Arbiter::rename_workers`).
+    #[doc(hidden)]
+    pub fn rename_keys(&mut self, f: impl Fn(&K) -> K) {
+        for (k, _) in &mut self.entries {
+            *k = f(k);
+        }
+        self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
 }
 
 impl<K, V> IdMap<K, V> {

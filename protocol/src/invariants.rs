@@ -186,6 +186,15 @@ impl Monitor {
         }
     }
 
+    /// As [`Arbiter::rename_workers`], for the monitor's records.
+    #[doc(hidden)]
+    pub fn rename_workers(&mut self, f: impl Fn(WorkerId) -> WorkerId) {
+        self.alive.rename_keys(|&id| f(id));
+        for w in &mut self.waiting {
+            *w = f(*w);
+        }
+    }
+
     /// A monitor for an arbiter with this configuration.
     pub fn new(arbiter: &Arbiter) -> Self {
         let c = arbiter.config();
@@ -628,6 +637,41 @@ impl Checked {
     pub fn clamp_past(&mut self, floor: Instant) {
         self.arbiter.clamp_past(floor);
         self.monitor.clamp_past(floor);
+    }
+
+    /// As [`Arbiter::rename_workers`], for the arbiter and its monitor.
+    #[doc(hidden)]
+    pub fn rename_workers(&mut self, f: impl Fn(WorkerId) -> WorkerId, next: u64) {
+        self.arbiter.rename_workers(&f, next);
+        self.monitor.rename_workers(&f);
+    }
+
+    /// Every worker id the arbiter or its monitor holds, in order, once each.
+    #[doc(hidden)]
+    pub fn worker_ids(&self) -> Vec<WorkerId> {
+        let m = &self.monitor;
+        let mut ids: Vec<WorkerId> = (self.arbiter.workers().keys().copied())
+            .chain(self.arbiter.dispatcher().idle().iter().copied())
+            .chain(m.alive.keys().copied())
+            .chain(m.waiting.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Hashes what the arbiter and its monitor hold of worker `id`, its id left out: its table
+    /// entry, its place in the idle queue, the monitor's record and its place among the waiting.
+    /// Two workers alike in this (and in what else a model holds of them) are interchangeable
+    /// wherever ids are only told apart, not compared.
+    #[doc(hidden)]
+    pub fn hash_worker(&self, id: WorkerId, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        let a = &self.arbiter;
+        a.workers().get(&id).hash(h);
+        a.dispatcher().idle().iter().position(|&w| w == id).hash(h);
+        self.monitor.alive.get(&id).hash(h);
+        self.monitor.waiting.iter().position(|&w| w == id).hash(h);
     }
 
     /// Hands `input` to the arbiter; returns its actions or the first broken invariant.

@@ -187,9 +187,13 @@ impl Worker {
         self.backoff.1 = self.backoff.1 - d;
     }
 
-    /// As [`crate::arbiter::Arbiter::clamp_past`], for the worker's last heartbeat.
+    /// As [`crate::arbiter::Arbiter::clamp_past`], for the worker's clock, last heartbeat and backoff.
     #[doc(hidden)]
     pub fn clamp_past(&mut self, floor: Instant) {
+        // Every call that reads the clock first raises it to the caller's time, never earlier
+        // than `floor`; a backoff's end is read only while it is in the future.
+        self.now = self.now.max(floor);
+        self.backoff.1 = self.backoff.1.max(floor);
         self.last_alive = self.last_alive.max(floor);
         // Without a budget, the count decides nothing.
         if self.config.max_requests == 0 {

@@ -43,6 +43,10 @@ struct Cli {
     /// where the corner sets them).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(EXPLORABLE_CORNERS.map(Corner::name)))]
     corner: Option<String>,
+    /// Explore every naming of the workers apart (no symmetry reduction): slower, for checking
+    /// that the reduction changes no verdict.
+    #[arg(long)]
+    no_symmetry: bool,
     /// Give up after this many states (0 = none).
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
             n => herd_protocol::worker::WorkerKind::Async { connections: n },
         },
         corner: cli.corner.as_deref().and_then(|n| EXPLORABLE_CORNERS.into_iter().find(|c| c.name() == n)),
+        symmetry: !cli.no_symmetry,
         max_states: cli.max_states,
         threads: cli.threads,
         #[cfg(feature = "mutants")]

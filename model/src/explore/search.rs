@@ -37,6 +37,7 @@ pub(super) fn successor(s: &State, step: Step) -> Result<State, Violation> {
     let mut t = s.clone();
     let applied = t.apply(step);
     t.canonical_time();
+    t.canonical_ids();
     applied.map(|()| t)
 }
 

@@ -1,0 +1,111 @@
+//! Symmetry reduction: states that differ only in which worker is which are one state.
+//!
+//! The canonical names ([`State::canonical_ids`]) are checked against the states they stand for
+//! by [`check_symmetry`]: a state and its canonical form must have the same canonical successors,
+//! step for step — the condition under which exploring canonical states alone finds every
+//! violation and every stuck state the full search finds.
+
+use super::search::{fingerprint, successor};
+use super::*;
+
+impl State {
+    /// Whether the arbiter may yet choose between `id` and other workers by their ids' order.
+    /// It does so twice, both among its active workers: TTOU retires the oldest of the current
+    /// generation, and as a new generation boots the old one's workers retire oldest first (HUP).
+    /// So it may for an active worker of an old generation, and for one of the current
+    /// generation while a fault is left that may be a TTOU or a HUP (which makes it old). Never
+    /// for any other: a worker never becomes active again, the budget only shrinks, and only
+    /// HUP makes a generation old.
+    fn ordered(&self, id: WorkerId) -> bool {
+        let b = &self.budget;
+        let a = &self.arb.arbiter;
+        a.workers().get(&id).is_some_and(|w| {
+            w.life == Life::Active && (w.generation < a.generation() || (b.left > 0 && (b.ttou || b.hup)))
+        })
+    }
+
+    /// The canonical names of the workers (with [`Bounds::symmetry`]): `0..n` for the `n` ids the
+    /// state holds, and `n` the next to give. The arbiter compares ids only to choose among
+    /// [`State::ordered`] workers, and a new worker's id is above every other, so those keep
+    /// their order and come first; elsewhere ids are only told apart, so the others are named
+    /// after them in the order of what the state holds of each (symmetry reduction: states alike
+    /// but for which worker is which become one). Two workers alike in everything are
+    /// interchangeable, and either order gives the same state.
+    pub(super) fn canonical_ids(&mut self) {
+        if !self.symmetry {
+            return;
+        }
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut ids = self.arb.worker_ids();
+        ids.extend(self.procs.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        let seed = foldhash::quality::FixedState::with_seed(0x6865_7264);
+        let mut keyed: SmallVec<[(bool, u64, WorkerId); 8]> = ids
+            .iter()
+            .map(|&id| {
+                if self.ordered(id) {
+                    return (false, id.0, id);
+                }
+                let mut h = seed.build_hasher();
+                self.procs.get(&id).hash(&mut h);
+                self.arb.hash_worker(id, &mut h);
+                (true, h.finish(), id)
+            })
+            .collect();
+        keyed.sort_unstable();
+        let name = |id: WorkerId| {
+            let i = keyed.iter().position(|&(_, _, x)| x == id).expect("every id is named");
+            WorkerId(i as u64)
+        };
+        self.arb.rename_workers(name, keyed.len() as u64);
+        self.procs.rename_keys(|&id| name(id));
+    }
+}
+
+/// Checks the symmetry reduction on the first `limit` states of the unreduced search within
+/// `bounds` (breadth-first): for each, the state named canonically must lead, by the same kinds
+/// of steps, to the same canonical states, and to a violation exactly where the state does.
+/// Returns the number of states checked, or what differed and where.
+pub fn check_symmetry(bounds: &Bounds, limit: usize) -> Result<usize, String> {
+    let full = Bounds { symmetry: false, ..bounds.clone() };
+    let init = State::initial(&full);
+    let mut seen = search::Visited::default();
+    seen.insert(fingerprint(&init), 0);
+    let mut frontier = VecDeque::from([init]);
+    let mut checked = 0;
+    // A successor, canonical: its fingerprint, or the invariant it breaks.
+    let outcome = |s: &State, step: Step| match successor(s, step) {
+        Ok(t) => Ok(fingerprint(&t)),
+        Err(v) => Err(v.invariant),
+    };
+    while let Some(s) = frontier.pop_front() {
+        if checked == limit {
+            break;
+        }
+        checked += 1;
+        let mut named = s.clone();
+        named.symmetry = true;
+        let mut canonical = named.clone();
+        canonical.canonical_ids();
+        let mut from_state: Vec<_> = named.enabled().into_iter().map(|step| outcome(&named, step)).collect();
+        let mut from_canonical: Vec<_> =
+            canonical.enabled().into_iter().map(|step| outcome(&canonical, step)).collect();
+        from_state.sort_unstable();
+        from_canonical.sort_unstable();
+        if from_state != from_canonical {
+            return Err(format!(
+                "state {checked} and its canonical form lead to different states:\n{:?}\nvs\n{:?}\nstate: {s:?}",
+                from_state, from_canonical
+            ));
+        }
+        for step in s.enabled() {
+            if let Ok(t) = successor(&s, step)
+                && seen.insert(fingerprint(&t), 0).is_none()
+            {
+                frontier.push_back(t);
+            }
+        }
+    }
+    Ok(checked)
+}
