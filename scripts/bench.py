@@ -12,6 +12,7 @@ docs/benchmarks.svg.
     python3 scripts/bench.py --fuzz   # only the fuzz targets' speed against a trivial target
     python3 scripts/bench.py --scale   # only the scale section: 1..256 workers, idle cost, TTIN to 256
     python3 scripts/bench.py --keep-alive   # only async workers against plain hyper, keep-alive
+    python3 scripts/bench.py --explorer   # only the exhaustive explorer's bounds against 60 s
 
 
 Run it on a quiet machine: it measures the whole machine's accept() calls and CPU.
@@ -25,6 +26,7 @@ ACCESS_ONLY = "--access-log" in sys.argv
 FUZZ_ONLY = "--fuzz" in sys.argv
 SCALE_ONLY = "--scale" in sys.argv
 KEEPALIVE_ONLY = "--keep-alive" in sys.argv
+EXPLORER_ONLY = "--explorer" in sys.argv
 DUR = 3 if QUICK else 5
 WORK = os.path.join(ROOT, "target", "bench")
 os.makedirs(WORK, exist_ok=True)
@@ -325,6 +327,41 @@ def fuzz_section():
           "the harness's.", "", FZ_END, ""]
     return "\n".join(L)
 
+EX_START, EX_END = "<!-- explorer: begin -->", "<!-- explorer: end -->"
+
+def explore(*args):
+    """One herd-explore run: states, seconds, complete."""
+    # Exit status 3: not complete (--max-seconds), which is a figure here, not a failure.
+    out = subprocess.run(["cargo", "run", "--release", "-q", "-p", "herd-model", "--bin", "herd-explore", "--", *args],
+                         cwd=ROOT, capture_output=True, text=True).stdout
+    states = int(re.search(r"^states: (\d+)", out, re.M).group(1))
+    secs = float(re.search(r"^time: ([\d.]+) s", out, re.M).group(1))
+    complete = re.search(r"^complete: yes", out, re.M) is not None
+    return states, secs, complete
+
+def explorer_section():
+    """The explorer's two 60 s bounds (issue #25), and what each reduction buys against the
+    unreduced search on the largest bounds both finish."""
+    sh(["cargo", "build", "--release", "-q", "-p", "herd-model", "--bin", "herd-explore"], cwd=ROOT)
+    base = ["--connections", "2", "--max-states", "0"]
+    full = explore("--workers", "3", "--faults", "1", "--no-symmetry", *base)
+    reduced = explore("--workers", "3", "--faults", "1", *base)
+    four = explore("--workers", "4", "--faults", "1", *base, "--max-seconds", "600")
+    two = explore("--workers", "3", "--faults", "2", *base, "--max-seconds", "120")
+    print(full, reduced, four, two, flush=True)
+    verdict = lambda r: ("met" if r[2] and r[1] <= 60 else "**missed**")
+    done = lambda r: "complete" if r[2] else "**not complete**"
+    L = [EX_START, "", "## The exhaustive explorer", "",
+         f"`herd-explore` (signaled, 2 connections, every fault kind, {os.cpu_count()} searchers) measured in one run on "
+         f"{datetime.date.today()} (`python3 scripts/bench.py --explorer`); docs/model.md says what each reduction is.", "",
+         "| bounds | states | time | result | goal |", "|---|---|---|---|---|",
+         f"| 3 workers, 1 fault, no symmetry reduction (`--no-symmetry`) | {full[0]:,} | {full[1]:.1f} s | {done(full)} | baseline |",
+         f"| 3 workers, 1 fault | {reduced[0]:,} ({reduced[0] / full[0]:.3f}x) | {reduced[1]:.1f} s ({reduced[1] / full[1]:.3f}x) | {done(reduced)} | — |",
+         f"| 4 workers, 1 fault (`--workers 4 --connections 2 --faults 1`) | {four[0]:,} | {four[1]:.1f} s | {done(four)} | <= 60 s: {verdict(four)} |",
+         f"| 3 workers, 2 faults (`--workers 3 --connections 2 --faults 2`), stopped at 120 s | {two[0]:,}{'' if two[2] else ' so far'} | {two[1]:.1f} s | {done(two)} | <= 60 s: {verdict(two)} |",
+         "", EX_END, ""]
+    return "\n".join(L)
+
 SC_START, SC_END = "<!-- scale: begin -->", "<!-- scale: end -->"
 
 def cpu_ns(pid):
@@ -529,6 +566,9 @@ def keepalive_section():
 
 def main():
     ensure_tools()
+    if EXPLORER_ONLY:
+        put_section(explorer_section(), EX_START, EX_END)
+        return
     if KEEPALIVE_ONLY:
         sh(["cargo", "build", "--release", "-q", "--bins", "--manifest-path", f"{ROOT}/Cargo.toml"])
         put_section(keepalive_section(), KA_START, KA_END)
@@ -657,10 +697,10 @@ def write(rows, sup, sweep, chk, gver):
           f"| exhaustive explorer (herd-explore 3 workers, 2 connections, 1 fault, {chk['searchers']} searchers) | {int(chk['bfs']):,} states/s |",
           f"| fuzzing (messages target, 10 s) | {chk['fuzz']} exec/s |",
           f"| codec (criterion) | encode {chk['codec']['encode']:.1f} M msg/s, decode {chk['codec']['decode']:.1f} M msg/s |", ""]
-    # The sections measured by their own runs (--access-log, --fuzz, --scale, --keep-alive) stay.
+    # The sections measured by their own runs (--access-log, --fuzz, --scale, --keep-alive, --explorer) stay.
     path = f"{ROOT}/docs/benchmarks.md"
     old = open(path).read() if os.path.exists(path) else ""
-    for start, end in [(AL_START, AL_END), (FZ_START, FZ_END), (SC_START, SC_END), (KA_START, KA_END)]:
+    for start, end in [(AL_START, AL_END), (FZ_START, FZ_END), (SC_START, SC_END), (KA_START, KA_END), (EX_START, EX_END)]:
         if start in old and end in old:
             L += ["", old[old.index(start):old.index(end) + len(end)]]
     open(path, "w").write("\n".join(L) + "\n")

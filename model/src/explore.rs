@@ -33,7 +33,7 @@ mod search;
 mod symmetry;
 
 pub use search::explore;
-pub use symmetry::check_symmetry;
+pub use symmetry::{check_symmetry, replay};
 
 const L0: ListenerId = ListenerId(0);
 
@@ -92,6 +92,8 @@ pub struct Bounds {
     pub symmetry: bool,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
+    /// Stop after this many seconds (0 = no limit); the report says the search is not complete.
+    pub max_seconds: u64,
     /// Search threads (0 = one per core). The states, transitions, depth and verdict do not
     /// depend on it; with `max_states` reached, which states were seen does.
     pub threads: usize,

@@ -16,6 +16,7 @@ fn bounds(mode: AcceptMode, workers: u32, connections: u32, faults: u32) -> Boun
         corner: None,
         symmetry: true,
         max_states: 2_000_000,
+        max_seconds: 0,
         threads: 0,
         #[cfg(feature = "mutants")]
         mutant: None,
@@ -80,6 +81,13 @@ fn reachable_arbiter_bugs_are_found_with_a_short_trace() {
         let (v, trace) = r.violation.unwrap_or_else(|| panic!("{m:?} not found in {} states", r.states));
         assert!(trace.len() < 30, "{m:?}: trace of {} steps", trace.len());
         eprintln!("{m:?}: {v} after {} steps: {trace:?}", trace.len());
+        // The trace names workers as they were spawned: it replays without any renaming.
+        let replayed = herd_model::explore::replay(&b, &trace).unwrap_or_else(|e| panic!("{m:?}: {e}"));
+        match replayed {
+            Some(r) => assert_eq!(r.invariant, v.invariant, "{m:?}"),
+            // A stuck state: no step breaks anything, the trace leads to it.
+            None => assert!(v.to_string().contains("stuck"), "{m:?}: {v} not raised by the replay"),
+        }
         // The same trace whichever searcher found it first.
         let again = explore(&Bounds { threads: 3, ..b });
         assert_eq!(again.violation.map(|(_, t)| t), Some(trace), "{m:?}");

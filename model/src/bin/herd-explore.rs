@@ -50,6 +50,9 @@ struct Cli {
     /// Give up after this many states (0 = none).
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
+    /// Give up after this many seconds (0 = never).
+    #[arg(long, default_value_t = 0)]
+    max_seconds: u64,
     /// Search threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         corner: cli.corner.as_deref().and_then(|n| EXPLORABLE_CORNERS.into_iter().find(|c| c.name() == n)),
         symmetry: !cli.no_symmetry,
         max_states: cli.max_states,
+        max_seconds: cli.max_seconds,
         threads: cli.threads,
         #[cfg(feature = "mutants")]
         mutant: None,
@@ -91,7 +95,7 @@ fn main() -> ExitCode {
         r.states as f64 / secs.max(1e-9),
         r.searchers
     );
-    println!("complete: {}", if r.truncated { "no (--max-states reached)" } else { "yes" });
+    println!("complete: {}", if r.truncated { "no (--max-states or --max-seconds reached)" } else { "yes" });
     match r.violation {
         None => {
             println!("violations: 0");

@@ -76,6 +76,8 @@ struct Shared {
     /// The next state's number.
     next: AtomicUsize,
     limit: usize,
+    /// No state is expanded after this.
+    deadline: Option<std::time::Instant>,
     truncated: AtomicBool,
     /// A violation was found: everyone stops.
     stop: AtomicBool,
@@ -174,8 +176,17 @@ impl Shared {
     fn search(&self, mut stack: Vec<(u32, State)>) -> Found {
         let _waker = WakeOnPanic(self);
         let mut found = Found::default();
+        let mut expanded = 0u32;
         while let Some((from, s)) = stack.pop().or_else(|| self.take()) {
             if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            expanded = expanded.wrapping_add(1);
+            if expanded.is_multiple_of(1024) && self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                self.truncated.store(true, Ordering::Relaxed);
+                self.stop.store(true, Ordering::Relaxed);
+                let _pool = self.pool.lock().expect("no searcher panics");
+                self.more.notify_all();
                 break;
             }
             for step in s.enabled() {
@@ -227,6 +238,8 @@ pub fn explore(bounds: &Bounds) -> Report {
             0 => u32::MAX as usize,
             n => n.min(u32::MAX as usize),
         },
+        deadline: (bounds.max_seconds > 0)
+            .then(|| std::time::Instant::now() + Duration::from_secs(bounds.max_seconds)),
         truncated: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         failure: Mutex::new(None),
@@ -268,6 +281,7 @@ pub fn explore(bounds: &Bounds) -> Report {
             steps.push(step);
             (v, steps)
         });
+        let trace = (trace.0, super::symmetry::as_spawned(bounds, &trace.1));
         return Report {
             states: n,
             transitions: g.edges.len() + 1,
@@ -308,7 +322,7 @@ pub fn explore(bounds: &Bounds) -> Report {
                     s.arb.arbiter.dispatcher().books()
                 ),
             );
-            (v, steps)
+            (v, super::symmetry::as_spawned(bounds, &steps))
         })
     };
     Report {

@@ -109,3 +109,49 @@ pub fn check_symmetry(bounds: &Bounds, limit: usize) -> Result<usize, String> {
     }
     Ok(checked)
 }
+
+/// A trace found among canonical states, its workers named as they were spawned: each step is
+/// found again from the state as it was, the one leading where the canonical step led (up to
+/// naming). Traces read as a run would, not as a sequence of renamings.
+pub(super) fn as_spawned(bounds: &Bounds, steps: &[Step]) -> Vec<Step> {
+    if !bounds.symmetry {
+        return steps.to_vec();
+    }
+    let outcome =
+        |s: &State, step: Step| successor(s, step).map(|t| fingerprint(&t)).map_err(|v| v.invariant);
+    let mut canonical = State::initial(bounds);
+    let mut spawned = State::initial(&Bounds { symmetry: false, ..bounds.clone() });
+    let mut out = Vec::with_capacity(steps.len());
+    for &step in steps {
+        let want = outcome(&canonical, step);
+        let mut named = spawned.clone();
+        named.symmetry = true;
+        let Some(same) = spawned.enabled().into_iter().find(|&x| outcome(&named, x) == want) else {
+            // Only an unsound reduction gets here, and check_symmetry looks for one.
+            return steps.to_vec();
+        };
+        out.push(same);
+        match (successor(&canonical, step), successor(&spawned, same)) {
+            (Ok(c), Ok(s)) => (canonical, spawned) = (c, s),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Replays `steps` from the initial state without renaming (the ids as spawned): the violation
+/// the last step raises, if any; `Err` names a step that is not enabled where it is taken.
+pub fn replay(bounds: &Bounds, steps: &[Step]) -> Result<Option<Violation>, String> {
+    let mut s = State::initial(&Bounds { symmetry: false, ..bounds.clone() });
+    for (i, &step) in steps.iter().enumerate() {
+        if !s.enabled().contains(&step) {
+            return Err(format!("step {} ({step:?}) is not enabled", i + 1));
+        }
+        match successor(&s, step) {
+            Ok(t) => s = t,
+            Err(v) if i + 1 == steps.len() => return Ok(Some(v)),
+            Err(v) => return Err(format!("step {} ({step:?}) breaks {v} before the end", i + 1)),
+        }
+    }
+    Ok(None)
+}
