@@ -87,7 +87,7 @@ pub struct Bounds {
     /// A corner of the configuration domain the run is put at (one of [`EXPLORABLE_CORNERS`]);
     /// it overrides `workers` and `max_requests` where it sets them.
     pub corner: Option<Corner>,
-    /// Merge states that differ only in the workers' names (see [`State::canonical_ids`]): an
+    /// Merge states that differ only in the workers' names (docs/model.md, "Symmetry"): an
     /// order-preserving renaming always, any renaming where no choice by id order can come.
     pub symmetry: bool,
     /// Stop after this many states (0 = no limit).

@@ -182,7 +182,8 @@ impl Shared {
                 break;
             }
             expanded = expanded.wrapping_add(1);
-            if expanded.is_multiple_of(1024) && self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if expanded.is_multiple_of(1024) && self.deadline.is_some_and(|d| std::time::Instant::now() >= d)
+            {
                 self.truncated.store(true, Ordering::Relaxed);
                 self.stop.store(true, Ordering::Relaxed);
                 let _pool = self.pool.lock().expect("no searcher panics");
