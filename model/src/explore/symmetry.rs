@@ -64,8 +64,9 @@ impl State {
 }
 
 /// Checks the symmetry reduction on the first `limit` states of the unreduced search within
-/// `bounds` (breadth-first): for each, the state named canonically must lead, by the same kinds
-/// of steps, to the same canonical states, and to a violation exactly where the state does.
+/// `bounds` (breadth-first): for each, the state named canonically must lead, over all its
+/// enabled steps, to the same canonical states (as a multiset) as the state does, and to the
+/// same violations.
 /// Returns the number of states checked, or what differed and where.
 pub fn check_symmetry(bounds: &Bounds, limit: usize) -> Result<usize, String> {
     let full = Bounds { symmetry: false, ..bounds.clone() };
