@@ -103,9 +103,7 @@ struct WakeOnPanic<'a>(&'a Shared);
 impl Drop for WakeOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.stop.store(true, Ordering::Relaxed);
-            let _pool = self.0.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.0.more.notify_all();
+            self.0.stop_all();
         }
     }
 }
@@ -167,8 +165,14 @@ impl Shared {
 
     fn fail(&self, from: u32, step: Step, v: Violation) {
         self.failure.lock().expect("no searcher panics").get_or_insert((from, step, v));
+        self.stop_all();
+    }
+
+    /// Stops every searcher: each leaves after the state in hand, and none waits for states.
+    /// (Also from a panicking searcher, whose pool lock may be poisoned.)
+    fn stop_all(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _pool = self.pool.lock().expect("no searcher panics");
+        let _pool = self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.more.notify_all();
     }
 
@@ -185,9 +189,7 @@ impl Shared {
             if expanded.is_multiple_of(1024) && self.deadline.is_some_and(|d| std::time::Instant::now() >= d)
             {
                 self.truncated.store(true, Ordering::Relaxed);
-                self.stop.store(true, Ordering::Relaxed);
-                let _pool = self.pool.lock().expect("no searcher panics");
-                self.more.notify_all();
+                self.stop_all();
                 break;
             }
             for step in s.enabled() {

@@ -63,6 +63,12 @@ impl State {
     }
 }
 
+/// Where `step` leads from `s`, as the search sees it: the successor's fingerprint, or the
+/// invariant it breaks.
+fn outcome(s: &State, step: Step) -> Result<u64, Invariant> {
+    successor(s, step).map(|t| fingerprint(&t)).map_err(|v| v.invariant)
+}
+
 /// Checks the symmetry reduction on the first `limit` states of the unreduced search within
 /// `bounds` (breadth-first): for each, the state named canonically must lead, over all its
 /// enabled steps, to the same canonical states (as a multiset) as the state does, and to the
@@ -75,11 +81,6 @@ pub fn check_symmetry(bounds: &Bounds, limit: usize) -> Result<usize, String> {
     seen.insert(fingerprint(&init), 0);
     let mut frontier = VecDeque::from([init]);
     let mut checked = 0;
-    // A successor, canonical: its fingerprint, or the invariant it breaks.
-    let outcome = |s: &State, step: Step| match successor(s, step) {
-        Ok(t) => Ok(fingerprint(&t)),
-        Err(v) => Err(v.invariant),
-    };
     while let Some(s) = frontier.pop_front() {
         if checked == limit {
             break;
@@ -118,8 +119,6 @@ pub(super) fn as_spawned(bounds: &Bounds, steps: &[Step]) -> Vec<Step> {
     if !bounds.symmetry {
         return steps.to_vec();
     }
-    let outcome =
-        |s: &State, step: Step| successor(s, step).map(|t| fingerprint(&t)).map_err(|v| v.invariant);
     let mut canonical = State::initial(bounds);
     let mut spawned = State::initial(&Bounds { symmetry: false, ..bounds.clone() });
     let mut out = Vec::with_capacity(steps.len());
