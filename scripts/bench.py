@@ -570,7 +570,7 @@ def keepalive_section():
          f"{paired[0]:.2f}x-{paired[-1]:.2f}x, median {med(paired):.2f}x", "",
          f"The busiest of herd's {cores} workers used {min(shares):.0%}-{max(shares):.0%} of the workers' CPU "
          "(rounds): a kept-alive connection stays with the process that accepted it. The section \"Where the "
-         "time goes\" compares the run-queue waits of herd's workers and hyper's threads.", "", KA_END, ""]
+         "time goes\" sets herd's tail, round by round, against how its workers shared the connections.", "", KA_END, ""]
     return "\n".join(L)
 
 def main():

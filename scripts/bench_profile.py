@@ -46,11 +46,12 @@ def measure(kind, workers, mode, extra, conns, close, dur):
     # herd-hyper is one process (its threads are its tasks); herd and herd-raw fork.
     serving = [s.p.pid] if kind == "hyper" else kids
     arbiter = [s.p.pid] if kind == "herd" else []
-    a0, w0 = task_stats(arbiter), task_stats(serving)
-    each0 = {p: task_stats([p])["run"] for p in serving}
+    a0, each0 = task_stats(arbiter), [task_stats([p]) for p in serving]
     rps, total, p50, p99, _ = B.wrk(s.port, dur, conns=conns, close=close)
-    a, w = delta(a0, task_stats(arbiter)), delta(w0, task_stats(serving))
-    each = [task_stats([p])["run"] - each0[p] for p in serving]
+    a = delta(a0, task_stats(arbiter))
+    # Each serving process read once; the whole is their sum.
+    each = [delta(e0, task_stats([p])) for p, e0 in zip(serving, each0)]
+    w = {k: sum(e[k] for e in each) for k in a}
     s.stop()
     hz, n = os.sysconf("SC_CLK_TCK"), max(total, 1)
     return dict(
@@ -67,11 +68,11 @@ def measure(kind, workers, mode, extra, conns, close, dur):
         # The mean wait before each time on a core: many short waits, or few long ones.
         wait_per_slice_us=(w["wait"] / 1e3) / max(w["slices"], 1),
         # The busiest serving process's share of the serving processes' CPU.
-        busiest=max(each) / max(sum(each), 1),
+        busiest=max(e["run"] for e in each) / max(w["run"], 1),
     )
 
 def rounds(cases, n, **kw):
-    """`n` rounds alternating the cases; the median of each figure."""
+    """`n` rounds alternating the cases: the median of each figure per case, and every round's."""
     runs = {name: [] for name, *_ in cases}
     for r in range(n):
         for name, kind, workers, mode, extra in cases:
@@ -83,13 +84,13 @@ def rounds(cases, n, **kw):
 def section():
     dur, n = (3, 1) if B.QUICK else (5, 5)
     close, _ = rounds([("raw fork-accept", "raw", 4, None, []), ("herd shared", "herd", 4, "shared", []),
-                    ("herd auto", "herd", 4, "auto", []), ("herd signaled", "herd", 4, "signaled", [])],
-                   n, conns=16, close=True, dur=dur)
+                       ("herd auto", "herd", 4, "auto", []), ("herd signaled", "herd", 4, "signaled", [])],
+                      n, conns=16, close=True, dur=dur)
     cores = os.cpu_count()
     ka, ka_runs = rounds([("hyper, 1 thread", "hyper", 1, None, []), ("herd async, 1 worker", "herd", 1, "shared", ["-k", "async"]),
-                 (f"hyper, {cores} threads", "hyper", cores, None, []),
-                 (f"herd async, {cores} workers", "herd", cores, "shared", ["-k", "async"])],
-                n, conns=64, close=False, dur=dur)
+                          (f"hyper, {cores} threads", "hyper", cores, None, []),
+                          (f"herd async, {cores} workers", "herd", cores, "shared", ["-k", "async"])],
+                         n, conns=64, close=False, dur=dur)
     raw = close["raw fork-accept"]
     L = [START, "", "## Where the time goes", "",
          "The profile behind the shortfalls above: the kernel's own accounting of every server process "
@@ -133,10 +134,10 @@ def section():
     pairs = list(zip(ka_runs[f"herd async, {cores} workers"], ka_runs[f"hyper, {cores} threads"]))
     alone = sorted(h["p99"] / y["p99"] for h, y in pairs if h["busiest"] >= 0.9)
     split = sorted(h["p99"] / y["p99"] for h, y in pairs if h["busiest"] < 0.9)
-    med = lambda xs: f"{xs[len(xs) // 2]:.2f}x hyper's p99 of the same round (median)" if xs else "none"
+    median_ratio = lambda xs: f"{xs[len(xs) // 2]:.2f}x hyper's p99 of the same round (median)" if xs else "none"
     L += ["",
-          f"Rounds where one worker held nearly every connection (busiest >= 90%): {len(alone)}, {med(alone)}; "
-          f"rounds where the connections were split: {len(split)}, {med(split)}. Split, both workers and wrk "
+          f"Rounds where one worker held nearly every connection (busiest >= 90%): {len(alone)}, {median_ratio(alone)}; "
+          f"rounds where the connections were split: {len(split)}, {median_ratio(split)}. Split, both workers and wrk "
           "want the 2 cores: a worker is switched out with its connections' requests in its hands and they "
           "wait for it, where tokio's threads share one poller and a thread switched out leaves its "
           "connections to the other. One worker against one thread: herd "
