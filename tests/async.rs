@@ -158,6 +158,34 @@ fn term_drains_keep_alive_connections_and_finishes_requests_in_flight() {
     assert_eq!(h.wait_exit().code(), Some(0));
 }
 
+/// `--keep-alive` counts from the end of a connection's last request: a connection whose
+/// requests come more often than that stays open however long it lives, a request longer than it
+/// is not cut short, and once idle the connection is closed when the time is up, not before and
+/// not much after. (The worker's timer is moved only when it fires, not at every request.)
+#[test]
+fn keep_alive_counts_from_the_end_of_the_last_request() {
+    use std::time::{Duration, Instant};
+    let h = Herd::start(&["--workers", "1", "--worker-class", "async", "--keep-alive", "1"]);
+    h.wait_ready(1);
+    let keep_alive = Duration::from_secs(1);
+    let mut c = KeepAlive::open(&h.addr);
+    // Requests 0.6 s apart for 2.4 s: the timer armed at the first fires in a pause, with the
+    // connection idle for less than the keep-alive time.
+    for i in 0..4 {
+        assert_eq!(c.get("/").map(|(s, _)| s), Ok(200), "request {i}, 0.6 s after the one before");
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    // Longer than the keep-alive time: in flight when the timer fires.
+    let before = Instant::now();
+    assert_eq!(c.get("/sleep?ms=1500"), Ok((200, "slept 1500\n".into())));
+    assert!(c.closed_by_server(), "idle past the keep-alive time, closed");
+    // The request ended at least 1.5 s after `before`; the close comes a keep-alive time later.
+    let took = before.elapsed();
+    let earliest = Duration::from_millis(1500) + keep_alive;
+    assert!(took >= earliest, "closed {took:?} after the last request began: before {earliest:?}");
+    assert!(took <= earliest + Duration::from_secs(1), "closed {took:?} after the last request began");
+}
+
 /// A panicking async handler (issue #23): the client gets a 500, the worker's connection slot is
 /// given back, and the worker serves on. With one worker of two connection slots, more panics
 /// than slots, then ordinary requests: each is answered by the same worker (a leaked slot per

@@ -72,6 +72,19 @@ fn size_limits_hold_on_both_http_layers() {
     }
 }
 
+/// gunicorn's default field limit (100) on both layers, from both sides: the async worker leaves
+/// it to hyper's own (the same 100), which must refuse the 101st field as a limit set does.
+#[test]
+fn the_default_field_limit_holds_on_both_http_layers() {
+    for class in ["sync", "async"] {
+        let h = Herd::start(&["--worker-class", class, "--workers", "1"]);
+        // `Connection: close` is the last of them.
+        assert_eq!(raw_status(&h.addr, &request(50, 99, 20)), Some(404), "{class}: 100 fields");
+        assert_eq!(raw_status(&h.addr, &request(50, 100, 20)), Some(431), "{class}: 101 fields");
+        assert_eq!(h.get("/").unwrap().0, 200, "{class}");
+    }
+}
+
 /// A slow connection: how it misbehaves, when its clock started, and when the server must have
 /// closed it.
 struct Slow {

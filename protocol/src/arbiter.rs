@@ -56,6 +56,7 @@ pub use config::{
     WorkerId,
 };
 pub use io::{Action, Command, ExitStatus, Input, KillReason, KillSignal};
+use table::Census;
 pub use table::{Accepting, Life, MAX_ALIVES_PER_WINDOW, Phase, Stats, WorkerEntry};
 pub use timers::Timer;
 
@@ -79,6 +80,8 @@ pub struct Arbiter {
     generation: u32,
     next_id: u64,
     workers: IdMap<WorkerId, WorkerEntry>,
+    /// The active workers in `workers`, counted as they change.
+    census: Census,
     dispatcher: Dispatcher,
     /// Consecutive workers that died before booting.
     boot_failures: u32,
@@ -116,6 +119,7 @@ impl Arbiter {
             generation: 0,
             next_id: 0,
             workers: IdMap::new(),
+            census: Census::default(),
             boot_failures: 0,
             spawn_not_before: now,
             reexec_running: false,
@@ -385,6 +389,7 @@ impl Arbiter {
             Command::Decr(n) => self.target = self.target.saturating_sub(n).max(self.target.min(1)),
             Command::Reload => {
                 self.generation += 1;
+                self.census.new_generation();
                 self.target = self.config.workers;
                 self.cron_target = self.config.cron_workers;
             }
@@ -426,7 +431,9 @@ impl Arbiter {
             _ => now,
         };
         if !w.booted {
+            self.census.leave(w, self.generation);
             w.booted = true;
+            self.census.join(w, self.generation);
             self.boot_failures = 0;
         }
         let active = w.life == Life::Active;
@@ -468,6 +475,7 @@ impl Arbiter {
                     self.stats.recycles += 1;
                 }
                 if w.life == Life::Active {
+                    self.census.leave(w, self.generation);
                     w.life = Life::Stopping { kill_at: now + self.config.graceful_timeout };
                 }
                 self.release(from);
@@ -481,6 +489,7 @@ impl Arbiter {
         let Some(w) = self.workers.remove(&id) else {
             return;
         };
+        self.census.leave(&w, self.generation);
         if let Accepting::Dispatched(s) = w.accepting {
             // B15: the dispatch is forgotten; the listener stays unwatched waiting for an answer.
             if !bug!(self, B15) {
@@ -549,6 +558,7 @@ impl Arbiter {
             return;
         }
         w.asked = Some(signal);
+        self.census.leave(w, self.generation);
         w.life = match w.life {
             Life::Stopping { kill_at: k } | Life::Killing { kill_at: k } => {
                 Life::Stopping { kill_at: k.min(kill_at) }
@@ -579,7 +589,9 @@ impl Arbiter {
 
     fn set_life(&mut self, id: WorkerId, life: Life) {
         if let Some(w) = self.workers.get_mut(&id) {
+            self.census.leave(w, self.generation);
             w.life = life;
+            self.census.join(w, self.generation);
         }
         if life != Life::Active {
             self.release(id);
@@ -629,19 +641,17 @@ impl Arbiter {
     fn role_to_spawn(&self) -> Option<Role> {
         [(Role::Http, self.target), (Role::Cron, self.cron_target)]
             .into_iter()
-            .find(|&(role, target)| self.current_active(role) < target as usize)
+            .find(|&(role, target)| self.census.of(role).current < target as usize)
             .map(|(role, _)| role)
-    }
-
-    fn current_active(&self, role: Role) -> usize {
-        self.workers
-            .values()
-            .filter(|w| w.role == role && w.life == Life::Active && w.generation == self.generation)
-            .count()
     }
 
     /// After every input: converge the worker count, dispatch, watch, finish a stop.
     fn settle(&mut self) {
+        debug_assert_eq!(
+            self.census,
+            Census::take(self.workers.values(), self.generation),
+            "the census kept as workers change is the table's"
+        );
         match self.phase {
             Phase::Running => {
                 self.manage_workers();
@@ -683,34 +693,35 @@ impl Arbiter {
             }
             self.spawn(role);
         }
+        // The table is read below only for the ids of workers to retire.
         for (role, target) in [(Role::Http, self.target), (Role::Cron, self.cron_target)] {
-            // Retire the oldest current-generation workers above the target (TTOU, WINCH).
+            let target = target as usize;
             let cur = self.generation;
-            let mut current: Vec<WorkerId> =
-                self.ids_where(|w| w.role == role && w.life == Life::Active && w.generation == cur);
-            while current.len() > target as usize && !bug!(self, B10) {
-                let id = current.remove(0);
-                self.retire(id);
+            // Retire the oldest current-generation workers above the target (TTOU, WINCH).
+            let excess = self.census.of(role).current.saturating_sub(target);
+            if excess > 0 && !bug!(self, B10) {
+                for id in
+                    self.oldest(excess, |w| w.role == role && w.life == Life::Active && w.generation == cur)
+                {
+                    self.retire(id);
+                }
             }
             // Retire old-generation workers as their replacements come up (HUP).
-            let ready_new = self
-                .workers
-                .values()
-                .filter(|w| w.role == role && w.life == Life::Active && w.generation == cur && w.booted)
-                .count();
-            let allowed_old = (target as usize).saturating_sub(ready_new);
-            let mut old: Vec<WorkerId> =
-                self.ids_where(|w| w.role == role && w.life == Life::Active && w.generation < cur);
-            while old.len() > allowed_old {
-                let id = old.remove(0);
-                self.retire(id);
+            let count = self.census.of(role);
+            let excess = count.old.saturating_sub(target.saturating_sub(count.booted));
+            if excess > 0 {
+                for id in
+                    self.oldest(excess, |w| w.role == role && w.life == Life::Active && w.generation < cur)
+                {
+                    self.retire(id);
+                }
             }
         }
     }
 
-    /// Ids matching `f`, oldest first (ids grow with age).
-    fn ids_where(&self, f: impl Fn(&WorkerEntry) -> bool) -> Vec<WorkerId> {
-        self.workers.iter().filter(|(_, w)| f(w)).map(|(&id, _)| id).collect()
+    /// The `n` oldest workers matching `f` (ids grow with age).
+    fn oldest(&self, n: usize, f: impl Fn(&WorkerEntry) -> bool) -> Vec<WorkerId> {
+        self.workers.iter().filter(|(_, w)| f(w)).map(|(&id, _)| id).take(n).collect()
     }
 
     fn retire(&mut self, id: WorkerId) {
@@ -730,23 +741,22 @@ impl Arbiter {
             n if bug!(self, B06) => n,
             n => n.saturating_add(self.rng.up_to(self.config.max_requests_jitter)),
         };
-        self.workers.insert(
-            id,
-            WorkerEntry {
-                role,
-                generation: self.generation,
-                spawned_at: self.now,
-                last_seen: self.now,
-                booted: false,
-                life: Life::Active,
-                accepting: Accepting::Busy,
-                requests: 0,
-                max_requests,
-                asked: None,
-                trusted: true,
-                alive_window: (self.now, 0),
-            },
-        );
+        let w = WorkerEntry {
+            role,
+            generation: self.generation,
+            spawned_at: self.now,
+            last_seen: self.now,
+            booted: false,
+            life: Life::Active,
+            accepting: Accepting::Busy,
+            requests: 0,
+            max_requests,
+            asked: None,
+            trusted: true,
+            alive_window: (self.now, 0),
+        };
+        self.census.join(&w, self.generation);
+        self.workers.insert(id, w);
         self.stats.spawns += 1;
         self.actions.push_back(Action::Spawn { id, role, generation: self.generation, max_requests });
     }

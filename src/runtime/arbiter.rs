@@ -91,6 +91,9 @@ struct Runner<'s, A: WorkerMain> {
     res: &'s mut Resources,
     app: A,
     procs: BTreeMap<WorkerId, Proc>,
+    /// The workers whose frames are not all written yet: what `flush` visits (not every worker
+    /// at every drain).
+    unsent: Vec<WorkerId>,
     by_pid: HashMap<Pid, WorkerId>,
     inputs: VecDeque<Input>,
     me: Pid,
@@ -102,7 +105,8 @@ struct Runner<'s, A: WorkerMain> {
     stopping_notified: bool,
     /// The child arbiter started by an upgrade, while it runs.
     reexec: Option<Pid>,
-    /// A wakeup's inputs are queued: call `handle_timeout` once they are all fed.
+    /// A wakeup's inputs are queued and a deadline of the core has come: call `handle_timeout`
+    /// once they are all fed.
     timeout_due: bool,
     /// An upgrade was refused since the last replies (the parent arbiter still runs).
     /// Why the last upgrade asked for was refused, for the control reply.
@@ -186,6 +190,7 @@ pub(crate) fn run<A: WorkerMain>(
         res: &mut res,
         app,
         procs: BTreeMap::new(),
+        unsent: Vec::new(),
         by_pid: HashMap::new(),
         inputs: VecDeque::new(),
         me,
@@ -225,8 +230,8 @@ impl<A: WorkerMain> Runner<'_, A> {
             }
             let ready_at =
                 self.announces().then(|| self.procs.values().filter_map(|p| p.ready_at).min()).flatten();
-            let (now, wait) =
-                self.clock.wait_for(self.core.poll_timeout().into_iter().chain(ready_at).min(), Some(60_000));
+            let deadline = self.core.poll_timeout();
+            let (now, wait) = self.clock.wait_for(deadline.into_iter().chain(ready_at).min(), Some(60_000));
             self.recorder.record(&ArbiterEntry::Wait { at: now, until: wait.map(|(_, until)| until) });
             self.recorder.flush();
             let timeout = match wait {
@@ -283,8 +288,11 @@ impl<A: WorkerMain> Runner<'_, A> {
             // The timeout pass comes after the inputs this wakeup read: a worker whose heartbeat
             // is already in hand is not late, however long the arbiter itself was stalled (B22).
             // Only a full event buffer can leave something unreported: then wait again first.
+            // Without a deadline come, there is no pass to run (one with nothing due does
+            // nothing, and costs a look at every worker); a deadline the inputs of this wakeup
+            // set is met by the next wait, computed after them.
             self.ready_by_now();
-            self.timeout_due = n < events.len();
+            self.timeout_due = n < events.len() && deadline.is_some_and(|d| d <= self.clock.now());
         }
     }
 
@@ -399,6 +407,9 @@ impl<A: WorkerMain> Runner<'_, A> {
             Action::Send { to, msg } => {
                 if let Some(p) = self.procs.get_mut(&to) {
                     tracing::debug!(worker = %to, %msg, "send");
+                    if p.out.is_empty() {
+                        self.unsent.push(to);
+                    }
                     p.out.extend_from_slice(msg.encode().as_bytes());
                 }
             }
@@ -509,13 +520,12 @@ impl<A: WorkerMain> Runner<'_, A> {
     }
 
     fn flush(&mut self) {
-        for (id, p) in &mut self.procs {
-            if p.out.is_empty() {
-                continue;
-            }
+        let mut unsent = std::mem::take(&mut self.unsent);
+        unsent.retain(|id| {
+            let Some(p) = self.procs.get_mut(id).filter(|p| !p.out.is_empty()) else { return false };
             let Some(chan) = &p.chan else {
                 p.out.clear();
-                continue;
+                return false;
             };
             match nix::sys::socket::send(
                 chan.as_raw_fd(),
@@ -533,7 +543,9 @@ impl<A: WorkerMain> Runner<'_, A> {
                     p.out.clear();
                 }
             }
-        }
+            !p.out.is_empty()
+        });
+        self.unsent = unsent;
     }
 
     fn spawn(&mut self, id: WorkerId, role: Role, generation: u32, max_requests: u32) {

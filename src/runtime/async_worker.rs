@@ -319,6 +319,8 @@ where
             }
         };
     }
+    // The wait reported the self-pipe readable.
+    let mut woken = false;
     loop {
         drive!();
         core.flush();
@@ -347,6 +349,7 @@ where
                 if let Ok(mut g) = g {
                     g.clear_ready();
                 }
+                woken = true;
             }
             // A handler's bump: the store is this task's, the answer goes back at once.
             Some((what, answer)) = bump_rx.recv() => {
@@ -376,8 +379,10 @@ where
         for &input in &inputs {
             core.read(input);
         }
-        // A loop point: signals and the parent check first.
-        let batch = wake.drain();
+        // A loop point: signals and the parent check first. The self-pipe is read only when the
+        // wait said it was readable: a read at every turn (a request's end is a turn) could only
+        // fail, and a byte written after the wait makes the next one return (WakePipe::take).
+        let batch = if std::mem::take(&mut woken) { wake.drain() } else { wake.take() };
         if batch.count(Sig::Term) > 0 {
             core.feed(clock.now(), Input::Signal(WorkerSignal::Term));
             drive!();
@@ -515,13 +520,18 @@ fn spawn_connection<L, F, Fut, B>(
         if let Ok(io) = io {
             // hyper's header read timeout runs from the moment it waits for a head: the first
             // one, and each next one on a kept-alive connection.
-            let served = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.keep_alive(true)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
-                .max_headers(limits.fields_limit())
-                .max_buf_size(limits.max_head().clamp(8192, MAX_BUF))
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+                .max_buf_size(limits.max_head().clamp(8192, MAX_BUF));
+            // hyper's own limit is 100 fields (gunicorn's default too): set only another, as
+            // a limit set fills a buffer of that many slots at every request head (3% of a
+            // request's CPU) where hyper's own keeps them uninitialised on the stack.
+            if limits.fields_limit() != HYPER_MAX_HEADERS {
+                http.max_headers(limits.fields_limit());
+            }
+            let served = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
             tokio::pin!(served);
             // Shut down (gracefully: a request under way finishes) when asked to drain once the
             // first request has begun (a connection taken from the listener is owed an answer:
@@ -529,23 +539,41 @@ fn spawn_connection<L, F, Fut, B>(
             // between requests for the keep-alive time.
             let mut draining = *drain.borrow();
             let mut shut = false;
+            // The keep-alive timer, armed when the first request begins and moved only when it
+            // fires (not at every request: a timer taken out and put back per request was a
+            // few percent of a request's cost): it fires at the earliest the connection can
+            // have been idle for the keep-alive time, and then either closes it or moves to
+            // when it will have been.
+            let idle_timer = tokio::time::sleep(limits.keep_alive);
+            tokio::pin!(idle_timer);
+            let mut armed = false;
             loop {
-                let idle_until = (state.in_flight.get() == 0)
-                    .then(|| state.idle_since.get().map(|t| t + limits.keep_alive))
-                    .flatten();
-                let kept_too_long = idle_until.is_some_and(|t| t <= tokio::time::Instant::now());
-                if !shut && ((draining && state.began.get()) || kept_too_long) {
+                if !armed && state.began.get() {
+                    armed = true;
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + limits.keep_alive);
+                }
+                if !shut && draining && state.began.get() {
                     shut = true;
                     served.as_mut().graceful_shutdown();
                 }
-                let wake_at = idle_until.filter(|_| !shut);
                 tokio::select! {
                     _ = served.as_mut() => break,
                     r = drain.changed(), if !draining => {
                         draining = r.is_err() || *drain.borrow();
                     }
-                    _ = state.activity.notified(), if !shut => {}
-                    _ = tokio::time::sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {}
+                    // Only the first request's beginning is told (ConnState::activity).
+                    _ = state.activity.notified(), if !shut && !armed => {}
+                    () = idle_timer.as_mut(), if armed && !shut => {
+                        let now = tokio::time::Instant::now();
+                        match (state.in_flight.get(), state.idle_since.get()) {
+                            (0, Some(t)) if t + limits.keep_alive <= now => {
+                                shut = true;
+                                served.as_mut().graceful_shutdown();
+                            }
+                            (0, Some(t)) => idle_timer.as_mut().reset(t + limits.keep_alive),
+                            _ => idle_timer.as_mut().reset(now + limits.keep_alive),
+                        }
+                    }
                 }
             }
         }
@@ -688,7 +716,8 @@ struct ConnState {
     in_flight: std::cell::Cell<u32>,
     /// When the last request under way ended.
     idle_since: std::cell::Cell<Option<tokio::time::Instant>>,
-    /// A request began or ended.
+    /// The first request began (what the connection's task waits for to arm its keep-alive
+    /// timer, and, draining, to close).
     activity: tokio::sync::Notify,
 }
 
@@ -697,9 +726,10 @@ struct InFlight(Rc<ConnState>);
 
 impl InFlight {
     fn begin(state: &Rc<ConnState>) -> InFlight {
-        state.began.set(true);
+        if !state.began.replace(true) {
+            state.activity.notify_one();
+        }
         state.in_flight.set(state.in_flight.get() + 1);
-        state.activity.notify_one();
         InFlight(Rc::clone(state))
     }
 }
@@ -711,9 +741,12 @@ impl Drop for InFlight {
         if s.in_flight.get() == 0 {
             s.idle_since.set(Some(tokio::time::Instant::now()));
         }
-        s.activity.notify_one();
     }
 }
+
+/// The number of header fields hyper accepts when no `max_headers` is set (its
+/// `DEFAULT_MAX_HEADERS`); more is answered 431, as with a limit set.
+const HYPER_MAX_HEADERS: usize = 100;
 
 /// The request line and header fields against `--limit-request-*` (the number of fields is
 /// also bounded by hyper's `max_headers`, which answers 431 itself).

@@ -113,8 +113,8 @@ fn rows() -> Vec<Row> {
             what: "a reaped worker stays in the table and is signalled",
             how: Patch {
                 file: "protocol/src/arbiter.rs",
-                from: "let Some(w) = self.workers.remove(&id) else {",
-                to: "let Some(w) = self.workers.get(&id).cloned() else {",
+                from: "let Some(w) = self.workers.remove(&id) else {\n            return;\n        };\n        self.census.leave(&w, self.generation);",
+                to: "let Some(w) = self.workers.get(&id).cloned() else {\n            return;\n        };",
                 test: "arbiter::tests::b04",
             },
         },
@@ -178,8 +178,8 @@ fn rows() -> Vec<Row> {
             what: "a respawned worker is timed from a stale start",
             how: Patch {
                 file: "protocol/src/arbiter.rs",
-                from: "spawned_at: self.now,\n                last_seen: self.now,",
-                to: "spawned_at: self.now,\n                last_seen: self.now + self.config.timeout,",
+                from: "spawned_at: self.now,\n            last_seen: self.now,",
+                to: "spawned_at: self.now,\n            last_seen: self.now + self.config.timeout,",
                 test: "arbiter::tests::b20",
             },
         },
@@ -193,7 +193,7 @@ fn rows() -> Vec<Row> {
             what: "the arbiter loop runs its timeout pass before feeding the frames it read",
             how: RuntimePatch {
                 file: "src/runtime/arbiter.rs",
-                from: "self.timeout_due = n < events.len();",
+                from: "self.timeout_due = n < events.len() && deadline.is_some_and(|d| d <= self.clock.now());",
                 to: "self.timeout_due = false;\n            self.tick();",
                 // Any test of a running server: its trace fails validation at the first wakeup.
                 target: "serve",
