@@ -14,6 +14,7 @@ docs/benchmarks.svg.
     python3 scripts/bench.py --keep-alive   # only async workers against plain hyper, keep-alive
     python3 scripts/bench.py --explorer   # only the exhaustive explorer's bounds against 60 s
     python3 scripts/bench.py --profile   # only where the time goes: context switches, run-queue waits
+    python3 scripts/bench.py --check-sections   # measures nothing: each section's markers are in place
 
 
 Run it on a quiet machine: it measures the whole machine's accept() calls and CPU.
@@ -524,6 +525,8 @@ def scale_svg(curve):
     open(f"{ROOT}/docs/benchmarks-scale.svg", "w").write("\n".join(out))
 
 KA_START, KA_END = "<!-- keep-alive: begin -->", "<!-- keep-alive: end -->"
+# The section of `--profile` (scripts/bench_profile.py), kept by a full run as the others are.
+PF_START, PF_END = "<!-- where the time goes: begin -->", "<!-- where the time goes: end -->"
 
 def keepalive_section():
     """herd's async workers against plain hyper on a multi-threaded tokio runtime, same handler,
@@ -574,6 +577,8 @@ def keepalive_section():
     return "\n".join(L)
 
 def main():
+    if "--check-sections" in sys.argv:
+        sys.exit(0 if check_sections() else 1)
     ensure_tools()
     if EXPLORER_ONLY:
         put_section(explorer_section(), EX_START, EX_END)
@@ -711,15 +716,36 @@ def write(rows, sup, sweep, chk, gver):
           f"| exhaustive explorer (herd-explore 3 workers, 2 connections, 1 fault, {chk['searchers']} searchers) | {int(chk['bfs']):,} states/s |",
           f"| fuzzing (messages target, 10 s) | {chk['fuzz']} exec/s |",
           f"| codec (criterion) | encode {chk['codec']['encode']:.1f} M msg/s, decode {chk['codec']['decode']:.1f} M msg/s |", ""]
-    # The sections measured by their own runs (--access-log, --fuzz, --scale, --keep-alive, --explorer) stay.
+    # The sections measured by their own runs (--access-log, --fuzz, --scale, --keep-alive, --explorer,
+    # --profile) stay.
     path = f"{ROOT}/docs/benchmarks.md"
     old = open(path).read() if os.path.exists(path) else ""
-    for start, end in [(AL_START, AL_END), (FZ_START, FZ_END), (SC_START, SC_END), (KA_START, KA_END), (EX_START, EX_END)]:
+    for start, end in kept_sections():
         if start in old and end in old:
             L += ["", old[old.index(start):old.index(end) + len(end)]]
     open(path, "w").write("\n".join(L) + "\n")
     svg(sweep)
     print("\n".join(L))
+
+def kept_sections():
+    """The sections a full run keeps: every one measured by a run of its own (each `*_START`
+    marker defined here but the Python workers', which a full run measures again)."""
+    g = globals()
+    return [(g[k], g[k[:-5] + "END"]) for k in list(g) if k.endswith("_START") and k != "PY_START"]
+
+def check_sections():
+    """`--check-sections` (CI): every section of docs/benchmarks.md has its markers in the file,
+    and a full run keeps it (a section forgotten there was lost by the next full run)."""
+    doc = open(f"{ROOT}/docs/benchmarks.md").read()
+    kept = kept_sections()
+    missing = [s for s, e in kept + [(PY_START, PY_END)] if s not in doc or e not in doc]
+    unkept = [m for m in re.findall(r"<!-- ([^:]+): begin -->", doc)
+              if f"<!-- {m}: begin -->" not in [s for s, _ in kept] + [PY_START]]
+    for s in missing:
+        print(f"docs/benchmarks.md lacks the section {s}")
+    for m in unkept:
+        print(f"docs/benchmarks.md has a section a full run of bench.py would drop: {m}")
+    return not missing and not unkept
 
 def svg(sweep):
     W, H, pad = 640, 400, 60

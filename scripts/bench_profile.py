@@ -10,7 +10,7 @@ import datetime, os, re
 
 import bench as B
 
-START, END = "<!-- where the time goes: begin -->", "<!-- where the time goes: end -->"
+START, END = B.PF_START, B.PF_END
 
 def task_stats(pids):
     """Summed over every thread of `pids`: run and run-queue wait (ns), user and kernel CPU
