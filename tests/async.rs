@@ -186,6 +186,23 @@ fn keep_alive_counts_from_the_end_of_the_last_request() {
     assert!(took <= earliest + Duration::from_secs(1), "closed {took:?} after the last request began");
 }
 
+/// A request under way when the keep-alive timer fires disarms it until the request ends: with
+/// a keep-alive time of a millisecond, a one-second request leaves its worker asleep (re-armed a
+/// keep-alive time on each time instead, the timer would wake the worker a thousand times over
+/// that second), and the connection still closes after it.
+#[test]
+fn a_request_longer_than_the_keep_alive_time_leaves_its_worker_asleep() {
+    let h = Herd::start(&["--workers", "1", "--worker-class", "async", "--keep-alive", "0.001"]);
+    let worker = *h.wait_ready(1).iter().next().unwrap();
+    let mut c = KeepAlive::open(&h.addr);
+    let before = common::voluntary_switches(worker);
+    assert_eq!(c.get("/sleep?ms=1000"), Ok((200, "slept 1000\n".into())));
+    let woke = common::voluntary_switches(worker) - before;
+    // The request's own wakeups (its head, its sleep's end, the answer written) are a few.
+    assert!(woke <= 50, "the worker woke {woke} times over a one-second request");
+    assert!(c.closed_by_server(), "closed once idle");
+}
+
 /// A panicking async handler (issue #23): the client gets a 500, the worker's connection slot is
 /// given back, and the worker serves on. With one worker of two connection slots, more panics
 /// than slots, then ordinary requests: each is answered by the same worker (a leaked slot per

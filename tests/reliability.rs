@@ -105,16 +105,6 @@ fn descriptors_exhausted_back_off_and_recover() {
     assert_eq!(h.fd_count() as u64, fds, "no descriptor leaked by the failed spawns");
 }
 
-/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
-}
-
 /// A worker out of descriptors (`accept` fails with EMFILE) backs off instead of spinning
 /// ACCEPT/EMPTY with the arbiter or spinning on a readable listener; it logs one line for the
 /// burst, and serves the waiting connection once descriptors are back (issue #20).
@@ -131,10 +121,10 @@ fn a_worker_out_of_descriptors_backs_off_and_recovers() {
         h.wait_log("the first failure", |l| {
             l.iter().any(|l| l.contains("accept failed for lack of resources"))
         });
-        let before = (cpu_ticks(worker), cpu_ticks(h.pid));
+        let before = (common::cpu_ticks(worker), common::cpu_ticks(h.pid));
         // The measurement window itself, not a wait for something to happen.
         std::thread::sleep(Duration::from_millis(600));
-        let used = (cpu_ticks(worker) - before.0, cpu_ticks(h.pid) - before.1);
+        let used = (common::cpu_ticks(worker) - before.0, common::cpu_ticks(h.pid) - before.1);
         let failures = h.log_lines().iter().filter(|l| l.contains("accept failed")).count();
         assert_eq!(failures, 1, "{mode}: one line per burst");
         // A spin would use the whole window (60 ticks at 100 Hz); backing off uses almost none.

@@ -542,15 +542,23 @@ fn spawn_connection<L, F, Fut, B>(
             // The keep-alive timer, armed when the first request begins and moved only when it
             // fires (not at every request: a timer taken out and put back per request was a
             // few percent of a request's cost): it fires at the earliest the connection can
-            // have been idle for the keep-alive time, and then either closes it or moves to
-            // when it will have been.
+            // have been idle for the keep-alive time, and then closes it, or moves to when it
+            // will have been, or, with a request under way, is disarmed until that request ends
+            // (ConnState::wake_when_idle), not re-armed a keep-alive time on: that would wake
+            // the task once per keep-alive time for as long as a request runs.
             let idle_timer = tokio::time::sleep(limits.keep_alive);
             tokio::pin!(idle_timer);
             let mut armed = false;
+            // Disarmed until the request the timer found under way ends.
+            let mut awaiting_idle = false;
             loop {
-                if !armed && state.began.get() {
+                if !armed && !awaiting_idle && state.began.get() {
                     armed = true;
-                    idle_timer.as_mut().reset(tokio::time::Instant::now() + limits.keep_alive);
+                    // From the end of the last request if none is under way, else from now.
+                    let idle = state.idle_since.get().filter(|_| state.in_flight.get() == 0);
+                    idle_timer
+                        .as_mut()
+                        .reset(idle.unwrap_or_else(tokio::time::Instant::now) + limits.keep_alive);
                 }
                 if !shut && draining && state.began.get() {
                     shut = true;
@@ -561,8 +569,9 @@ fn spawn_connection<L, F, Fut, B>(
                     r = drain.changed(), if !draining => {
                         draining = r.is_err() || *drain.borrow();
                     }
-                    // Only the first request's beginning is told (ConnState::activity).
-                    _ = state.activity.notified(), if !shut && !armed => {}
+                    // The first request's beginning, or the end of the one the timer found under
+                    // way (ConnState::activity): the timer is armed again at the loop's top.
+                    _ = state.activity.notified(), if !shut && !armed => awaiting_idle = false,
                     () = idle_timer.as_mut(), if armed && !shut => {
                         let now = tokio::time::Instant::now();
                         match (state.in_flight.get(), state.idle_since.get()) {
@@ -571,7 +580,11 @@ fn spawn_connection<L, F, Fut, B>(
                                 served.as_mut().graceful_shutdown();
                             }
                             (0, Some(t)) => idle_timer.as_mut().reset(t + limits.keep_alive),
-                            _ => idle_timer.as_mut().reset(now + limits.keep_alive),
+                            _ => {
+                                armed = false;
+                                awaiting_idle = true;
+                                state.wake_when_idle.set(true);
+                            }
                         }
                     }
                 }
@@ -716,9 +729,11 @@ struct ConnState {
     in_flight: std::cell::Cell<u32>,
     /// When the last request under way ended.
     idle_since: std::cell::Cell<Option<tokio::time::Instant>>,
-    /// The first request began (what the connection's task waits for to arm its keep-alive
-    /// timer, and, draining, to close).
+    /// The first request began, or the connection became idle with `wake_when_idle` set: what
+    /// the connection's task waits for to arm its keep-alive timer (and, draining, to close).
     activity: tokio::sync::Notify,
+    /// The keep-alive timer fired with a request under way: tell the task when none is.
+    wake_when_idle: std::cell::Cell<bool>,
 }
 
 /// A request under way, counted until it ends (or its future is dropped).
@@ -740,6 +755,9 @@ impl Drop for InFlight {
         s.in_flight.set(s.in_flight.get().saturating_sub(1));
         if s.in_flight.get() == 0 {
             s.idle_since.set(Some(tokio::time::Instant::now()));
+            if s.wake_when_idle.replace(false) {
+                s.activity.notify_one();
+            }
         }
     }
 }

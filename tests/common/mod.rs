@@ -261,6 +261,27 @@ fn booted(lines: &[String], pid: i32) -> bool {
     lines.iter().any(|l| l.contains(" recv ") && l.contains(&tag))
 }
 
+/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// How many times a process's main thread gave up the CPU to wait (`voluntary_ctxt_switches` in
+/// `/proc/PID/status`): each sleep it woke from.
+pub fn voluntary_switches(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether a process exists (not yet reaped).
 pub fn exists(pid: i32) -> bool {
     !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
