@@ -9,7 +9,7 @@ mod procfs;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 #[allow(unused_imports)]
-pub use procfs::{children, comm, fd_count, rss_kib, workers_of, zombies_of};
+pub use procfs::{children, comm, cpu_ticks, fd_count, rss_kib, voluntary_switches, workers_of, zombies_of};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -259,27 +259,6 @@ fn booted(lines: &[String], pid: i32) -> bool {
     let Some(w) = worker_name(lines, pid) else { return false };
     let tag = format!(" worker={w} ");
     lines.iter().any(|l| l.contains(" recv ") && l.contains(&tag))
-}
-
-/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat`.
-pub fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
-}
-
-/// How many times a process's main thread gave up the CPU to wait (`voluntary_ctxt_switches` in
-/// `/proc/PID/status`): each sleep it woke from.
-pub fn voluntary_switches(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Whether a process exists (not yet reaped).

@@ -59,16 +59,39 @@ pub fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-/// A process's resident memory in KiB (`VmRSS`; 0 if it is gone).
-pub fn rss_kib(pid: i32) -> u64 {
+/// A number of `/proc/PID/status` (the line `name:`, its unit dropped; 0 if the process is gone).
+fn status_number(pid: i32, name: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+                let v = l.strip_prefix(name)?.strip_prefix(':')?;
+                v.trim().trim_end_matches(" kB").parse().ok()
             })
         })
         .unwrap_or(0)
+}
+
+/// A process's resident memory in KiB (`VmRSS`; 0 if it is gone).
+pub fn rss_kib(pid: i32) -> u64 {
+    status_number(pid, "VmRSS")
+}
+
+/// How many times a process's main thread gave up the CPU to wait (`voluntary_ctxt_switches`):
+/// each sleep it woke from (0 if it is gone).
+pub fn voluntary_switches(pid: i32) -> u64 {
+    status_number(pid, "voluntary_ctxt_switches")
+}
+
+/// CPU time (user + system, in clock ticks) a process has used, from `/proc/PID/stat` (0 if it
+/// is gone).
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -87,6 +110,19 @@ mod tests {
         assert!(!zombies_of(parent).contains(&me));
         assert!(fd_count(me) >= 3, "stdin, stdout, stderr at least");
         assert!(rss_kib(me) > 0);
-        assert_eq!((fd_count(-1), rss_kib(-1), comm(-1)), (0, 0, String::new()), "no such process");
+        // A sleep is a voluntary switch (of the main thread, if the test runs there; if not, the
+        // main thread has slept waiting for the test's thread).
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert!(voluntary_switches(me) > 0);
+        let spun = cpu_ticks(me);
+        let start = std::time::Instant::now();
+        while cpu_ticks(me) == spun {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "CPU time is counted");
+        }
+        assert_eq!(
+            (fd_count(-1), rss_kib(-1), comm(-1), voluntary_switches(-1), cpu_ticks(-1)),
+            (0, 0, String::new(), 0, 0),
+            "no such process"
+        );
     }
 }
