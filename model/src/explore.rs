@@ -29,9 +29,11 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 mod graph;
+mod partial_order;
 mod search;
 mod symmetry;
 
+pub use partial_order::check_partial_order;
 pub use search::explore;
 pub use symmetry::{check_symmetry, replay};
 
@@ -90,6 +92,9 @@ pub struct Bounds {
     /// Merge states that differ only in the workers' names (docs/model.md, "Symmetry"): an
     /// order-preserving renaming always, any renaming where no choice by id order can come.
     pub symmetry: bool,
+    /// Explore the end of a request alone where nothing can reach its worker first
+    /// (docs/model.md, "Partial-order reduction").
+    pub partial_order: bool,
     /// Stop after this many states (0 = no limit).
     pub max_states: usize,
     /// Stop after this many seconds (0 = no limit); the report says the search is not complete.
@@ -117,13 +122,16 @@ struct Proc {
     /// drain are written with one `write()` (atomic below `PIPE_BUF`), so they arrive together.
     /// (Inline: a state is cloned for every transition, and a pipe rarely holds more than a
     /// packet or two.)
-    to_arbiter: SmallVec<[(WorkerMsg, bool); 4]>,
+    to_arbiter: Pipe,
     to_worker: SmallVec<[ArbiterMsg; 2]>,
     os: Option<Os>,
     /// Async workers: connections open (each serves one request, then closes; keep-alive
     /// changes nothing the arbiter sees).
     conns: u32,
 }
+
+/// A worker's pipe to the arbiter: frames, each marked if it ends a packet.
+type Pipe = SmallVec<[(WorkerMsg, bool); 4]>;
 
 /// Faults left in this run, and the kinds that are on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -161,6 +169,8 @@ pub struct State {
     kind: WorkerKind,
     /// Whether states are named canonically ([`Bounds::symmetry`]).
     symmetry: bool,
+    /// Whether the partial-order reduction is on ([`Bounds::partial_order`]).
+    partial_order: bool,
 }
 
 /// A transition, for traces.
@@ -211,6 +221,8 @@ pub struct Report {
     pub violation: Option<(Violation, Vec<Step>)>,
     /// States from which no goal state is reachable.
     pub stuck: usize,
+    /// States with no step to take (the server stopped, or everything at rest).
+    pub finals: usize,
     /// Searchers that ran.
     pub searchers: usize,
 }
@@ -269,6 +281,7 @@ impl State {
             spare_wakeups: 0,
             kind: b.kind,
             symmetry: b.symmetry,
+            partial_order: b.partial_order,
         };
         s.arbiter_actions(actions).expect("start breaks nothing");
         s.canonical_ids();
@@ -373,7 +386,7 @@ impl State {
             Step::ToArbiter(id) => {
                 let p = self.procs.get_mut(&id).expect("proc");
                 let end = p.to_arbiter.iter().position(|&(_, last)| last).expect("packet");
-                let packet: SmallVec<[(WorkerMsg, bool); 4]> = p.to_arbiter.drain(..=end).collect();
+                let packet: Pipe = p.to_arbiter.drain(..=end).collect();
                 for (msg, _) in packet {
                     self.arbiter(Input::Message { from: id, msg })?;
                 }
@@ -605,7 +618,7 @@ impl State {
 }
 
 /// Writes the frames of one drain into the pipe as one packet.
-fn end_packet(pipe: &mut SmallVec<[(WorkerMsg, bool); 4]>, packet: &mut SmallVec<[WorkerMsg; 4]>) {
+fn end_packet(pipe: &mut Pipe, packet: &mut SmallVec<[WorkerMsg; 4]>) {
     let n = packet.len();
     pipe.extend(packet.drain(..).enumerate().map(|(i, m)| (m, i + 1 == n)));
 }

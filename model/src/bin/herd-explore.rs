@@ -47,6 +47,10 @@ struct Cli {
     /// that the reduction changes no verdict.
     #[arg(long)]
     no_symmetry: bool,
+    /// Explore every order of a request's end and what cannot touch its worker (no
+    /// partial-order reduction): slower, for checking that the reduction changes no verdict.
+    #[arg(long)]
+    no_partial_order: bool,
     /// Give up after this many states (0 = none).
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         },
         corner: cli.corner.as_deref().and_then(|n| EXPLORABLE_CORNERS.into_iter().find(|c| c.name() == n)),
         symmetry: !cli.no_symmetry,
+        partial_order: !cli.no_partial_order,
         max_states: cli.max_states,
         max_seconds: cli.max_seconds,
         threads: cli.threads,
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
     println!("states: {}", r.states);
     println!("transitions: {}", r.transitions);
     println!("depth: {}", r.depth);
+    println!("final states: {}", r.finals);
     println!(
         "time: {secs:.2} s ({:.0} states/s, {} searchers)",
         r.states as f64 / secs.max(1e-9),

@@ -50,7 +50,7 @@ fn shortest_violation(bounds: &Bounds, limit: usize) -> Option<(Violation, Vec<S
     index.insert(fingerprint(&init), 0);
     let mut frontier = VecDeque::from([(0u32, init)]);
     while let Some((from, s)) = frontier.pop_front() {
-        for step in s.enabled() {
+        for step in s.expand() {
             match successor(&s, step) {
                 Err(v) => return Some((v, crate::trace(&parent, from, Some(step)))),
                 Ok(t) => {
@@ -113,6 +113,8 @@ impl Drop for WakeOnPanic<'_> {
 struct Found {
     states: Vec<(u32, u64, bool)>,
     edges: Vec<(u32, u32)>,
+    /// Expanded states with no step to take.
+    finals: usize,
 }
 
 impl Shared {
@@ -192,7 +194,9 @@ impl Shared {
                 self.stop_all();
                 break;
             }
-            for step in s.enabled() {
+            let steps = s.expand();
+            found.finals += usize::from(steps.is_empty());
+            for step in steps {
                 let t = match successor(&s, step) {
                     Ok(t) => t,
                     Err(v) => {
@@ -252,7 +256,7 @@ pub fn explore(bounds: &Bounds) -> Report {
         threads,
     };
     shared.visit(fp);
-    let first = Found { states: vec![(0, fp, init.goal())], edges: Vec::new() };
+    let first = Found { states: vec![(0, fp, init.goal())], edges: Vec::new(), finals: 0 };
     let mut start = Some(vec![(0u32, init)]);
     let founds: Vec<Found> = std::thread::scope(|scope| {
         let searchers: Vec<_> = (0..threads)
@@ -267,6 +271,7 @@ pub fn explore(bounds: &Bounds) -> Report {
     });
     let n = shared.next.load(Ordering::Relaxed).min(shared.limit);
     let truncated = shared.truncated.load(Ordering::Relaxed);
+    let finals = founds.iter().map(|f| f.finals).sum();
     let mut g = Graph { fps: vec![0; n], goal: vec![false; n], edges: Vec::new() };
     g.edges.reserve_exact(founds.iter().map(|f| f.edges.len()).sum());
     for f in std::iter::once(first).chain(founds) {
@@ -292,6 +297,7 @@ pub fn explore(bounds: &Bounds) -> Report {
             truncated,
             violation: Some(trace),
             stuck: 0,
+            finals,
             searchers: threads,
         };
     }
@@ -335,6 +341,7 @@ pub fn explore(bounds: &Bounds) -> Report {
         truncated,
         violation,
         stuck: if truncated { 0 } else { stuck.len() },
+        finals,
         searchers: threads,
     }
 }
