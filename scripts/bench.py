@@ -347,20 +347,25 @@ def explorer_section():
     unreduced search on the largest bounds both finish."""
     sh(["cargo", "build", "--release", "-q", "-p", "herd-model", "--bin", "herd-explore"], cwd=ROOT)
     base = ["--connections", "2", "--max-states", "0"]
-    full = explore("--workers", "3", "--faults", "1", "--no-symmetry", *base)
+    full = explore("--workers", "3", "--faults", "1", "--no-symmetry", "--no-partial-order", *base)
+    symmetric = explore("--workers", "3", "--faults", "1", "--no-partial-order", *base)
     reduced = explore("--workers", "3", "--faults", "1", *base)
+    four_symmetric = explore("--workers", "4", "--faults", "1", "--no-partial-order", *base, "--max-seconds", "600")
     four = explore("--workers", "4", "--faults", "1", *base, "--max-seconds", "600")
     two = explore("--workers", "3", "--faults", "2", *base, "--max-seconds", "120")
-    print(full, reduced, four, two, flush=True)
+    print(full, symmetric, reduced, four_symmetric, four, two, flush=True)
     verdict = lambda r: ("met" if r[2] and r[1] <= 60 else "**missed**")
     done = lambda r: "complete" if r[2] else "**not complete**"
+    against = lambda r, b: f"{r[0]:,} ({r[0] / b[0]:.3f}x) | {r[1]:.1f} s ({r[1] / b[1]:.3f}x)"
     L = [EX_START, "", "## The exhaustive explorer", "",
          f"`herd-explore` (signaled, 2 connections, every fault kind, {os.cpu_count()} searchers) measured in one run on "
          f"{datetime.date.today()} (`python3 scripts/bench.py --explorer`); docs/model.md says what each reduction is.", "",
          "| bounds | states | time | result | goal |", "|---|---|---|---|---|",
-         f"| 3 workers, 1 fault, no symmetry reduction (`--no-symmetry`) | {full[0]:,} | {full[1]:.1f} s | {done(full)} | baseline |",
-         f"| 3 workers, 1 fault | {reduced[0]:,} ({reduced[0] / full[0]:.3f}x) | {reduced[1]:.1f} s ({reduced[1] / full[1]:.3f}x) | {done(reduced)} | — |",
-         f"| 4 workers, 1 fault (`--workers 4 --connections 2 --faults 1`) | {four[0]:,} | {four[1]:.1f} s | {done(four)} | <= 60 s: {verdict(four)} |",
+         f"| 3 workers, 1 fault, no reduction (`--no-symmetry --no-partial-order`) | {full[0]:,} | {full[1]:.1f} s | {done(full)} | baseline |",
+         f"| 3 workers, 1 fault, symmetry (`--no-partial-order`) | {against(symmetric, full)} | {done(symmetric)} | — |",
+         f"| 3 workers, 1 fault, symmetry and partial order | {against(reduced, full)} | {done(reduced)} | — |",
+         f"| 4 workers, 1 fault, symmetry (`--no-partial-order`) | {four_symmetric[0]:,} | {four_symmetric[1]:.1f} s | {done(four_symmetric)} | baseline |",
+         f"| 4 workers, 1 fault (`--workers 4 --connections 2 --faults 1`) | {against(four, four_symmetric)} | {done(four)} | <= 60 s: {verdict(four)} |",
          f"| 3 workers, 2 faults (`--workers 3 --connections 2 --faults 2`), stopped at 120 s | {two[0]:,}{'' if two[2] else ' so far'} | {two[1]:.1f} s | {done(two)} | <= 60 s: {verdict(two)} |",
          "", EX_END, ""]
     return "\n".join(L)

@@ -34,10 +34,10 @@ use super::*;
 
 impl State {
     /// Whether no step can reach worker `id` before its request ends: its request is under way
-    /// (a sync worker), it is an active worker of the current generation of a running server (the
-    /// arbiter retires and kills only workers it has asked to go, or a stopping server's; a
-    /// silent worker is never killed here, see [`TIMEOUT`]), and no fault that could touch it is
-    /// left: neither a kill nor a signal that retires or stops.
+    /// (a sync worker), it is an active worker of the current generation (the arbiter signals
+    /// and kills only workers it has asked to go, and a stop asks them all; a silent worker is
+    /// never killed here, see [`TIMEOUT`]), and no fault that could touch it is left: neither a
+    /// kill nor a signal that retires or stops.
     fn serving_alone(&self, id: WorkerId) -> bool {
         let b = &self.budget;
         let a = &self.arb.arbiter;
