@@ -118,8 +118,9 @@ impl Dispatcher {
         let b = &mut self.listeners[i];
         b.backlog -= 1;
         b.outstanding += 1;
-        // The search above takes it modulo the listeners.
-        self.next_listener = i + 1;
+        // Kept below the count of listeners: the one next in turn has one name (the explorer
+        // tells states apart by what they hold).
+        self.next_listener = (i + 1) % n;
         Some((w, ListenerId(i as u16)))
     }
 

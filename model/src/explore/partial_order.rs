@@ -46,13 +46,19 @@ impl State {
             && (b.left == 0 || !(b.kill || b.ttou || b.hup || b.term))
     }
 
-    /// The one step to explore from this state, if the reduction applies: the end of the request
-    /// of the first worker that nothing can reach first ([`State::serving_alone`]).
+    /// The steps that may be explored alone from this state (each one a persistent set), in the
+    /// order the search prefers them: the end of a request no step can reach first
+    /// ([`State::serving_alone`]).
+    fn alone(&self) -> impl Iterator<Item = Step> + '_ {
+        self.procs.keys().copied().filter(|&id| self.serving_alone(id)).map(Step::Os)
+    }
+
+    /// The one step to explore from this state, if the reduction applies.
     fn persistent(&self) -> Option<Step> {
         if !self.partial_order || self.exited {
             return None;
         }
-        self.procs.keys().copied().find(|&id| self.serving_alone(id)).map(Step::Os)
+        self.alone().next()
     }
 
     /// The steps the search explores from this state: [`State::persistent`] alone, or every
@@ -63,25 +69,28 @@ impl State {
             None => self.enabled(),
         }
     }
-}
 
-/// What a step leaves of worker `id`: everything but its pipe to the arbiter, and that pipe
-/// (which the arbiter reads from the front).
-fn worker_view(s: &State, id: WorkerId) -> Option<(Proc, Pipe)> {
-    s.procs.get(&id).map(|p| {
-        let mut rest = p.clone();
-        let pipe = std::mem::take(&mut rest.to_arbiter);
-        (rest, pipe)
-    })
+    /// What every step taken alone lowers, and nothing can take below zero: twice the requests
+    /// under way, plus the dead workers not yet reaped (a request's end may leave its worker
+    /// dead).
+    fn pending(&self) -> usize {
+        self.procs
+            .values()
+            .map(|p| usize::from(p.dead) + 2 * usize::from(!p.dead && p.os == Some(Os::Serving)))
+            .sum()
+    }
 }
 
 /// Checks the partial-order reduction on the first `limit` states of the unreduced search
-/// within `bounds` (breadth-first, no symmetry reduction, so that workers keep their names): at
-/// every state, for every worker whose request end would be explored alone, and for every other
-/// enabled step, that the step leaves the worker as it was but for frames read from the front of
-/// its pipe, keeps the condition, closes the diamond with the end (both orders reach the same
-/// state) and breaks an invariant exactly when it does after the end; and that the end itself
-/// breaks none.
+/// within `bounds` (breadth-first, no symmetry reduction, so that workers keep their names). At
+/// every state, for every step that may be taken alone there ([`State::alone`]):
+///
+/// - it breaks no invariant, lowers [`State::pending`], and keeps a goal state a goal;
+/// - every other enabled step commutes with it (both orders reach the same state), leaves it
+///   one that may be taken alone, and breaks an invariant after it exactly when it does before.
+///
+/// With the second point at every state the first leads to, no step on a path that avoids it
+/// depends on it: it is a persistent set.
 /// Returns the number of states checked and how many of them the reduction applies to, or what
 /// failed and where.
 pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usize), String> {
@@ -97,40 +106,41 @@ pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usiz
         }
         checked += 1;
         let steps = s.enabled();
-        let alone: Vec<WorkerId> = s.procs.keys().copied().filter(|&id| s.serving_alone(id)).collect();
+        let alone: Vec<Step> = s.alone().collect();
         if !alone.is_empty() {
             applied += 1;
         }
-        for id in alone {
-            let end = Step::Os(id);
+        for t in alone {
             let fail =
-                |what: String| Err(format!("state {checked}, end of {id}'s request: {what}\nstate: {s:?}"));
-            let Ok(ended) = successor(&s, end) else { return fail("the end breaks an invariant".into()) };
-            let (before, pipe) = worker_view(&s, id).expect("serving");
-            for &step in steps.iter().filter(|&&step| step != end) {
-                let first = successor(&s, step);
-                let after_end = successor(&ended, step);
-                let (first, after_end) = match (first, after_end) {
+                |what: String| Err(format!("state {checked}, {t:?} taken alone: {what}\nstate: {s:?}"));
+            if !steps.contains(&t) {
+                return fail("it is not enabled".into());
+            }
+            let Ok(after) = successor(&s, t) else { return fail("it breaks an invariant".into()) };
+            if after.pending() >= s.pending() {
+                return fail("it does not lower what is pending".into());
+            }
+            if s.goal() && !after.goal() {
+                return fail("it leaves a goal state".into());
+            }
+            for &u in steps.iter().filter(|&&u| u != t) {
+                let (first, then) = match (successor(&s, u), successor(&after, u)) {
                     (Ok(a), Ok(b)) => (a, b),
                     (Err(a), Err(b)) if a.invariant == b.invariant => continue,
                     (a, b) => {
                         return fail(format!(
-                            "{step:?} breaks {:?} first and {:?} after the end",
+                            "{u:?} breaks {:?} before it and {:?} after it",
                             a.err().map(|v| v.invariant),
                             b.err().map(|v| v.invariant)
                         ));
                     }
                 };
-                match worker_view(&first, id) {
-                    Some((rest, left)) if rest == before && pipe.ends_with(&left) => {}
-                    _ => return fail(format!("{step:?} reaches the worker")),
+                if !first.alone().any(|x| x == t) {
+                    return fail(format!("{u:?} ends its condition"));
                 }
-                if !first.serving_alone(id) || !first.enabled().contains(&end) {
-                    return fail(format!("{step:?} ends the condition"));
-                }
-                match successor(&first, end) {
-                    Ok(t) if fingerprint(&t) == fingerprint(&after_end) => {}
-                    _ => return fail(format!("{step:?} and the end do not commute")),
+                match successor(&first, t) {
+                    Ok(x) if fingerprint(&x) == fingerprint(&then) => {}
+                    _ => return fail(format!("{u:?} and it do not commute")),
                 }
             }
         }
