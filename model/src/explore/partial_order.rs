@@ -14,20 +14,19 @@
 //!
 //! - a path to a violation or a final state either contains the end (moved to the front, the
 //!   rest unchanged) or does not (then the end is still enabled at its last state, so that state
-//!   is not final, and the end's twin path leads to the same violation);
+//!   is not final, and ending the request first then taking the same steps leads to the same
+//!   violation);
 //! - a state from which no goal is reachable stays one: a goal state has no request being served
 //!   unless the server has stopped, and a path to a goal must end the request, so it is moved to
 //!   the front the same way;
-//! - the end of a request adds one to the served count, which nothing lowers: it is on no cycle,
-//!   and every cycle of the reduced graph is made of fully expanded states (the cycle proviso).
+//! - each such move shortens the path still to go or lowers what is pending
+//!   ([`State::pending`]), so they end (no step taken alone is on a cycle).
 //!
 //! The condition is about what the arbiter can do, so it is checked, not assumed:
-//! [`check_partial_order`] walks the unreduced search and, at every state where the end of a
-//! request would be explored alone, checks that every other enabled step leaves the worker as it
-//! was (its pipe to the arbiter read from the front at most), keeps the condition true, closes
-//! the diamond with the end, and breaks an invariant on one side of it exactly when it does on
-//! the other. The tests compare the reduced search's verdicts and final states with the
-//! unreduced search's.
+//! [`check_partial_order`] walks the unreduced search and, at every state where a step would be
+//! taken alone, checks what the argument needs of it and of every other enabled step (see
+//! there). The tests compare the reduced search's verdicts and final states with the unreduced
+//! search's; docs/model.md, "Partial-order reduction", gives the measures.
 
 use super::search::{fingerprint, successor};
 use super::*;
