@@ -82,9 +82,9 @@ impl State {
 
 /// Checks the partial-order reduction on the first `limit` states of the unreduced search
 /// within `bounds` (breadth-first, no symmetry reduction, so that workers keep their names). At
-/// every state, for every step that may be taken alone there ([`State::alone`]):
+/// every state, for every step that may be taken alone there (`State::alone`):
 ///
-/// - it breaks no invariant, lowers [`State::pending`], and keeps a goal state a goal;
+/// - it breaks no invariant, lowers what is pending (`State::pending`), and keeps a goal state a goal;
 /// - every other enabled step commutes with it (both orders reach the same state), leaves it
 ///   one that may be taken alone, and breaks an invariant after it exactly when it does before.
 ///
