@@ -88,8 +88,9 @@ impl State {
 /// - every other enabled step commutes with it (both orders reach the same state), leaves it
 ///   one that may be taken alone, and breaks an invariant after it exactly when it does before.
 ///
-/// With the second point at every state the first leads to, no step on a path that avoids it
-/// depends on it: it is a persistent set.
+/// The second point, checked at every state, follows every path that avoids the step from a
+/// state where it may be taken alone: no step on such a path depends on it, so it is a
+/// persistent set.
 /// Returns the number of states checked and how many of them the reduction applies to, or what
 /// failed and where.
 pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usize), String> {
