@@ -47,9 +47,33 @@ impl State {
 
     /// The steps that may be explored alone from this state (each one a persistent set), in the
     /// order the search prefers them: the end of a request no step can reach first
-    /// ([`State::serving_alone`]).
+    /// ([`State::serving_alone`]), then a dead worker's last words ([`State::last_words_alone`]).
     fn alone(&self) -> impl Iterator<Item = Step> + '_ {
-        self.procs.keys().copied().filter(|&id| self.serving_alone(id)).map(Step::Os)
+        let ends = self.procs.keys().copied().filter(|&id| self.serving_alone(id)).map(Step::Os);
+        let last_words =
+            self.procs.keys().copied().filter(|&id| self.last_words_alone(id)).map(Step::ToArbiter);
+        ends.chain(last_words)
+    }
+
+    /// Whether the arbiter's reading of the next packet of worker `id` is independent of every
+    /// step that can come first: the worker is dead (the arbiter does not know it yet) and was
+    /// asked to go (not active: no choice by id order falls on it, nothing is dispatched to it),
+    /// and the packet holds only `BYE` and `ACCEPT` frames. Not `ALIVE`: whether the worker had
+    /// booted races with its kill deadline, to which time may pass first; not `ACCEPTED` or
+    /// `EMPTY`: they settle the dispatch books a readiness report reads.
+    fn last_words_alone(&self, id: WorkerId) -> bool {
+        let asked_to_go = self.arb.arbiter.workers().get(&id).is_some_and(|w| w.life != Life::Active);
+        asked_to_go
+            && self.procs.get(&id).is_some_and(|p| {
+                let packet = p
+                    .to_arbiter
+                    .iter()
+                    .position(|&(_, last)| last)
+                    .map_or(&[][..], |end| &p.to_arbiter[..=end]);
+                p.dead
+                    && !packet.is_empty()
+                    && packet.iter().all(|(m, _)| matches!(m, WorkerMsg::Bye { .. } | WorkerMsg::Accept))
+            })
     }
 
     /// The one step to explore from this state, if the reduction applies.
@@ -69,14 +93,13 @@ impl State {
         }
     }
 
-    /// What every step taken alone lowers, and nothing can take below zero: twice the requests
-    /// under way, plus the dead workers not yet reaped (a request's end may leave its worker
-    /// dead).
-    fn pending(&self) -> usize {
-        self.procs
-            .values()
-            .map(|p| usize::from(p.dead) + 2 * usize::from(!p.dead && p.os == Some(Os::Serving)))
-            .sum()
+    /// What every step taken alone lowers (in this order: a request's end may leave its worker
+    /// dead with frames unread), and nothing takes below zero: the requests under way, then the
+    /// frames in dead workers' pipes.
+    fn pending(&self) -> (usize, usize) {
+        let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count();
+        let last_words = self.procs.values().filter(|p| p.dead).map(|p| p.to_arbiter.len()).sum();
+        (serving, last_words)
     }
 }
 
