@@ -1,28 +1,27 @@
-//! Partial-order reduction: where a worker's request can only end, and nothing else can reach
-//! that worker first, its end is the one step explored.
+//! Partial-order reduction: a step that nothing else can reach first, and that reaches nothing
+//! else, is the one step explored from its state (a persistent set of one step).
 //!
-//! A sync worker serving a request (its core in `Serving`, the `Os` step pending) reads nothing
-//! until the request ends: not its pipe (the runtime's `serve` runs to the end before the loop
-//! reads again), not a TERM (seen at the loop point after the request). Only a kill can reach it
-//! — the arbiter's ABRT or KILL, a QUIT, or a fault. Where none can come before the request
-//! ends ([`State::persistent`]), every other step is independent of the end of the request: it
-//! neither changes what the end reads nor is changed by it, and whether it breaks an invariant
-//! does not depend on it. Then the end alone is explored: any run from that state that ends the
-//! request later has a twin that ends it first and reaches the same states after it, and any
-//! run that never ends it could end it anywhere (a persistent set of one step). The search then
-//! finds every violation, every stuck state and every final state the unreduced search finds:
+//! Two kinds ([`State::alone`]). The end of a sync worker's request: while it serves, the worker
+//! reads nothing — not its pipe (the runtime's `serve` runs to the end before the loop reads
+//! again), not a TERM (seen at the loop point after the request); only a kill reaches it, and
+//! [`State::serving_alone`] asks that none can come. And a dead worker's last words: the arbiter
+//! reading `BYE` and `ACCEPT` frames of a worker it has asked to go, which no choice of the
+//! arbiter's falls on any more ([`State::last_words_alone`]). Every other step is then independent
+//! of it: neither changes what the other reads, and whether a step breaks an invariant does not
+//! depend on which came first. Any run that takes it later has a twin that takes it first and
+//! reaches the same states after it; any run that never takes it leaves it enabled throughout.
+//! The search then finds every violation, every stuck state and every final state the unreduced
+//! search finds:
 //!
-//! - a path to a violation or a final state either contains the end (moved to the front, the
-//!   rest unchanged) or does not (then the end is still enabled at its last state, so that state
-//!   is not final, and ending the request first then taking the same steps leads to the same
-//!   violation);
-//! - a state from which no goal is reachable stays one: a goal state has no request being served
-//!   unless the server has stopped, and a path to a goal must end the request, so it is moved to
-//!   the front the same way;
+//! - a path to a violation or a final state either contains the step (moved to the front, the
+//!   rest unchanged) or does not (then the step is still enabled at its last state, so that state
+//!   is not final, and taking it first then the same steps leads to the same violation);
+//! - a state from which no goal is reachable stays one: the step keeps a goal state a goal, so a
+//!   path to a goal is moved the same way;
 //! - each such move shortens the path still to go or lowers what is pending
 //!   ([`State::pending`]), so they end (no step taken alone is on a cycle).
 //!
-//! The condition is about what the arbiter can do, so it is checked, not assumed:
+//! The conditions are about what the arbiter can do, so they are checked, not assumed:
 //! [`check_partial_order`] walks the unreduced search and, at every state where a step would be
 //! taken alone, checks what the argument needs of it and of every other enabled step (see
 //! there). The tests compare the reduced search's verdicts and final states with the unreduced
