@@ -58,8 +58,9 @@ impl State {
     /// step that can come first: the worker is dead (the arbiter does not know it yet) and was
     /// asked to go (not active: no choice by id order falls on it, nothing is dispatched to it),
     /// and the packet holds only `BYE` and `ACCEPT` frames. Not `ALIVE`: whether the worker had
-    /// booted races with its kill deadline, to which time may pass first; not `ACCEPTED` or
-    /// `EMPTY`: they settle the dispatch books a readiness report reads.
+    /// booted races with its kill deadline, to which time may pass first; not `ACCEPTED`: it
+    /// settles the dispatch books a readiness report reads (the check fails it). `EMPTY` settles
+    /// the same books and is left out with it, though no checked bound fails it.
     fn last_words_alone(&self, id: WorkerId) -> bool {
         let asked_to_go = self.arb.arbiter.workers().get(&id).is_some_and(|w| w.life != Life::Active);
         asked_to_go
