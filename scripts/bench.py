@@ -13,7 +13,8 @@ docs/benchmarks.svg.
     python3 scripts/bench.py --scale   # only the scale section: 1..256 workers, idle cost, TTIN to 256
     python3 scripts/bench.py --keep-alive   # only async workers against plain hyper, keep-alive
     python3 scripts/bench.py --explorer   # only the exhaustive explorer's bounds against 60 s
-    python3 scripts/bench.py --profile   # only where the time goes: context switches, run-queue waits
+    python3 scripts/bench.py --profile   # only where the time goes: context switches, run-queue waits,
+                                         # at 4, 64 and 256 workers; perf's samples of a signaled arbiter
     python3 scripts/bench.py --check-sections   # measures nothing: each section's markers are in place
 
 
@@ -391,7 +392,9 @@ def scale_section():
     (CPU per connection, idle CPU, memory per worker); TTIN (ctl incr) from 4 to 256; kill to
     the replacement's first answered request."""
     counts = [1, 4, 16, 64, 256]
-    dur, rounds = (2, 1) if QUICK else (3, 3)
+    # 3 rounds of 3 s moved a server's ratio to raw by 0.3 from one run to the next (2026-12-07:
+    # shared at 64 workers 0.83x here, 1.16x in the profile's 5 rounds of 5 s the same hour).
+    dur, rounds = (2, 1) if QUICK else (5, 5)
     servers = [("herd shared", "herd", "shared"), ("herd signaled", "herd", "signaled"),
                ("herd auto", "herd", "auto"), ("raw fork-accept", "raw", None)]
     # Rounds alternate every server at every count, so that a drift of the machine falls on all
@@ -488,7 +491,8 @@ def scale_section():
              "table entry per worker is a few hundred bytes; the workers' own memory is theirs, shared copy-on-write)")
     L.append(f"- SIGKILL to the replacement's first answered request (1 worker, signaled): median "
              f"{replace[len(replace) // 2]:.1f} ms, max {replace[-1]:.1f} ms over {len(replace)}")
-    L += ["", SC_END, ""]
+    L += ["", "The section \"Where the time goes\" profiles the three modes and raw at 64 and 256 workers: what "
+          "signaled and auto pay per connection, and how much of it is the arbiter's.", "", SC_END, ""]
     scale_svg(curve)
     return "\n".join(L)
 
