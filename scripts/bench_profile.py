@@ -65,8 +65,8 @@ def measure(kind, workers, mode, extra, conns, close, dur):
         switches=(a["vol"] + a["invol"] + w["vol"] + w["invol"]) / n,
         arb_switches=(a["vol"] + a["invol"]) / n,
         arb_us=(a["run"] / 1e3) / n,
-        # The arbiter's own CPU: the share of it in the kernel, and its time on a core per wakeup
-        # (each voluntary switch is one sleep, so one wakeup after it).
+        # The arbiter's own CPU: the share of it in the kernel; and its wakeups per request (each
+        # voluntary switch is one sleep, so one wakeup after it).
         arb_kernel=a["sys"] / max(a["user"] + a["sys"], 1),
         arb_wakeups=a["vol"] / n,
         # Run-queue wait of the processes (threads) that serve, against their run time.
