@@ -284,6 +284,7 @@ impl State {
             partial_order: b.partial_order,
         };
         s.arbiter_actions(actions).expect("start breaks nothing");
+        s.ready_pending &= s.queue > 0;
         s.canonical_ids();
         s
     }
@@ -471,6 +472,11 @@ impl State {
                 self.abandoned += 1;
                 self.spare_wakeups += 1;
             }
+        }
+        // A readiness report with nothing queued says nothing (epoll reports nothing): a report
+        // owed on an empty listener is no report, and the state is the one without it.
+        if self.queue == 0 {
+            self.ready_pending = false;
         }
         let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count() as u32
             + self.procs.values().filter(|p| !p.dead).map(|p| p.conns).sum::<u32>();

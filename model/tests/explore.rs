@@ -28,21 +28,29 @@ fn kinds(b: Bounds, kinds: &[&str]) -> Bounds {
     Bounds { kinds: kinds.iter().map(|k| k.to_string()).collect(), ..b }
 }
 
-fn complete_and_clean(b: &Bounds, at_least: usize) {
+/// Complete, clean, and wider for its faults: more than twice the states of the same bounds
+/// with no fault (a fault kind that is never taken would leave the two alike).
+fn complete_and_clean(b: &Bounds) {
     let r = explore(b);
     assert!(!r.truncated, "{b:?}: not complete at {} states", r.states);
     assert!(r.violation.is_none(), "{b:?}: {:?}", r.violation);
-    assert!(r.states >= at_least, "{b:?}: only {} states: the faults are not being explored", r.states);
+    let calm = explore(&Bounds { faults: 0, ..b.clone() });
+    assert!(
+        r.states > 2 * calm.states,
+        "{b:?}: {} states, {} without faults: the faults are not being explored",
+        r.states,
+        calm.states
+    );
 }
 
 #[test]
 fn signaled_two_workers_two_connections_any_one_fault() {
-    complete_and_clean(&bounds(AcceptMode::Signaled, 2, 2, 1), 8_000);
+    complete_and_clean(&bounds(AcceptMode::Signaled, 2, 2, 1));
 }
 
 #[test]
 fn shared_two_workers_one_connection_any_one_fault() {
-    complete_and_clean(&bounds(AcceptMode::Shared, 2, 1, 1), 4_000);
+    complete_and_clean(&bounds(AcceptMode::Shared, 2, 1, 1));
 }
 
 /// Auto mode with HUP is wide (direct accepts race the signaling of two generations): beyond a
@@ -50,13 +58,13 @@ fn shared_two_workers_one_connection_any_one_fault() {
 #[test]
 fn auto_two_workers_one_connection_any_one_fault_but_reload() {
     let b = kinds(bounds(AcceptMode::Auto, 2, 1, 1), &["kill", "ttin", "ttou", "term", "abandon"]);
-    complete_and_clean(&b, 3_500);
+    complete_and_clean(&b);
 }
 
 #[test]
 fn recycling_workers_with_kills_and_ttou() {
     let b = Bounds { max_requests: 1, ..kinds(bounds(AcceptMode::Signaled, 2, 2, 1), &["kill", "ttou"]) };
-    complete_and_clean(&b, 2_000);
+    complete_and_clean(&b);
 }
 
 /// The search is parallel; what it finds is not: the same states, transitions and depth on one
@@ -101,17 +109,17 @@ fn async_bounds(mode: AcceptMode, faults: u32) -> Bounds {
 
 #[test]
 fn async_workers_signaled_any_one_fault() {
-    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1), 7_000);
+    complete_and_clean(&async_bounds(AcceptMode::Signaled, 1));
 }
 
 #[test]
 fn async_workers_shared_any_one_fault() {
-    complete_and_clean(&async_bounds(AcceptMode::Shared, 1), 10_000);
+    complete_and_clean(&async_bounds(AcceptMode::Shared, 1));
 }
 
 #[test]
 fn async_workers_auto_kill_term_abandon() {
-    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]), 6_000);
+    complete_and_clean(&kinds(async_bounds(AcceptMode::Auto, 1), &["kill", "term", "abandon"]));
 }
 
 /// Every corner of the configuration domain the explorer can run at, complete and clean (the CI
@@ -120,7 +128,7 @@ fn async_workers_auto_kill_term_abandon() {
 fn every_explorable_corner_is_complete_and_clean() {
     for corner in EXPLORABLE_CORNERS {
         let b = Bounds { corner: Some(corner), ..bounds(AcceptMode::Signaled, 2, 2, 1) };
-        complete_and_clean(&b, 1_000);
+        complete_and_clean(&b);
     }
 }
 
@@ -136,7 +144,8 @@ fn canonical_names_lead_where_the_states_they_name_lead() {
         async_bounds(AcceptMode::Signaled, 1),
     ] {
         let n = herd_model::explore::check_symmetry(&b, 30_000).unwrap_or_else(|e| panic!("{b:?}: {e}"));
-        assert_eq!(n, 30_000, "{b:?}: only {n} states");
+        // Fewer than the limit: the whole space was checked.
+        assert!(n > 10_000, "{b:?}: only {n} states");
     }
 }
 
@@ -174,6 +183,8 @@ fn a_request_end_explored_alone_commutes_with_every_other_step() {
         kinds(bounds(AcceptMode::Signaled, 3, 2, 2), &["ttin", "abandon", "boot-crash"]),
         kinds(bounds(AcceptMode::Signaled, 3, 3, 2), &["kill", "abandon"]),
         kinds(bounds(AcceptMode::Signaled, 3, 1, 2), &["hup", "ttou", "kill"]),
+        // Two reloads: retired workers killed at their grace with their frames unread.
+        kinds(bounds(AcceptMode::Signaled, 3, 1, 2), &["hup"]),
         kinds(bounds(AcceptMode::Signaled, 2, 2, 1), &["hup"]),
         kinds(bounds(AcceptMode::Signaled, 2, 2, 1), &["ttou"]),
         kinds(bounds(AcceptMode::Signaled, 2, 2, 1), &["term", "ttin"]),
@@ -207,6 +218,7 @@ fn partial_order_changes_no_verdict_and_no_final_state() {
             &["kill", "boot-crash", "ttin", "ttou", "term", "abandon"],
         ),
         kinds(bounds(AcceptMode::Signaled, 2, 0, 2), &["hup"]),
+        kinds(bounds(AcceptMode::Signaled, 3, 0, 2), &["hup"]),
         async_bounds(AcceptMode::Signaled, 1),
     ] {
         let reduced = explore(&b);

@@ -1,12 +1,14 @@
 //! Partial-order reduction: a step that nothing else can reach first, and that reaches nothing
 //! else, is the one step explored from its state (a persistent set of one step).
 //!
-//! Two kinds ([`State::alone`]). The end of a sync worker's request: while it serves, the worker
+//! Three kinds ([`State::alone`]). The end of a sync worker's request: while it serves, the worker
 //! reads nothing — not its pipe (the runtime's `serve` runs to the end before the loop reads
 //! again), not a TERM (seen at the loop point after the request); only a kill reaches it, and
-//! [`State::serving_alone`] asks that none can come. And a dead worker's last words: the arbiter
+//! [`State::serving_alone`] asks that none can come. A dead worker's last words: the arbiter
 //! reading `BYE` and `ACCEPT` frames of a worker it has asked to go, which no choice of the
-//! arbiter's falls on any more ([`State::last_words_alone`]). Every other step is then independent
+//! arbiter's falls on any more, and `ALIVE` too once it has SIGKILLed it
+//! ([`State::last_words_alone`]). And the reap of a dead worker the arbiter has SIGKILLed, with
+//! nothing left to read and no dispatch to settle ([`State::reap_alone`]). Every other step is then independent
 //! of it: neither changes what the other reads, and whether a step breaks an invariant does not
 //! depend on which came first. Any run that takes it later has a twin that takes it first and
 //! reaches the same states after it; any run that never takes it leaves it enabled throughout.
@@ -46,23 +48,46 @@ impl State {
 
     /// The steps that may be explored alone from this state (each one a persistent set), in the
     /// order the search prefers them: the end of a request no step can reach first
-    /// ([`State::serving_alone`]), then a dead worker's last words ([`State::last_words_alone`]).
+    /// ([`State::serving_alone`]), then a dead worker's last words ([`State::last_words_alone`]),
+    /// then a SIGKILLed worker's reap ([`State::reap_alone`]).
     fn alone(&self) -> impl Iterator<Item = Step> + '_ {
         let ends = self.procs.keys().copied().filter(|&id| self.serving_alone(id)).map(Step::Os);
         let last_words =
             self.procs.keys().copied().filter(|&id| self.last_words_alone(id)).map(Step::ToArbiter);
-        ends.chain(last_words)
+        let reaps = self.procs.keys().copied().filter(|&id| self.reap_alone(id)).map(Step::Reap);
+        ends.chain(last_words).chain(reaps)
+    }
+
+    /// Whether reaping worker `id` is independent of every step that can come first: it is dead
+    /// with nothing left in its pipe, and the arbiter has SIGKILLed it (nothing it said or says
+    /// changes anything but a dispatch's books; it holds no deadline and counts for no target and
+    /// no boot), with no dispatch of it to settle and no exit code that halts the server.
+    fn reap_alone(&self, id: WorkerId) -> bool {
+        use herd_protocol::arbiter::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+        let killed = self.arb.arbiter.workers().get(&id).is_some_and(|w| {
+            w.life == Life::Killed && !matches!(w.accepting, herd_protocol::arbiter::Accepting::Dispatched(_))
+        });
+        killed
+            && self.procs.get(&id).is_some_and(|p| {
+                p.dead
+                    && p.to_arbiter.is_empty()
+                    && !matches!(p.status, Some(ExitStatus::Code(WORKER_BOOT_ERROR | APP_LOAD_ERROR)))
+            })
     }
 
     /// Whether the arbiter's reading of the next packet of worker `id` is independent of every
     /// step that can come first: the worker is dead (the arbiter does not know it yet) and was
     /// asked to go (not active: no choice by id order falls on it, nothing is dispatched to it),
-    /// and the packet holds only `BYE` and `ACCEPT` frames. Not `ALIVE`: whether the worker had
-    /// booted races with its kill deadline, to which time may pass first; not `ACCEPTED`: it
+    /// and the packet holds only `BYE` and `ACCEPT` frames, or `ALIVE` too once the arbiter has
+    /// SIGKILLed it (the arbiter and its monitor ignore all of these from a killed worker). Not
+    /// `ALIVE` before that: whether the worker had booted races with its kill deadline, to which
+    /// time may pass first (the check fails it); not `ACCEPTED`: it
     /// settles the dispatch books a readiness report reads (the check fails it). `EMPTY` settles
     /// the same books and is left out with it, though no checked bound fails it.
     fn last_words_alone(&self, id: WorkerId) -> bool {
-        let asked_to_go = self.arb.arbiter.workers().get(&id).is_some_and(|w| w.life != Life::Active);
+        let life = self.arb.arbiter.workers().get(&id).map(|w| w.life);
+        let asked_to_go = life.is_some_and(|l| l != Life::Active);
+        let killed = life == Some(Life::Killed);
         asked_to_go
             && self.procs.get(&id).is_some_and(|p| {
                 let packet = p
@@ -72,7 +97,11 @@ impl State {
                     .map_or(&[][..], |end| &p.to_arbiter[..=end]);
                 p.dead
                     && !packet.is_empty()
-                    && packet.iter().all(|(m, _)| matches!(m, WorkerMsg::Bye { .. } | WorkerMsg::Accept))
+                    && packet.iter().all(|(m, _)| match m {
+                        WorkerMsg::Bye { .. } | WorkerMsg::Accept => true,
+                        WorkerMsg::Alive { .. } => killed,
+                        WorkerMsg::Accepted { .. } | WorkerMsg::Empty { .. } => false,
+                    })
             })
     }
 
@@ -94,12 +123,13 @@ impl State {
     }
 
     /// What every step taken alone lowers (in this order: a request's end may leave its worker
-    /// dead with frames unread), and nothing takes below zero: the requests under way, then the
-    /// frames in dead workers' pipes.
-    fn pending(&self) -> (usize, usize) {
+    /// dead with frames unread, and a reap comes after the last frame), and nothing takes below
+    /// zero: the requests under way, then the frames in dead workers' pipes, then the dead workers.
+    fn pending(&self) -> (usize, usize, usize) {
         let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count();
         let last_words = self.procs.values().filter(|p| p.dead).map(|p| p.to_arbiter.len()).sum();
-        (serving, last_words)
+        let dead = self.procs.values().filter(|p| p.dead).count();
+        (serving, last_words, dead)
     }
 }
 
