@@ -30,10 +30,12 @@ use std::time::Duration;
 
 mod graph;
 mod partial_order;
+mod readiness;
 mod search;
 mod symmetry;
 
 pub use partial_order::check_partial_order;
+pub use readiness::check_readiness;
 pub use search::explore;
 pub use symmetry::{check_symmetry, replay};
 

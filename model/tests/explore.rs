@@ -229,3 +229,23 @@ fn partial_order_changes_no_verdict_and_no_final_state() {
         eprintln!("{:?}: {} states reduced, {} in full", b.mode, reduced.states, full.states);
     }
 }
+
+/// The readiness rule is sound where it is checked: at every state of these unreduced searches
+/// with nothing queued, owing a readiness report adds the report, which changes nothing, and
+/// changes no other step.
+#[test]
+fn a_report_owed_on_an_empty_listener_changes_nothing() {
+    for b in [
+        bounds(AcceptMode::Signaled, 3, 2, 1),
+        kinds(bounds(AcceptMode::Signaled, 3, 1, 2), &["hup", "abandon", "kill"]),
+        // (Not shared mode: the arbiter never watches the listener, so no report is owed.)
+        kinds(bounds(AcceptMode::Signaled, 2, 2, 1), &["ttou", "term"]),
+        bounds(AcceptMode::Auto, 2, 2, 1),
+        async_bounds(AcceptMode::Signaled, 1),
+    ] {
+        let (n, applied) =
+            herd_model::explore::check_readiness(&b, 15_000).unwrap_or_else(|e| panic!("{b:?}: {e}"));
+        eprintln!("{:?} {} workers: {n} states checked, the rule applies at {applied}", b.mode, b.workers);
+        assert!(applied >= 100, "{b:?}: the rule applies at only {applied} of {n} states");
+    }
+}
