@@ -286,7 +286,7 @@ impl State {
             partial_order: b.partial_order,
         };
         s.arbiter_actions(actions).expect("start breaks nothing");
-        s.ready_pending &= s.queue > 0;
+        s.drop_empty_report();
         s.canonical_ids();
         s
     }
@@ -297,6 +297,20 @@ impl State {
             || (self.to_arrive == 0
                 && self.queue == 0
                 && self.procs.values().all(|p| p.os != Some(Os::Serving) || p.dead))
+    }
+
+    /// Whether the arbiter watches the listener (a readiness report can reach it).
+    fn watched(&self) -> bool {
+        self.arb.arbiter.dispatcher().books().first().is_some_and(|b| b.watched)
+    }
+
+    /// A readiness report with nothing queued says nothing (epoll reports nothing): a report
+    /// owed on an empty listener is no report, and the state is the one without it
+    /// ([`check_readiness`] checks that this drops only a step that changes nothing).
+    fn drop_empty_report(&mut self) {
+        if self.queue == 0 {
+            self.ready_pending = false;
+        }
     }
 
     fn mode(&self) -> AcceptMode {
@@ -311,8 +325,7 @@ impl State {
         if self.to_arrive > 0 {
             steps.push(Step::Arrive);
         }
-        let watched = self.arb.arbiter.dispatcher().books().first().is_some_and(|b| b.watched);
-        if watched && self.ready_pending {
+        if self.watched() && self.ready_pending {
             steps.push(Step::Ready);
         }
         for (&id, p) in &self.procs {
@@ -475,11 +488,7 @@ impl State {
                 self.spare_wakeups += 1;
             }
         }
-        // A readiness report with nothing queued says nothing (epoll reports nothing): a report
-        // owed on an empty listener is no report, and the state is the one without it.
-        if self.queue == 0 {
-            self.ready_pending = false;
-        }
+        self.drop_empty_report();
         let serving = self.procs.values().filter(|p| !p.dead && p.os == Some(Os::Serving)).count() as u32
             + self.procs.values().filter(|p| !p.dead).map(|p| p.conns).sum::<u32>();
         if self.arrived != self.served + self.queue + serving + self.lost_with_worker + self.abandoned {

@@ -29,7 +29,7 @@
 //! there). The tests compare the reduced search's verdicts and final states with the unreduced
 //! search's; docs/model.md, "Partial-order reduction", gives the measures.
 
-use super::search::{fingerprint, successor};
+use super::search::{fingerprint, successor, walk_unreduced};
 use super::*;
 
 impl State {
@@ -63,10 +63,13 @@ impl State {
     /// changes anything but a dispatch's books; it holds no deadline and counts for no target and
     /// no boot), with no dispatch of it to settle and no exit code that halts the server.
     fn reap_alone(&self, id: WorkerId) -> bool {
-        use herd_protocol::arbiter::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
-        let killed = self.arb.arbiter.workers().get(&id).is_some_and(|w| {
-            w.life == Life::Killed && !matches!(w.accepting, herd_protocol::arbiter::Accepting::Dispatched(_))
-        });
+        use herd_protocol::arbiter::{APP_LOAD_ERROR, Accepting, WORKER_BOOT_ERROR};
+        let killed = self
+            .arb
+            .arbiter
+            .workers()
+            .get(&id)
+            .is_some_and(|w| w.life == Life::Killed && !matches!(w.accepting, Accepting::Dispatched(_)));
         killed
             && self.procs.get(&id).is_some_and(|p| {
                 p.dead
@@ -147,18 +150,8 @@ impl State {
 /// Returns the number of states checked and how many of them the reduction applies to, or what
 /// failed and where.
 pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usize), String> {
-    let full = Bounds { symmetry: false, partial_order: false, ..bounds.clone() };
-    let init = State::initial(&full);
-    let mut seen = search::Visited::default();
-    seen.insert(fingerprint(&init), 0);
-    let mut frontier = VecDeque::from([init]);
-    let (mut checked, mut applied) = (0, 0);
-    while let Some(s) = frontier.pop_front() {
-        if checked == limit {
-            break;
-        }
-        checked += 1;
-        let steps = s.enabled();
+    let mut applied = 0;
+    let checked = walk_unreduced(bounds, limit, |checked, s, steps| {
         let alone: Vec<Step> = s.alone().collect();
         if !alone.is_empty() {
             applied += 1;
@@ -169,7 +162,7 @@ pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usiz
             if !steps.contains(&t) {
                 return fail("it is not enabled".into());
             }
-            let Ok(after) = successor(&s, t) else { return fail("it breaks an invariant".into()) };
+            let Ok(after) = successor(s, t) else { return fail("it breaks an invariant".into()) };
             if after.pending() >= s.pending() {
                 return fail("it does not lower what is pending".into());
             }
@@ -177,7 +170,7 @@ pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usiz
                 return fail("it leaves a goal state".into());
             }
             for &u in steps.iter().filter(|&&u| u != t) {
-                let (first, then) = match (successor(&s, u), successor(&after, u)) {
+                let (first, then) = match (successor(s, u), successor(&after, u)) {
                     (Ok(a), Ok(b)) => (a, b),
                     (Err(a), Err(b)) if a.invariant == b.invariant => continue,
                     (a, b) => {
@@ -197,13 +190,7 @@ pub fn check_partial_order(bounds: &Bounds, limit: usize) -> Result<(usize, usiz
                 }
             }
         }
-        for step in steps {
-            if let Ok(t) = successor(&s, step)
-                && seen.insert(fingerprint(&t), 0).is_none()
-            {
-                frontier.push_back(t);
-            }
-        }
-    }
+        Ok(())
+    })?;
     Ok((checked, applied))
 }

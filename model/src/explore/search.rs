@@ -41,6 +41,45 @@ pub(super) fn successor(s: &State, step: Step) -> Result<State, Violation> {
     applied.map(|()| t)
 }
 
+/// Where `step` leads from `s`, as the search sees it: the successor's fingerprint, or the
+/// invariant it breaks.
+pub(super) fn outcome(s: &State, step: Step) -> Result<u64, Invariant> {
+    successor(s, step).map(|t| fingerprint(&t)).map_err(|v| v.invariant)
+}
+
+/// Walks the first `limit` states of the unreduced search within `bounds` (breadth-first, no
+/// symmetry or partial-order reduction, so workers keep their names and every enabled step is
+/// taken), handing each to `check` with its number from 1; the reductions' checks are written on
+/// it. Returns the number of states checked, or the first failure.
+pub(super) fn walk_unreduced(
+    bounds: &Bounds,
+    limit: usize,
+    mut check: impl FnMut(usize, &State, &[Step]) -> Result<(), String>,
+) -> Result<usize, String> {
+    let full = Bounds { symmetry: false, partial_order: false, ..bounds.clone() };
+    let init = State::initial(&full);
+    let mut seen = Visited::default();
+    seen.insert(fingerprint(&init), 0);
+    let mut frontier = VecDeque::from([init]);
+    let mut checked = 0;
+    while let Some(s) = frontier.pop_front() {
+        if checked == limit {
+            break;
+        }
+        checked += 1;
+        let steps = s.enabled();
+        check(checked, &s, &steps)?;
+        for step in steps {
+            if let Ok(t) = successor(&s, step)
+                && seen.insert(fingerprint(&t), 0).is_none()
+            {
+                frontier.push_back(t);
+            }
+        }
+    }
+    Ok(checked)
+}
+
 /// The first violation breadth-first, so with a shortest trace: `None` if there is none within
 /// `limit` states.
 fn shortest_violation(bounds: &Bounds, limit: usize) -> Option<(Violation, Vec<Step>)> {

@@ -5,7 +5,7 @@
 //! step for step — the condition under which exploring canonical states alone finds every
 //! violation and every stuck state the full search finds.
 
-use super::search::{fingerprint, successor};
+use super::search::{outcome, successor, walk_unreduced};
 use super::*;
 
 impl State {
@@ -63,29 +63,13 @@ impl State {
     }
 }
 
-/// Where `step` leads from `s`, as the search sees it: the successor's fingerprint, or the
-/// invariant it breaks.
-fn outcome(s: &State, step: Step) -> Result<u64, Invariant> {
-    successor(s, step).map(|t| fingerprint(&t)).map_err(|v| v.invariant)
-}
-
 /// Checks the symmetry reduction on the first `limit` states of the unreduced search within
 /// `bounds` (breadth-first): for each, the state named canonically must lead, over all its
 /// enabled steps, to the same canonical states (as a multiset) as the state does, and to the
 /// same violations.
 /// Returns the number of states checked, or what differed and where.
 pub fn check_symmetry(bounds: &Bounds, limit: usize) -> Result<usize, String> {
-    let full = Bounds { symmetry: false, ..bounds.clone() };
-    let init = State::initial(&full);
-    let mut seen = search::Visited::default();
-    seen.insert(fingerprint(&init), 0);
-    let mut frontier = VecDeque::from([init]);
-    let mut checked = 0;
-    while let Some(s) = frontier.pop_front() {
-        if checked == limit {
-            break;
-        }
-        checked += 1;
+    walk_unreduced(bounds, limit, |checked, s, _| {
         let mut named = s.clone();
         named.symmetry = true;
         let mut canonical = named.clone();
@@ -101,15 +85,8 @@ pub fn check_symmetry(bounds: &Bounds, limit: usize) -> Result<usize, String> {
                 from_state, from_canonical
             ));
         }
-        for step in s.enabled() {
-            if let Ok(t) = successor(&s, step)
-                && seen.insert(fingerprint(&t), 0).is_none()
-            {
-                frontier.push_back(t);
-            }
-        }
-    }
-    Ok(checked)
+        Ok(())
+    })
 }
 
 /// A trace found among canonical states, its workers named as they were spawned: each step is
